@@ -1,0 +1,162 @@
+//! The cache: its layout, its keys, and the primitives (locks, temporary files, atomic renames) that keep it
+//! consistent when many launchers share it.
+//!
+//! Layout under `<cache dir>/v1/`:
+//! - `downloads/<sha256>.gem`: verified gem files, content-addressed.
+//! - `store/<abi>/<full name>-<sha256 prefix>/`: one gem installed by RubyGems into its own GEM_HOME, shared by
+//!   every environment that uses it.
+//! - `envs/<key>/boot.rb`: an environment: the closure's activation list; present only when complete.
+//! - `rubies/<identity>.txt`: what a Ruby interpreter reported about itself, so the warm path need not ask.
+//! - `tmp/`, `locks/`, `logs/`: work in progress, lock files, kept build logs.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// Version of the on-disk layout; bumping it gives a fresh tree beside the old one.
+pub const LAYOUT: &str = "v1";
+
+/// A cache rooted at a user-visible directory.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    dir: PathBuf,
+    root: PathBuf,
+}
+
+/// The platform-appropriate default cache directory (`~/.cache/kamal-launcher` on Linux).
+pub fn default_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "kamal-launcher").map(|d| d.cache_dir().to_path_buf())
+}
+
+impl Cache {
+    /// A cache in `dir`; nothing is created until something is written.
+    pub fn new(dir: PathBuf) -> Cache {
+        let root = dir.join(LAYOUT);
+        Cache { dir, root }
+    }
+
+    /// The directory a CI system should save and restore.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where a verified `.gem` with this digest lives.
+    pub fn download(&self, sha256: &[u8; 32]) -> PathBuf {
+        self.root
+            .join("downloads")
+            .join(format!("{}.gem", hex::encode(sha256)))
+    }
+
+    /// Where one installed gem lives for one Ruby ABI.
+    pub fn unit(&self, abi: &str, full_name: &str, sha256: &[u8; 32]) -> PathBuf {
+        self.root
+            .join("store")
+            .join(abi)
+            .join(format!("{full_name}-{}", &hex::encode(sha256)[..16]))
+    }
+
+    /// The directory of the environment with this key.
+    pub fn env(&self, key: &str) -> PathBuf {
+        self.root.join("envs").join(key)
+    }
+
+    /// Where a Ruby's probe result is remembered.
+    pub fn ruby_probe(&self, identity: &str) -> PathBuf {
+        self.root.join("rubies").join(format!("{identity}.txt"))
+    }
+
+    /// Where compact-index info files of one remote are kept.
+    pub fn index(&self, remote_key: &str) -> PathBuf {
+        self.root.join("index").join(remote_key)
+    }
+
+    /// Where kept build logs go.
+    pub fn logs(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+
+    /// A fresh, unique path in the cache's temporary area (same filesystem, so renames are atomic).
+    pub fn temp_path(&self, what: &str) -> Result<PathBuf> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let tmp = self.root.join("tmp");
+        fs::create_dir_all(&tmp).map_err(Error::io("creating the cache directory", &tmp))?;
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        Ok(tmp.join(format!("{what}.{}.{n}", std::process::id())))
+    }
+
+    /// Takes an exclusive lock named `name`, blocking until it is free; released on drop or process death.
+    pub fn lock(&self, name: &str) -> Result<Lock> {
+        let dir = self.root.join("locks");
+        fs::create_dir_all(&dir).map_err(Error::io("creating the cache directory", &dir))?;
+        let path = dir.join(format!("{name}.lock"));
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(Error::io("opening the lock file", &path))?;
+        file.lock().map_err(Error::io("locking", &path))?;
+        Ok(Lock { _file: file })
+    }
+}
+
+/// A held cache lock.
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+/// Writes `bytes` to `path` through a temporary file in the cache, so readers see the old file or the new one.
+pub fn write_atomic(cache: &Cache, path: &Path, bytes: &[u8]) -> Result<()> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(Error::io("creating the cache directory", parent))?;
+    let tmp = cache.temp_path("write")?;
+    let result = (|| {
+        let mut f = File::create(&tmp).map_err(Error::io("creating", &tmp))?;
+        f.write_all(bytes).map_err(Error::io("writing", &tmp))?;
+        fs::rename(&tmp, path).map_err(Error::io("renaming into place", path))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// A short, stable hex key of the given parts.
+pub fn key_of<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update(part.as_bytes());
+        // A separator that cannot occur in names, versions or URLs keeps ("ab","c") apart from ("a","bc").
+        h.update([0u8]);
+    }
+    hex::encode(&h.finalize()[..12])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_stable_and_separated() {
+        assert_eq!(key_of(["a", "bc"]), key_of(["a", "bc"]));
+        assert_ne!(key_of(["ab", "c"]), key_of(["a", "bc"]));
+        assert_eq!(key_of(["x"]).len(), 24);
+    }
+
+    #[test]
+    fn atomic_write_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().to_path_buf());
+        let p = dir.path().join("v1/rubies/x.txt");
+        write_atomic(&cache, &p, b"one").unwrap();
+        write_atomic(&cache, &p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.path().join("v1/tmp")).unwrap().count(), 0);
+    }
+}

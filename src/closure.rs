@@ -1,0 +1,323 @@
+//! Step 3: select the root gem's dependency closure from the lockfile's own graph, one platform variant per
+//! name, exactly as Bundler would materialise it on this machine. Nothing outside the closure is looked at.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::lockfile::{Lockfile, Spec};
+use crate::platform::{self, Platform};
+
+/// One gem of the closure: a locked spec chosen for this platform.
+#[derive(Debug, Clone)]
+pub struct Selected<'a> {
+    /// The lockfile spec.
+    pub spec: &'a Spec,
+    /// Digest recorded in the lockfile's CHECKSUMS, if any.
+    pub sha256: Option<[u8; 32]>,
+    /// Names of this gem's locked runtime dependencies (those present in the closure).
+    pub deps: Vec<&'a str>,
+}
+
+/// The closure of a root gem.
+#[derive(Debug, Clone)]
+pub struct Closure<'a> {
+    /// Gems sorted by name: the stable order used for plans and keys.
+    pub gems: Vec<Selected<'a>>,
+    /// Indexes into `gems`, dependencies before dependents: the order RubyGems must activate them in.
+    pub activation_order: Vec<usize>,
+    /// Index of the root gem in `gems`.
+    pub root: usize,
+}
+
+/// Why a closure could not be selected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClosureError {
+    /// The root gem is not locked at all.
+    RootMissing { root: String },
+    /// A locked spec depends on a name the lockfile does not lock.
+    DependencyMissing {
+        parent: String,
+        dep: String,
+        line: usize,
+    },
+    /// A name is locked only for platforms this machine cannot use.
+    NoVariant {
+        name: String,
+        platforms: Vec<String>,
+        local: String,
+    },
+    /// The locked version does not satisfy a dependent's requirement: the lockfile is inconsistent.
+    Unsatisfied {
+        parent: String,
+        dep: String,
+        requirement: String,
+        locked: String,
+        line: usize,
+    },
+}
+
+impl std::fmt::Display for ClosureError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClosureError::RootMissing { root } => write!(
+                f,
+                "{root} is not locked in this lockfile. Add `gem \"{root}\", require: false` to the Gemfile and run `bundle lock`, or choose another gem with --gem"
+            ),
+            ClosureError::DependencyMissing { parent, dep, line } => write!(
+                f,
+                "line {line}: {parent} depends on {dep}, which the lockfile does not lock; the lockfile is incomplete, run `bundle lock` to repair it"
+            ),
+            ClosureError::NoVariant {
+                name,
+                platforms,
+                local,
+            } => write!(
+                f,
+                "{name} is locked only for {} but this Ruby's platform is {local}; run `bundle lock --add-platform {local}` (or `--add-platform ruby`)",
+                platforms.join(", ")
+            ),
+            ClosureError::Unsatisfied {
+                parent,
+                dep,
+                requirement,
+                locked,
+                line,
+            } => write!(
+                f,
+                "line {line}: {parent} requires {dep} ({requirement}) but {dep} {locked} is locked; the lockfile is inconsistent, run `bundle lock`"
+            ),
+        }
+    }
+}
+
+/// Selects the closure of `root` for `local`, honouring Bundler's `force_ruby_platform`.
+pub fn select<'a>(
+    lock: &'a Lockfile,
+    root: &str,
+    local: &Platform,
+    force_ruby: bool,
+) -> Result<Closure<'a>, ClosureError> {
+    let mut by_name: HashMap<&str, Vec<&Spec>> = HashMap::new();
+    for spec in &lock.specs {
+        by_name.entry(spec.name.as_str()).or_default().push(spec);
+    }
+    let choose = |name: &str| -> Option<Result<&'a Spec, ClosureError>> {
+        let variants = by_name.get(name)?;
+        let platforms: Vec<&str> = variants.iter().map(|s| s.platform.as_str()).collect();
+        Some(
+            match platform::select_variant(&platforms, local, force_ruby) {
+                Some(i) => Ok(variants[i]),
+                None => Err(ClosureError::NoVariant {
+                    name: name.to_string(),
+                    platforms: platforms.iter().map(|p| p.to_string()).collect(),
+                    local: local.to_string(),
+                }),
+            },
+        )
+    };
+
+    let root_spec = choose(root).ok_or_else(|| ClosureError::RootMissing {
+        root: root.to_string(),
+    })??;
+    let mut chosen: BTreeMap<&str, &Spec> = BTreeMap::new();
+    chosen.insert(root_spec.name.as_str(), root_spec);
+    let mut queue = vec![root_spec];
+    while let Some(spec) = queue.pop() {
+        for dep in &spec.dependencies {
+            if chosen.contains_key(dep.name.as_str()) {
+                continue;
+            }
+            let found = match choose(&dep.name) {
+                Some(found) => found?,
+                // Bundler itself is never locked as a spec; it is the tool that wrote the lockfile.
+                None if dep.name == "bundler" => continue,
+                None => {
+                    return Err(ClosureError::DependencyMissing {
+                        parent: spec.full_name(),
+                        dep: dep.name.clone(),
+                        line: dep.line,
+                    });
+                }
+            };
+            chosen.insert(found.name.as_str(), found);
+            queue.push(found);
+        }
+    }
+
+    let names: Vec<&str> = chosen.keys().copied().collect();
+    let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let mut gems = Vec::with_capacity(names.len());
+    for name in &names {
+        let spec = chosen[name];
+        let mut deps = Vec::new();
+        for dep in &spec.dependencies {
+            let Some(locked) = chosen.get(dep.name.as_str()) else {
+                continue;
+            };
+            if !dep.requirement.matches(&locked.version) {
+                return Err(ClosureError::Unsatisfied {
+                    parent: spec.full_name(),
+                    dep: dep.name.clone(),
+                    requirement: dep.requirement.to_string(),
+                    locked: locked.version.to_string(),
+                    line: dep.line,
+                });
+            }
+            deps.push(locked.name.as_str());
+        }
+        gems.push(Selected {
+            spec,
+            sha256: lock
+                .checksum(&spec.name, &spec.version, &spec.platform)
+                .copied(),
+            deps,
+        });
+    }
+
+    let activation_order = topological(&gems, &index);
+    Ok(Closure {
+        root: index[root_spec.name.as_str()],
+        gems,
+        activation_order,
+    })
+}
+
+/// Depth-first post-order: every gem after its dependencies; cycles (legal in RubyGems) are broken arbitrarily
+/// but deterministically.
+fn topological(gems: &[Selected<'_>], index: &HashMap<&str, usize>) -> Vec<usize> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Open,
+        Done,
+    }
+    let mut marks = vec![Mark::New; gems.len()];
+    let mut order = Vec::with_capacity(gems.len());
+    for start in 0..gems.len() {
+        // Explicit stack: (node, next dependency to visit) keeps deep graphs off the call stack.
+        let mut stack = vec![(start, 0usize)];
+        while let Some((node, next)) = stack.pop() {
+            if next == 0 {
+                if marks[node] != Mark::New {
+                    continue;
+                }
+                marks[node] = Mark::Open;
+            }
+            if let Some(dep) = gems[node].deps.get(next) {
+                stack.push((node, next + 1));
+                let d = index[dep];
+                if marks[d] == Mark::New {
+                    stack.push((d, 0));
+                }
+            } else {
+                marks[node] = Mark::Done;
+                order.push(node);
+            }
+        }
+    }
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOCK: &str = "GEM
+  remote: https://rubygems.org/
+  specs:
+    kamal (2.7.0)
+      dep_a (~> 1.0)
+      native
+      bundler (>= 2)
+    dep_a (1.2.0)
+      dep_b (~> 0.3)
+    dep_b (0.3.1)
+    native (1.0.0)
+    native (1.0.0-x86_64-linux-gnu)
+    native (1.0.0-x86_64-linux-musl)
+    native (1.0.0-java)
+    pg (1.5.0)
+    rails (7.2.2.1)
+      actionpack (= 7.2.2.1)
+
+PLATFORMS
+  ruby
+  x86_64-linux
+
+DEPENDENCIES
+  kamal
+  pg
+  rails
+
+CHECKSUMS
+  dep_b (0.3.1) sha256=0101010101010101010101010101010101010101010101010101010101010101
+
+BUNDLED WITH
+   2.5.22
+";
+
+    fn names(c: &Closure<'_>) -> Vec<String> {
+        c.gems.iter().map(|g| g.spec.full_name()).collect()
+    }
+
+    #[test]
+    fn closure_follows_the_graph_only() {
+        let lock = Lockfile::parse(LOCK).unwrap();
+        let local = Platform::parse("x86_64-linux");
+        let c = select(&lock, "kamal", &local, false).unwrap();
+        assert_eq!(
+            names(&c),
+            [
+                "dep_a-1.2.0",
+                "dep_b-0.3.1",
+                "kamal-2.7.0",
+                "native-1.0.0-x86_64-linux-gnu"
+            ]
+        );
+        assert_eq!(c.gems[c.root].spec.name, "kamal");
+        assert_eq!(c.gems[1].sha256, Some([1u8; 32]));
+        assert_eq!(c.gems[0].sha256, None);
+        let order: Vec<&str> = c
+            .activation_order
+            .iter()
+            .map(|&i| c.gems[i].spec.name.as_str())
+            .collect();
+        let pos = |n| order.iter().position(|x| *x == n).unwrap();
+        assert!(pos("dep_b") < pos("dep_a"));
+        assert!(pos("dep_a") < pos("kamal"));
+        assert!(pos("native") < pos("kamal"));
+    }
+
+    #[test]
+    fn platform_variants_and_force_ruby() {
+        let lock = Lockfile::parse(LOCK).unwrap();
+        let musl = Platform::parse("x86_64-linux-musl");
+        let c = select(&lock, "kamal", &musl, false).unwrap();
+        assert!(names(&c).contains(&"native-1.0.0-x86_64-linux-musl".to_string()));
+        let c = select(&lock, "kamal", &Platform::parse("x86_64-linux"), true).unwrap();
+        assert!(names(&c).contains(&"native-1.0.0".to_string()));
+        let c = select(&lock, "kamal", &Platform::parse("arm64-darwin-23"), false).unwrap();
+        assert!(names(&c).contains(&"native-1.0.0".to_string()));
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let lock = Lockfile::parse(LOCK).unwrap();
+        let local = Platform::parse("x86_64-linux");
+        let err = select(&lock, "nope", &local, false).unwrap_err();
+        assert_eq!(
+            err,
+            ClosureError::RootMissing {
+                root: "nope".into()
+            }
+        );
+        let err = select(&lock, "rails", &local, false).unwrap_err();
+        assert!(
+            matches!(&err, ClosureError::DependencyMissing { dep, line: 17, .. } if dep == "actionpack"),
+            "{err:?}"
+        );
+        let bad = LOCK.replace("dep_b (~> 0.3)", "dep_b (~> 0.4)");
+        let lock = Lockfile::parse(&bad).unwrap();
+        let err = select(&lock, "kamal", &local, false).unwrap_err();
+        assert!(err.to_string().contains("requires dep_b (~> 0.4)"), "{err}");
+    }
+}

@@ -1,0 +1,1853 @@
+//! Parser for Bundler's `Gemfile.lock`.
+//!
+//! It accepts what Bundler writes, section by section, and refuses anything
+//! it cannot read with certainty: names, versions and platforms from this file
+//! end up in download URLs and install paths, so a line that is not
+//! understood is an error with its line number, never a guess.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+
+use crate::version::{Requirement, Version, shown};
+
+/// The parsed contents of a `Gemfile.lock`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Lockfile {
+    /// Source blocks (GEM, GIT, PATH, PLUGIN SOURCE) in file order.
+    pub sources: Vec<Source>,
+    /// Every locked gem of every source, in file order.
+    pub specs: Vec<Spec>,
+    /// The PLATFORMS section, as written.
+    pub platforms: Vec<String>,
+    /// The DEPENDENCIES section: the Gemfile's direct dependencies.
+    pub dependencies: Vec<Dependency>,
+    /// CHECKSUMS lines that carry a sha256 digest; entries without one are not stored.
+    pub checksums: Vec<ChecksumEntry>,
+    /// The RUBY VERSION value, e.g. `ruby 3.4.8`.
+    pub ruby_version: Option<String>,
+    /// The BUNDLED WITH value, e.g. `2.6.5`.
+    pub bundled_with: Option<String>,
+}
+
+/// What kind of source a block describes, with its options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A gem server (`GEM`); `remotes` keeps the file order of the `remote:` lines.
+    Gem { remotes: Vec<String> },
+    /// A Git checkout (`GIT`).
+    Git {
+        remote: String,
+        revision: String,
+        branch: Option<String>,
+        tag: Option<String>,
+        reference: Option<String>,
+        submodules: bool,
+        glob: Option<String>,
+    },
+    /// A local directory (`PATH`), relative to the Gemfile.
+    Path { path: String, glob: Option<String> },
+    /// A Bundler plugin source (`PLUGIN SOURCE`); `options` holds every key but `remote` and `type`.
+    Plugin {
+        remote: String,
+        plugin_type: Option<String>,
+        options: Vec<(String, String)>,
+    },
+}
+
+/// One source block of the lockfile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The kind and options of the source.
+    pub kind: SourceKind,
+    /// 1-based line of the block's header.
+    pub line: usize,
+}
+
+impl Source {
+    /// A short human-readable description for messages.
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            SourceKind::Gem { remotes } if remotes.is_empty() => {
+                "gem source without a remote".to_owned()
+            }
+            SourceKind::Gem { remotes } => remotes.join(", "),
+            SourceKind::Git {
+                remote,
+                revision,
+                branch,
+                tag,
+                reference,
+                ..
+            } => {
+                let short: String = revision.chars().take(7).collect();
+                match branch.as_ref().or(tag.as_ref()).or(reference.as_ref()) {
+                    Some(named) => format!("git {remote} (at {named}@{short})"),
+                    None => format!("git {remote} (at {short})"),
+                }
+            }
+            SourceKind::Path { path, .. } => format!("path {path}"),
+            SourceKind::Plugin {
+                remote,
+                plugin_type: Some(kind),
+                ..
+            } => format!("plugin {kind} {remote}"),
+            SourceKind::Plugin { remote, .. } => format!("plugin source {remote}"),
+        }
+    }
+}
+
+/// A locked gem: one name, version and platform from a source's `specs:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    /// The gem name.
+    pub name: String,
+    /// The locked version.
+    pub version: Version,
+    /// The platform suffix, or `ruby` when there is none.
+    pub platform: String,
+    /// Index into [`Lockfile::sources`].
+    pub source: usize,
+    /// The gem's runtime dependencies as listed under it.
+    pub dependencies: Vec<Dependency>,
+    /// 1-based line of the spec.
+    pub line: usize,
+}
+
+impl Spec {
+    /// The RubyGems full name, e.g. `rake-13.0.6` or `nokogiri-1.16.0-x86_64-linux-gnu`.
+    pub fn full_name(&self) -> String {
+        full_name(&self.name, &self.version, &self.platform)
+    }
+}
+
+fn full_name(name: &str, version: &Version, platform: &str) -> String {
+    if platform == RUBY {
+        format!("{name}-{version}")
+    } else {
+        format!("{name}-{version}-{platform}")
+    }
+}
+
+const RUBY: &str = "ruby";
+
+/// A dependency: under a spec, or in the DEPENDENCIES section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    /// The gem name.
+    pub name: String,
+    /// The version constraints; empty means any version.
+    pub requirement: Requirement,
+    /// Whether the line ends in `!` (the Gemfile names a specific source for it).
+    pub pinned: bool,
+    /// 1-based line of the dependency.
+    pub line: usize,
+}
+
+/// A CHECKSUMS entry that carries a sha256 digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChecksumEntry {
+    /// The gem name.
+    pub name: String,
+    /// The version as written.
+    pub version: Version,
+    /// The platform suffix, or `ruby` when there is none.
+    pub platform: String,
+    /// The sha256 digest of the `.gem` file.
+    pub sha256: [u8; 32],
+    /// 1-based line of the entry.
+    pub line: usize,
+}
+
+/// A lockfile that could not be read, with the 1-based line at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {kind}")]
+pub struct ParseError {
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong.
+    pub kind: ParseErrorKind,
+}
+
+/// What is wrong with a lockfile line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseErrorKind {
+    /// The bytes are not UTF-8.
+    #[error(
+        "the file is not valid UTF-8 text; restore Gemfile.lock from version control or regenerate it with `bundle lock`"
+    )]
+    InvalidUtf8,
+    /// A Git conflict marker starts the line.
+    #[error(
+        "Git merge-conflict marker; resolve the merge conflict in Gemfile.lock (or run `bundle lock`)"
+    )]
+    MergeConflict,
+    /// A control character (tab, NUL, stray carriage return…) inside a known section.
+    #[error(
+        "`{}` contains a control character; Bundler writes plain text, so regenerate the file with `bundle lock`",
+        shown(.0)
+    )]
+    ControlCharacter(String),
+    /// The line does not have the shape its section needs.
+    #[error("cannot read `{}`: expected {expected}", shown(text))]
+    Malformed {
+        /// The offending line.
+        text: String,
+        /// What the section allows there.
+        expected: &'static str,
+    },
+    /// A gem name with characters RubyGems does not allow.
+    #[error(
+        "`{}` is not a valid gem name (only ASCII letters, digits, `.`, `_` and `-` are allowed, and it may not start with `.` or `-`)",
+        shown(.0)
+    )]
+    BadName(String),
+    /// A platform suffix with characters RubyGems does not allow.
+    #[error(
+        "`{}` is not a valid platform (expected something like `x86_64-linux-gnu` or `arm64-darwin`)",
+        shown(.0)
+    )]
+    BadPlatform(String),
+    /// A version RubyGems would reject.
+    #[error(
+        "`{}` is not a valid gem version (expected digits separated by dots, like `1.2.3` or `8.0.0.beta1`)",
+        shown(.0)
+    )]
+    BadVersion(String),
+    /// A version requirement RubyGems would reject.
+    #[error(
+        "`{}` is not a valid version requirement (expected e.g. `~> 1.6` or `>= 1.15.7, != 1.16.7`)",
+        shown(.0)
+    )]
+    BadRequirement(String),
+    /// A checksum that is not `algo=value`, or a sha256 that is not 32 bytes in hex or base64.
+    #[error(
+        "`{}` is not a valid checksum (expected `sha256=` and 64 hex digits or 44 base64 characters); remove it and run `bundle lock` to record it again",
+        shown(.0)
+    )]
+    BadChecksum(String),
+    /// Two different sha256 digests for the same gem.
+    #[error(
+        "`{full_name}` already has a different sha256 checksum on line {first_line}; remove the wrong one and run `bundle lock`"
+    )]
+    ConflictingChecksum {
+        /// The gem's full name.
+        full_name: String,
+        /// Where the first digest is.
+        first_line: usize,
+    },
+    /// A gem entry (4 spaces) that is not inside a source's `specs:` list.
+    #[error(
+        "a gem entry (4-space indent) must come after `  specs:` inside a GEM, GIT, PATH or PLUGIN SOURCE section"
+    )]
+    SpecOutsideSource,
+    /// A dependency (6 spaces) with no gem entry above it.
+    #[error(
+        "a dependency (6-space indent) must follow the gem entry (4-space indent) it belongs to"
+    )]
+    DependencyBeforeSpec,
+    /// A source option after `  specs:`.
+    #[error("source options such as `remote:` must come before `  specs:` in their section")]
+    OptionAfterSpecs,
+    /// `  specs:` twice in one source.
+    #[error("`  specs:` appears twice in one source section")]
+    DuplicateSpecsLine,
+    /// A source block without a required option.
+    #[error("the {section} section starting here has no `{key}:` line before `  specs:`")]
+    MissingOption {
+        /// The section header.
+        section: &'static str,
+        /// The missing key.
+        key: &'static str,
+    },
+    /// A single-valued option given twice.
+    #[error("`{key}:` is given twice in this {section} section")]
+    DuplicateOption {
+        /// The section header.
+        section: &'static str,
+        /// The repeated key.
+        key: String,
+    },
+    /// A source block that never opens its `specs:` list.
+    #[error(
+        "the {section} section starting here has no `  specs:` line; the file looks truncated, regenerate it with `bundle lock`"
+    )]
+    MissingSpecs {
+        /// The section header.
+        section: &'static str,
+    },
+    /// The same gem, version and platform locked twice.
+    #[error(
+        "`{full_name}` is already locked on line {first_line}; remove the duplicate or run `bundle lock`"
+    )]
+    DuplicateSpec {
+        /// The gem's full name.
+        full_name: String,
+        /// Where it first appears.
+        first_line: usize,
+    },
+    /// The same gem listed twice under DEPENDENCIES.
+    #[error(
+        "`{name}` is already listed under DEPENDENCIES on line {first_line}; remove the duplicate or run `bundle lock`"
+    )]
+    DuplicateDependency {
+        /// The gem name.
+        name: String,
+        /// Where it first appears.
+        first_line: usize,
+    },
+    /// RUBY VERSION or BUNDLED WITH given more than one value.
+    #[error("{section} already has a value; keep only one")]
+    DuplicateValue {
+        /// The section header.
+        section: &'static str,
+    },
+}
+
+impl Lockfile {
+    /// Parses lockfile text.
+    pub fn parse(text: &str) -> Result<Lockfile, ParseError> {
+        Parser::default().run(text)
+    }
+
+    /// Parses raw bytes, reporting invalid UTF-8 with its line number.
+    pub fn parse_bytes(bytes: &[u8]) -> Result<Lockfile, ParseError> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Lockfile::parse(text),
+            Err(e) => {
+                let before = &bytes[..e.valid_up_to()];
+                Err(ParseError {
+                    line: before.iter().filter(|&&b| b == b'\n').count() + 1,
+                    kind: ParseErrorKind::InvalidUtf8,
+                })
+            }
+        }
+    }
+
+    /// The recorded sha256 of a gem; the version must be written exactly as
+    /// locked, since Bundler keys checksums by the full name's text.
+    pub fn checksum(&self, name: &str, version: &Version, platform: &str) -> Option<&[u8; 32]> {
+        self.checksums
+            .iter()
+            .find(|c| {
+                c.name == name && c.version.as_str() == version.as_str() && c.platform == platform
+            })
+            .map(|c| &c.sha256)
+    }
+
+    /// Every locked variant (version and platform) of the named gem.
+    #[cfg(test)]
+    pub fn specs_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Spec> {
+        self.specs.iter().filter(move |s| s.name == name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SourceHeader {
+    Gem,
+    Git,
+    Path,
+    Plugin,
+}
+
+impl SourceHeader {
+    fn title(self) -> &'static str {
+        match self {
+            SourceHeader::Gem => "GEM",
+            SourceHeader::Git => "GIT",
+            SourceHeader::Path => "PATH",
+            SourceHeader::Plugin => "PLUGIN SOURCE",
+        }
+    }
+}
+
+/// A source block being read; it becomes a [`Source`] at `  specs:`.
+struct OpenSource {
+    header: SourceHeader,
+    line: usize,
+    options: Vec<(String, String, usize)>,
+    index: Option<usize>,
+    current_spec: Option<usize>,
+}
+
+enum Section {
+    /// Before the first header, or inside a section this parser does not
+    /// know; Bundler skips those, so newer lockfiles still load.
+    Ignored,
+    Source(OpenSource),
+    Platforms,
+    Dependencies,
+    Checksums,
+    RubyVersion,
+    BundledWith,
+}
+
+#[derive(Default)]
+struct Parser {
+    out: Lockfile,
+    spec_lines: HashMap<String, usize>,
+    dependency_lines: HashMap<String, usize>,
+    checksum_at: HashMap<String, usize>,
+}
+
+const EXPECT_INDENT: &str = "an entry indented by 2, 4 or 6 spaces";
+const EXPECT_OPTION: &str = "a source option like `  remote: https://rubygems.org/`, or `  specs:`";
+const EXPECT_SPEC: &str =
+    "a gem entry like `    rake (13.0.6)` or `    nokogiri (1.16.0-x86_64-linux)`";
+const EXPECT_SPEC_DEPENDENCY: &str = "a dependency like `      rack (>= 2.2.4, < 4)`";
+const EXPECT_DEPENDENCY: &str = "a dependency like `  rails (~> 8.0)` or `  rails!`";
+const EXPECT_CHECKSUM: &str = "a checksum entry like `  rake (13.0.6) sha256=<64 hex digits>`";
+const EXPECT_PLATFORM: &str = "a platform like `  x86_64-linux`";
+const EXPECT_VALUE: &str = "a single value indented by 2 or 3 spaces, like `   2.6.5`";
+const EXPECT_SUBMODULES: &str = "`  submodules: true` or `  submodules: false`";
+const EXPECT_REVISION: &str = "a Git commit id like `  revision: 1a2b3c4…` (hexadecimal)";
+
+/// Ruby's `\s`, which is what Bundler uses to tell headers from entries.
+fn is_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r')
+}
+
+fn is_conflict_marker(line: &str) -> bool {
+    ["<<<<<<<", "=======", ">>>>>>>", "|||||||"]
+        .iter()
+        .any(|m| line.starts_with(m))
+}
+
+impl Parser {
+    fn run(mut self, text: &str) -> Result<Lockfile, ParseError> {
+        // A byte-order mark would turn the first header into an unknown
+        // section and silently hide it.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut section = Section::Ignored;
+        for (index, raw) in text.split('\n').enumerate() {
+            let line_no = index + 1;
+            let at = |kind| ParseError {
+                line: line_no,
+                kind,
+            };
+            let line = raw.strip_suffix('\r').unwrap_or(raw);
+            if is_conflict_marker(line) {
+                return Err(at(ParseErrorKind::MergeConflict));
+            }
+            // Trailing blanks are invisible in editors; they must not change meaning.
+            let line = line.trim_end_matches([' ', '\t']);
+            if line.chars().all(is_space) {
+                continue;
+            }
+            if !line.starts_with(is_space) {
+                close(section)?;
+                section = match line {
+                    "GEM" => open(SourceHeader::Gem, line_no),
+                    "GIT" => open(SourceHeader::Git, line_no),
+                    "PATH" => open(SourceHeader::Path, line_no),
+                    "PLUGIN SOURCE" => open(SourceHeader::Plugin, line_no),
+                    "PLATFORMS" => Section::Platforms,
+                    "DEPENDENCIES" => Section::Dependencies,
+                    "CHECKSUMS" => Section::Checksums,
+                    "RUBY VERSION" => Section::RubyVersion,
+                    "BUNDLED WITH" => Section::BundledWith,
+                    _ => Section::Ignored,
+                };
+                continue;
+            }
+            if matches!(section, Section::Ignored) {
+                continue;
+            }
+            if line.chars().any(char::is_control) {
+                return Err(at(ParseErrorKind::ControlCharacter(line.to_owned())));
+            }
+            let indent = line.len() - line.trim_start_matches(' ').len();
+            let content = &line[indent..];
+            if content.starts_with(is_space) {
+                return Err(at(malformed(line, EXPECT_INDENT)));
+            }
+            self.entry(&mut section, line_no, line, indent, content)?;
+        }
+        close(section)?;
+        Ok(self.out)
+    }
+
+    fn entry(
+        &mut self,
+        section: &mut Section,
+        line_no: usize,
+        line: &str,
+        indent: usize,
+        content: &str,
+    ) -> Result<(), ParseError> {
+        let at = |kind| ParseError {
+            line: line_no,
+            kind,
+        };
+        match section {
+            Section::Ignored => Ok(()),
+            Section::Source(open) => self.source_entry(open, line_no, line, indent, content),
+            Section::Platforms => {
+                if indent != 2 {
+                    return Err(at(malformed(line, EXPECT_PLATFORM)));
+                }
+                if !is_valid_platform(content) {
+                    return Err(at(ParseErrorKind::BadPlatform(content.to_owned())));
+                }
+                self.out.platforms.push(content.to_owned());
+                Ok(())
+            }
+            Section::Dependencies => {
+                if indent != 2 {
+                    return Err(at(malformed(line, EXPECT_DEPENDENCY)));
+                }
+                let item = Item::split(line, content, EXPECT_DEPENDENCY).map_err(at)?;
+                if item.trailer.is_some() {
+                    return Err(at(malformed(line, EXPECT_DEPENDENCY)));
+                }
+                let dependency = item.dependency(line_no).map_err(at)?;
+                if let Some(&first_line) = self.dependency_lines.get(&dependency.name) {
+                    return Err(at(ParseErrorKind::DuplicateDependency {
+                        name: dependency.name,
+                        first_line,
+                    }));
+                }
+                self.dependency_lines
+                    .insert(dependency.name.clone(), line_no);
+                self.out.dependencies.push(dependency);
+                Ok(())
+            }
+            Section::Checksums => {
+                if indent != 2 {
+                    return Err(at(malformed(line, EXPECT_CHECKSUM)));
+                }
+                self.checksum_entry(line_no, line, content).map_err(at)
+            }
+            Section::RubyVersion | Section::BundledWith => {
+                let (slot, title) = if matches!(section, Section::RubyVersion) {
+                    (&mut self.out.ruby_version, "RUBY VERSION")
+                } else {
+                    (&mut self.out.bundled_with, "BUNDLED WITH")
+                };
+                if indent != 2 && indent != 3 {
+                    return Err(at(malformed(line, EXPECT_VALUE)));
+                }
+                if slot.is_some() {
+                    return Err(at(ParseErrorKind::DuplicateValue { section: title }));
+                }
+                if title == "BUNDLED WITH" && Version::parse(content).is_err() {
+                    return Err(at(ParseErrorKind::BadVersion(content.to_owned())));
+                }
+                *slot = Some(content.to_owned());
+                Ok(())
+            }
+        }
+    }
+
+    fn source_entry(
+        &mut self,
+        open: &mut OpenSource,
+        line_no: usize,
+        line: &str,
+        indent: usize,
+        content: &str,
+    ) -> Result<(), ParseError> {
+        let at = |kind| ParseError {
+            line: line_no,
+            kind,
+        };
+        match indent {
+            2 if content == "specs:" => {
+                if open.index.is_some() {
+                    return Err(at(ParseErrorKind::DuplicateSpecsLine));
+                }
+                let kind = build_source(open)?;
+                open.index = Some(self.out.sources.len());
+                self.out.sources.push(Source {
+                    kind,
+                    line: open.line,
+                });
+                Ok(())
+            }
+            2 => {
+                let (key, value) =
+                    split_option(content).ok_or_else(|| at(malformed(line, EXPECT_OPTION)))?;
+                if open.index.is_some() {
+                    return Err(at(ParseErrorKind::OptionAfterSpecs));
+                }
+                open.options
+                    .push((key.to_owned(), value.to_owned(), line_no));
+                Ok(())
+            }
+            4 => {
+                let source = open
+                    .index
+                    .ok_or_else(|| at(ParseErrorKind::SpecOutsideSource))?;
+                let spec = spec_entry(line, content, source, line_no).map_err(at)?;
+                let full = spec.full_name();
+                if let Some(&first_line) = self.spec_lines.get(&full) {
+                    return Err(at(ParseErrorKind::DuplicateSpec {
+                        full_name: full,
+                        first_line,
+                    }));
+                }
+                self.spec_lines.insert(full, line_no);
+                open.current_spec = Some(self.out.specs.len());
+                self.out.specs.push(spec);
+                Ok(())
+            }
+            6 => {
+                let spec = open
+                    .current_spec
+                    .ok_or_else(|| at(ParseErrorKind::DependencyBeforeSpec))?;
+                let item = Item::split(line, content, EXPECT_SPEC_DEPENDENCY).map_err(at)?;
+                if item.pinned || item.trailer.is_some() {
+                    return Err(at(malformed(line, EXPECT_SPEC_DEPENDENCY)));
+                }
+                let dependency = item.dependency(line_no).map_err(at)?;
+                self.out.specs[spec].dependencies.push(dependency);
+                Ok(())
+            }
+            _ => Err(at(malformed(line, EXPECT_INDENT))),
+        }
+    }
+
+    fn checksum_entry(
+        &mut self,
+        line_no: usize,
+        line: &str,
+        content: &str,
+    ) -> Result<(), ParseErrorKind> {
+        let item = Item::split(line, content, EXPECT_CHECKSUM)?;
+        let paren = item.paren.ok_or_else(|| malformed(line, EXPECT_CHECKSUM))?;
+        if item.pinned {
+            return Err(malformed(line, EXPECT_CHECKSUM));
+        }
+        let (version, platform) = version_and_platform(paren)?;
+        let Some(trailer) = item.trailer else {
+            // Git and path gems are listed without a digest; nothing to verify.
+            return Ok(());
+        };
+        let Some(sha256) = sha256_of(trailer)? else {
+            return Ok(());
+        };
+        let full = full_name(item.name, &version, &platform);
+        if let Some(&existing) = self.checksum_at.get(&full) {
+            let first = &self.out.checksums[existing];
+            if first.sha256 == sha256 {
+                return Ok(());
+            }
+            return Err(ParseErrorKind::ConflictingChecksum {
+                full_name: full,
+                first_line: first.line,
+            });
+        }
+        self.checksum_at.insert(full, self.out.checksums.len());
+        self.out.checksums.push(ChecksumEntry {
+            name: item.name.to_owned(),
+            version,
+            platform,
+            sha256,
+            line: line_no,
+        });
+        Ok(())
+    }
+}
+
+fn open(header: SourceHeader, line: usize) -> Section {
+    Section::Source(OpenSource {
+        header,
+        line,
+        options: Vec::new(),
+        index: None,
+        current_spec: None,
+    })
+}
+
+/// Ends a section; a source block that never reached `  specs:` is an error
+/// because Bundler always writes that line, so its absence means a cut-off file.
+fn close(section: Section) -> Result<(), ParseError> {
+    match section {
+        Section::Source(open) if open.index.is_none() => Err(ParseError {
+            line: open.line,
+            kind: ParseErrorKind::MissingSpecs {
+                section: open.header.title(),
+            },
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn malformed(line: &str, expected: &'static str) -> ParseErrorKind {
+    ParseErrorKind::Malformed {
+        text: line.to_owned(),
+        expected,
+    }
+}
+
+/// `key: value` with an alphabetic key, the shape Bundler writes options in.
+fn split_option(content: &str) -> Option<(&str, &str)> {
+    let (key, value) = content.split_once(':')?;
+    let value = value.strip_prefix(' ')?;
+    let key_ok = !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphabetic());
+    (key_ok && !value.is_empty()).then_some((key, value))
+}
+
+/// Turns the collected options into a source, checking what each kind needs.
+fn build_source(open: &OpenSource) -> Result<SourceKind, ParseError> {
+    let section = open.header.title();
+    let missing = |key| ParseError {
+        line: open.line,
+        kind: ParseErrorKind::MissingOption { section, key },
+    };
+    // Only GEM's `remote:` may repeat; elsewhere a second value would make
+    // the source ambiguous.
+    let single = |key: &'static str| -> Result<Option<(&str, usize)>, ParseError> {
+        let mut found = None;
+        for (k, v, line) in &open.options {
+            if k == key {
+                if found.is_some() {
+                    return Err(ParseError {
+                        line: *line,
+                        kind: ParseErrorKind::DuplicateOption {
+                            section,
+                            key: k.clone(),
+                        },
+                    });
+                }
+                found = Some((v.as_str(), *line));
+            }
+        }
+        Ok(found)
+    };
+    let owned = |found: Option<(&str, usize)>| found.map(|(v, _)| v.to_owned());
+    Ok(match open.header {
+        SourceHeader::Gem => SourceKind::Gem {
+            remotes: open
+                .options
+                .iter()
+                .filter(|(k, _, _)| k == "remote")
+                .map(|(_, v, _)| v.clone())
+                .collect(),
+        },
+        SourceHeader::Git => {
+            let remote = single("remote")?.ok_or_else(|| missing("remote"))?.0;
+            let (revision, revision_line) =
+                single("revision")?.ok_or_else(|| missing("revision"))?;
+            let revision_ok = (4..=64).contains(&revision.len())
+                && revision.bytes().all(|b| b.is_ascii_hexdigit());
+            if !revision_ok {
+                return Err(ParseError {
+                    line: revision_line,
+                    kind: malformed(revision, EXPECT_REVISION),
+                });
+            }
+            let submodules = match single("submodules")? {
+                None | Some(("false", _)) => false,
+                Some(("true", _)) => true,
+                Some((other, line)) => {
+                    return Err(ParseError {
+                        line,
+                        kind: malformed(other, EXPECT_SUBMODULES),
+                    });
+                }
+            };
+            SourceKind::Git {
+                remote: remote.to_owned(),
+                revision: revision.to_owned(),
+                branch: owned(single("branch")?),
+                tag: owned(single("tag")?),
+                reference: owned(single("ref")?),
+                submodules,
+                glob: owned(single("glob")?),
+            }
+        }
+        SourceHeader::Path => SourceKind::Path {
+            path: single("remote")?
+                .ok_or_else(|| missing("remote"))?
+                .0
+                .to_owned(),
+            glob: owned(single("glob")?),
+        },
+        SourceHeader::Plugin => SourceKind::Plugin {
+            remote: single("remote")?
+                .ok_or_else(|| missing("remote"))?
+                .0
+                .to_owned(),
+            plugin_type: owned(single("type")?),
+            options: open
+                .options
+                .iter()
+                .filter(|(k, _, _)| k != "remote" && k != "type")
+                .map(|(k, v, _)| (k.clone(), v.clone()))
+                .collect(),
+        },
+    })
+}
+
+/// The parts of `name (paren)! trailer`, the one entry shape Bundler uses for
+/// specs, dependencies and checksums alike.
+struct Item<'a> {
+    name: &'a str,
+    paren: Option<&'a str>,
+    pinned: bool,
+    trailer: Option<&'a str>,
+}
+
+impl<'a> Item<'a> {
+    fn split(
+        line: &str,
+        content: &'a str,
+        expected: &'static str,
+    ) -> Result<Item<'a>, ParseErrorKind> {
+        let bad = || malformed(line, expected);
+        let (name, paren, after) = match content.split_once(" (") {
+            Some((name, rest)) => {
+                let (paren, after) = rest.split_once(')').ok_or_else(bad)?;
+                (name, Some(paren), after)
+            }
+            None if content.contains(' ') => return Err(bad()),
+            None => match content.strip_suffix('!') {
+                Some(name) => (name, None, "!"),
+                None => (content, None, ""),
+            },
+        };
+        let (pinned, after) = match after.strip_prefix('!') {
+            Some(after) => (true, after),
+            None => (false, after),
+        };
+        let trailer = match after {
+            "" => None,
+            _ => {
+                let trailer = after.strip_prefix(' ').ok_or_else(bad)?;
+                if trailer.is_empty() || trailer.contains(' ') {
+                    return Err(bad());
+                }
+                Some(trailer)
+            }
+        };
+        if name.contains(' ') {
+            return Err(bad());
+        }
+        if !is_valid_name(name) {
+            return Err(ParseErrorKind::BadName(name.to_owned()));
+        }
+        Ok(Item {
+            name,
+            paren,
+            pinned,
+            trailer,
+        })
+    }
+
+    fn dependency(&self, line: usize) -> Result<Dependency, ParseErrorKind> {
+        let requirement = match self.paren {
+            None => Requirement::default(),
+            Some(text) => Requirement::parse(text)
+                .map_err(|_| ParseErrorKind::BadRequirement(text.to_owned()))?,
+        };
+        Ok(Dependency {
+            name: self.name.to_owned(),
+            requirement,
+            pinned: self.pinned,
+            line,
+        })
+    }
+}
+
+fn spec_entry(
+    line: &str,
+    content: &str,
+    source: usize,
+    line_no: usize,
+) -> Result<Spec, ParseErrorKind> {
+    let item = Item::split(line, content, EXPECT_SPEC)?;
+    let paren = item.paren.ok_or_else(|| malformed(line, EXPECT_SPEC))?;
+    if item.pinned || item.trailer.is_some() {
+        return Err(malformed(line, EXPECT_SPEC));
+    }
+    let (version, platform) = version_and_platform(paren)?;
+    Ok(Spec {
+        name: item.name.to_owned(),
+        version,
+        platform,
+        source,
+        dependencies: Vec::new(),
+        line: line_no,
+    })
+}
+
+/// Splits `1.16.0-x86_64-linux-gnu` at the first `-`: versions as Bundler
+/// writes them never contain one, platforms often do.
+fn version_and_platform(paren: &str) -> Result<(Version, String), ParseErrorKind> {
+    let (version, platform) = match paren.split_once('-') {
+        Some((version, platform)) => (version, platform),
+        None => (paren, RUBY),
+    };
+    let version =
+        Version::parse(version).map_err(|_| ParseErrorKind::BadVersion(version.to_owned()))?;
+    if !is_valid_platform(platform) {
+        return Err(ParseErrorKind::BadPlatform(platform.to_owned()));
+    }
+    Ok((version, platform.to_owned()))
+}
+
+/// RubyGems' name pattern `[A-Za-z0-9._-]+`, minus a leading `.` or `-` so a
+/// name can be neither `.`/`..` nor look like a command-line flag. A leading
+/// `_` is allowed: RubyGems' policy forbids it for new gems only, and it is
+/// harmless in a path.
+fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(['.', '-'])
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Platforms use the same alphabet as names (`x86_64-linux-gnu`, `universal-java-17`).
+fn is_valid_platform(platform: &str) -> bool {
+    is_valid_name(platform)
+}
+
+/// Reads the comma-separated `algo=value` list after a CHECKSUMS entry and
+/// returns the sha256, ignoring other algorithms as Bundler does.
+fn sha256_of(trailer: &str) -> Result<Option<[u8; 32]>, ParseErrorKind> {
+    let mut found: Option<[u8; 32]> = None;
+    for item in trailer.split(',') {
+        let bad = || ParseErrorKind::BadChecksum(item.to_owned());
+        let (algo, value) = item.split_once('=').ok_or_else(bad)?;
+        if algo.is_empty() || !algo.bytes().all(|b| b.is_ascii_alphanumeric()) || value.is_empty() {
+            return Err(bad());
+        }
+        if algo != "sha256" {
+            continue;
+        }
+        let digest = decode_sha256(value).ok_or_else(bad)?;
+        if found.is_some_and(|f| f != digest) {
+            return Err(ParseErrorKind::BadChecksum(trailer.to_owned()));
+        }
+        found = Some(digest);
+    }
+    Ok(found)
+}
+
+/// Bundler accepts a sha256 as 64 hex digits or as (URL-safe) base64.
+fn decode_sha256(value: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if value.len() == 64 {
+        hex::decode_to_slice(value, &mut out).ok()?;
+        return Some(out);
+    }
+    let core = value.trim_end_matches('=');
+    if core.len() != 43 || value.len() - core.len() > 1 {
+        return None;
+    }
+    let standard: String = core
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireNone),
+    );
+    let bytes = engine.decode(standard).ok()?;
+    out.copy_from_slice(bytes.get(..32).filter(|_| bytes.len() == 32)?);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::version::Op;
+
+    const FIZZY: &str = "basecamp__fizzy__Gemfile.lock";
+    const RUBYEVENTS: &str = "rubyevents__rubyevents__Gemfile.lock";
+    const HOME: &str = "11bDev-FOB__11bdev-home__Gemfile.lock";
+    const RAILSGURU: &str = "1klap__railsguru-web__Gemfile.lock";
+
+    fn real(file: &str) -> String {
+        let path = format!("{}/../shared/lockfiles/{file}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn parse(text: &str) -> Lockfile {
+        Lockfile::parse(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn err(text: &str) -> ParseError {
+        match Lockfile::parse(text) {
+            Ok(l) => panic!("expected an error, got {l:?}"),
+            Err(e) => e,
+        }
+    }
+
+    fn v(s: &str) -> Version {
+        Version::parse(s).unwrap()
+    }
+
+    fn spec<'a>(lock: &'a Lockfile, full_name: &str) -> &'a Spec {
+        lock.specs
+            .iter()
+            .find(|s| s.full_name() == full_name)
+            .unwrap_or_else(|| panic!("{full_name} not locked"))
+    }
+
+    fn dependency_names(spec: &Spec) -> Vec<&str> {
+        spec.dependencies.iter().map(|d| d.name.as_str()).collect()
+    }
+
+    const KAMAL_DEPENDENCIES: [&str; 10] = [
+        "activesupport",
+        "base64",
+        "bcrypt_pbkdf",
+        "concurrent-ruby",
+        "dotenv",
+        "ed25519",
+        "net-ssh",
+        "sshkit",
+        "thor",
+        "zeitwerk",
+    ];
+
+    #[test]
+    fn fizzy_git_sources_checksums_and_versions() {
+        let lock = parse(&real(FIZZY));
+        assert_eq!(lock.sources.len(), 8);
+        assert_eq!(lock.specs.len(), 192);
+        assert_eq!(lock.platforms.len(), 10);
+        assert_eq!(lock.dependencies.len(), 47);
+        assert_eq!(lock.checksums.len(), 174);
+        assert_eq!(lock.ruby_version.as_deref(), Some("ruby 3.4.8"));
+        assert_eq!(lock.bundled_with.as_deref(), Some("4.0.18"));
+
+        let git: Vec<_> = lock
+            .sources
+            .iter()
+            .filter_map(|s| match &s.kind {
+                SourceKind::Git {
+                    remote,
+                    revision,
+                    branch,
+                    ..
+                } => Some((
+                    remote.as_str(),
+                    revision.as_str(),
+                    branch.as_deref(),
+                    s.line,
+                )),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(git.len(), 7);
+        assert_eq!(
+            git[2],
+            (
+                "https://github.com/hotwired/turbo-rails.git",
+                "93ce5bc461cd71af1797e79fcd7e09a19242d080",
+                Some("offline-cache"),
+                13
+            )
+        );
+        assert_eq!(
+            git[3],
+            (
+                "https://github.com/rails/rails.git",
+                "ce95deb79b0402a21cf2fe854f47179427af98c7",
+                Some("main"),
+                22
+            )
+        );
+        assert_eq!(
+            lock.sources[3].describe(),
+            "git https://github.com/rails/rails.git (at main@ce95deb)"
+        );
+        assert_eq!(
+            lock.sources[0].describe(),
+            "git https://github.com/basecamp/surfguard (at 910be91)"
+        );
+        assert_eq!(
+            lock.sources[7].kind,
+            SourceKind::Gem {
+                remotes: vec!["https://rubygems.org/".to_owned()]
+            }
+        );
+        assert_eq!(lock.sources[7].describe(), "https://rubygems.org/");
+
+        let actioncable = spec(&lock, "actioncable-8.2.0.alpha");
+        assert_eq!(actioncable.source, 3);
+        assert_eq!(actioncable.line, 27);
+        assert!(actioncable.version.is_prerelease());
+        assert_eq!(actioncable.dependencies[0].name, "actionpack");
+        assert_eq!(
+            actioncable.dependencies[0].requirement.constraints,
+            vec![(Op::Eq, v("8.2.0.alpha"))]
+        );
+
+        let kamal: Vec<_> = lock.specs_named("kamal").collect();
+        assert_eq!(kamal.len(), 1);
+        assert_eq!(kamal[0].version.as_str(), "2.11.0");
+        assert_eq!(kamal[0].source, 7);
+        assert_eq!(dependency_names(kamal[0]), KAMAL_DEPENDENCIES);
+        assert_eq!(
+            kamal[0].dependencies[7].requirement.to_string(),
+            ">= 1.23.0, < 2.0"
+        );
+        assert_eq!(
+            lock.checksum("kamal", &v("2.11.0"), "ruby")
+                .map(hex::encode)
+                .as_deref(),
+            Some("1408864425e0dec7e0a14d712a3b13f614e9f3a425b7661d3f9d287a51d7dd75")
+        );
+        // Git gems are listed without a digest, and bundler itself has one.
+        assert_eq!(
+            lock.checksum("actioncable", &v("8.2.0.alpha"), "ruby"),
+            None
+        );
+        assert!(lock.checksum("bundler", &v("4.0.18"), "ruby").is_some());
+
+        let nokogiri: Vec<_> = lock
+            .specs_named("nokogiri")
+            .map(|s| s.platform.as_str())
+            .collect();
+        assert_eq!(
+            nokogiri,
+            [
+                "aarch64-linux-gnu",
+                "aarch64-linux-musl",
+                "arm-linux-gnu",
+                "arm-linux-musl",
+                "arm64-darwin",
+                "x86_64-darwin",
+                "x86_64-linux-gnu",
+                "x86_64-linux-musl"
+            ]
+        );
+        let gnu = spec(&lock, "nokogiri-1.19.4-x86_64-linux-gnu");
+        assert_eq!(gnu.version.as_str(), "1.19.4");
+        assert_eq!(
+            lock.checksum("nokogiri", &gnu.version, &gnu.platform)
+                .map(hex::encode)
+                .as_deref(),
+            Some("379fae440b28915e3f19d752ce2dcf8465ed2b2fbefd2a7ca0dd497bc981a06a")
+        );
+
+        let pinned: Vec<_> = lock
+            .dependencies
+            .iter()
+            .filter(|d| d.pinned)
+            .map(|d| d.name.as_str())
+            .collect();
+        assert_eq!(
+            pinned,
+            [
+                "rails",
+                "solid_cable",
+                "solid_queue",
+                "surfguard",
+                "turbo-rails",
+                "useragent",
+                "web-console"
+            ]
+        );
+        let puma = lock.dependencies.iter().find(|d| d.name == "puma").unwrap();
+        assert_eq!(puma.requirement.to_string(), "~> 8.0");
+        assert!(!puma.pinned);
+    }
+
+    #[test]
+    fn rubyevents_has_two_gem_sources() {
+        let lock = parse(&real(RUBYEVENTS));
+        let remotes: Vec<_> = lock
+            .sources
+            .iter()
+            .filter_map(|s| match &s.kind {
+                SourceKind::Gem { remotes } => Some((remotes.clone(), s.line)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            remotes,
+            [
+                (vec!["https://packager.dev/avo-hq/".to_owned()], 123),
+                (vec!["https://rubygems.org/".to_owned()], 141)
+            ]
+        );
+        assert_eq!(lock.sources.len(), 5);
+        assert_eq!(lock.specs.len(), 355);
+        let avo_pro = lock.specs_named("avo-pro").next().unwrap();
+        assert_eq!(avo_pro.source, 3);
+        assert_eq!(avo_pro.line, 135);
+        // Pinning is not only for GIT and PATH: avo-pro is pinned to a GEM source.
+        let pinned = lock
+            .dependencies
+            .iter()
+            .find(|d| d.name == "avo-pro")
+            .unwrap();
+        assert!(pinned.pinned);
+        assert_eq!(pinned.line, 873);
+        let kamal_dependency = lock
+            .dependencies
+            .iter()
+            .find(|d| d.name == "kamal")
+            .unwrap();
+        assert_eq!(
+            kamal_dependency.requirement.constraints,
+            vec![(Op::Eq, v("2.7.0"))]
+        );
+        let kamal = lock.specs_named("kamal").next().unwrap();
+        assert_eq!(kamal.version.as_str(), "2.7.0");
+        assert_eq!(kamal.source, 4);
+        assert!(kamal_dependency.requirement.matches(&kamal.version));
+        assert_eq!(dependency_names(kamal), KAMAL_DEPENDENCIES);
+        assert!(lock.checksums.is_empty());
+        assert_eq!(lock.ruby_version.as_deref(), Some("ruby 4.0.6"));
+        assert_eq!(lock.bundled_with.as_deref(), Some("4.0.16"));
+        assert_eq!(lock.specs_named("nokogiri").count(), 8);
+    }
+
+    #[test]
+    fn bundler_2_7_and_2_5_lockfiles() {
+        let home = parse(&real(HOME));
+        assert_eq!(home.sources.len(), 1);
+        assert_eq!(home.specs.len(), 155);
+        assert_eq!(home.platforms.len(), 8);
+        assert_eq!(home.dependencies.len(), 31);
+        // Written with three spaces by this Bundler version.
+        assert_eq!(home.bundled_with.as_deref(), Some("2.7.2"));
+        assert_eq!(home.ruby_version, None);
+        let kamal = home.specs_named("kamal").next().unwrap();
+        assert_eq!(kamal.version.as_str(), "2.7.0");
+        assert_eq!(dependency_names(kamal), KAMAL_DEPENDENCIES);
+        assert_eq!(home.specs_named("nokogiri").count(), 6);
+        assert_eq!(
+            spec(&home, "nokogiri-1.18.10-arm-linux-musl").platform,
+            "arm-linux-musl"
+        );
+
+        let guru = parse(&real(RAILSGURU));
+        assert_eq!(guru.specs.len(), 158);
+        assert_eq!(guru.platforms.len(), 14);
+        assert_eq!(guru.bundled_with.as_deref(), Some("2.5.11"));
+        let kamal = guru.specs_named("kamal").next().unwrap();
+        assert_eq!(kamal.version.as_str(), "2.3.0");
+        assert_eq!(kamal.dependencies[5].requirement.to_string(), "~> 1.2");
+        // This older Bundler wrote `x86_64-linux` on the spec while PLATFORMS
+        // lists both `x86_64-linux` and `x86_64-linux-gnu`.
+        let platforms: Vec<_> = guru
+            .specs_named("nokogiri")
+            .map(|s| s.platform.as_str())
+            .collect();
+        assert_eq!(
+            platforms,
+            [
+                "aarch64-linux",
+                "arm-linux",
+                "arm64-darwin",
+                "x86-linux",
+                "x86_64-darwin",
+                "x86_64-linux"
+            ]
+        );
+        assert!(guru.platforms.iter().any(|p| p == "x86_64-linux-gnu"));
+    }
+
+    #[test]
+    fn crlf_parses_identically() {
+        for file in [FIZZY, HOME] {
+            let text = real(file);
+            let crlf = text.replace('\n', "\r\n");
+            assert_eq!(parse(&crlf), parse(&text));
+            assert_eq!(
+                Lockfile::parse_bytes(crlf.as_bytes()).unwrap(),
+                parse(&text)
+            );
+        }
+    }
+
+    const SYNTHETIC: &str = "\
+GIT
+  remote: https://github.com/example/tagged.git
+  revision: 0123456789abcdef0123456789abcdef01234567
+  tag: v1.2.0
+  submodules: true
+  glob: gems/*.gemspec
+  specs:
+    tagged (1.2.0)
+
+GIT
+  remote: https://github.com/example/reffed.git
+  revision: fedcba9876543210fedcba9876543210fedcba98
+  ref: fedcba98
+  specs:
+    reffed (0.1.0.pre-java)
+      rack (>= 2.2.4, < 4)
+
+PATH
+  remote: vendor/kamal
+  specs:
+    kamal (2.8.0)
+      sshkit (>= 1.23.0, < 2.0)
+      thor
+
+PLUGIN SOURCE
+  remote: https://plugins.example.com/
+  type: mytype
+  revision: abc
+  specs:
+    plugged (3.0)
+
+FUTURE SECTION
+  anything: goes here (really)
+    even (((nonsense
+
+GEM
+  remote: https://mirror.example.com/
+  remote: https://rubygems.org/
+  specs:
+
+    rack (3.1.8)
+    sshkit (1.23.1)
+      base64
+    thor (1.3.2)
+
+PLATFORMS
+  ruby
+  x86_64-linux
+
+DEPENDENCIES
+  kamal!
+  plugged (~> 3.0)!
+  rack (>= 3, != 3.1.0)
+  reffed!
+  tagged!
+
+CHECKSUMS
+  bundler (2.6.5) sha256=f51b10cfe581ed598543d952e9d809c31cbb1e5a21d0ae8dfda9ee5f3c36c30b
+  kamal (2.8.0)
+  rack (3.1.8) md5=abc,sha256=FAiGRCXg3sfgoU1xKjsT9hTp86Qlt2YdP50oelHX3XU=
+  sshkit (1.23.1) sha256=9RsQz-WB7VmFQ9lS6dgJwxy7Hloh0K6N_anuXzw2wws
+  thor (1.3.2) sha512=deadbeef
+  reffed (0.1.0.pre-java) sha256=F51B10CFE581ED598543D952E9D809C31CBB1E5A21D0AE8DFDA9EE5F3C36C30B
+
+RUBY VERSION
+   ruby 3.3.5p100
+
+BUNDLED WITH
+   2.6.5
+";
+
+    #[test]
+    fn every_section_and_source_kind() {
+        let lock = parse(SYNTHETIC);
+        assert_eq!(lock.sources.len(), 5);
+        assert_eq!(
+            lock.sources[0],
+            Source {
+                kind: SourceKind::Git {
+                    remote: "https://github.com/example/tagged.git".to_owned(),
+                    revision: "0123456789abcdef0123456789abcdef01234567".to_owned(),
+                    branch: None,
+                    tag: Some("v1.2.0".to_owned()),
+                    reference: None,
+                    submodules: true,
+                    glob: Some("gems/*.gemspec".to_owned()),
+                },
+                line: 1,
+            }
+        );
+        assert_eq!(
+            lock.sources[0].describe(),
+            "git https://github.com/example/tagged.git (at v1.2.0@0123456)"
+        );
+        match &lock.sources[1].kind {
+            SourceKind::Git {
+                reference,
+                submodules,
+                ..
+            } => {
+                assert_eq!(reference.as_deref(), Some("fedcba98"));
+                assert!(!submodules);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            lock.sources[2].kind,
+            SourceKind::Path {
+                path: "vendor/kamal".to_owned(),
+                glob: None
+            }
+        );
+        assert_eq!(lock.sources[2].describe(), "path vendor/kamal");
+        assert_eq!(
+            lock.sources[3].kind,
+            SourceKind::Plugin {
+                remote: "https://plugins.example.com/".to_owned(),
+                plugin_type: Some("mytype".to_owned()),
+                options: vec![("revision".to_owned(), "abc".to_owned())],
+            }
+        );
+        assert_eq!(
+            lock.sources[3].describe(),
+            "plugin mytype https://plugins.example.com/"
+        );
+        assert_eq!(
+            lock.sources[4].kind,
+            SourceKind::Gem {
+                remotes: vec![
+                    "https://mirror.example.com/".to_owned(),
+                    "https://rubygems.org/".to_owned()
+                ]
+            }
+        );
+        assert_eq!(lock.sources[4].line, 36);
+
+        let names: Vec<_> = lock.specs.iter().map(Spec::full_name).collect();
+        assert_eq!(
+            names,
+            [
+                "tagged-1.2.0",
+                "reffed-0.1.0.pre-java",
+                "kamal-2.8.0",
+                "plugged-3.0",
+                "rack-3.1.8",
+                "sshkit-1.23.1",
+                "thor-1.3.2"
+            ]
+        );
+        let sources: Vec<_> = lock.specs.iter().map(|s| s.source).collect();
+        assert_eq!(sources, [0, 1, 2, 3, 4, 4, 4]);
+        let reffed = &lock.specs[1];
+        assert_eq!(
+            (reffed.version.as_str(), reffed.platform.as_str()),
+            ("0.1.0.pre", "java")
+        );
+        assert_eq!(reffed.dependencies[0].line, 16);
+        let kamal = &lock.specs[2];
+        assert_eq!(kamal.line, 21);
+        assert_eq!(kamal.platform, "ruby");
+        assert_eq!(dependency_names(kamal), ["sshkit", "thor"]);
+        assert!(kamal.dependencies[1].requirement.constraints.is_empty());
+        assert_eq!(kamal.dependencies[1].requirement.to_string(), ">= 0");
+        assert_eq!(lock.specs[5].dependencies[0].name, "base64");
+
+        assert_eq!(lock.platforms, ["ruby", "x86_64-linux"]);
+        let deps: Vec<_> = lock
+            .dependencies
+            .iter()
+            .map(|d| (d.name.as_str(), d.requirement.to_string(), d.pinned, d.line))
+            .collect();
+        assert_eq!(
+            deps,
+            [
+                ("kamal", ">= 0".to_owned(), true, 51),
+                ("plugged", "~> 3.0".to_owned(), true, 52),
+                ("rack", ">= 3, != 3.1.0".to_owned(), false, 53),
+                ("reffed", ">= 0".to_owned(), true, 54),
+                ("tagged", ">= 0".to_owned(), true, 55),
+            ]
+        );
+
+        assert_eq!(lock.checksums.len(), 4);
+        let rack = lock.checksum("rack", &v("3.1.8"), "ruby").unwrap();
+        assert_eq!(
+            hex::encode(rack),
+            "1408864425e0dec7e0a14d712a3b13f614e9f3a425b7661d3f9d287a51d7dd75"
+        );
+        let sshkit = lock.checksum("sshkit", &v("1.23.1"), "ruby").unwrap();
+        assert_eq!(
+            hex::encode(sshkit),
+            "f51b10cfe581ed598543d952e9d809c31cbb1e5a21d0ae8dfda9ee5f3c36c30b"
+        );
+        assert_eq!(
+            lock.checksum("reffed", &v("0.1.0.pre"), "java"),
+            Some(sshkit)
+        );
+        assert_eq!(lock.checksum("reffed", &v("0.1.0.pre"), "ruby"), None);
+        assert_eq!(lock.checksum("bundler", &v("2.6.5"), "ruby"), Some(sshkit));
+        // Only sha256 is kept; the text of the version must match as written.
+        assert_eq!(lock.checksum("thor", &v("1.3.2"), "ruby"), None);
+        assert_eq!(lock.checksum("rack", &v("3.1.8.0"), "ruby"), None);
+        assert_eq!(lock.checksums[1].line, 60);
+
+        assert_eq!(lock.ruby_version.as_deref(), Some("ruby 3.3.5p100"));
+        assert_eq!(lock.bundled_with.as_deref(), Some("2.6.5"));
+    }
+
+    #[test]
+    fn empty_and_header_only_inputs() {
+        assert_eq!(parse(""), Lockfile::default());
+        assert_eq!(parse("\n\n  \n"), Lockfile::default());
+        assert_eq!(parse("GEM\n  specs:\n").sources.len(), 1);
+        assert_eq!(parse("\u{feff}PLATFORMS\n  ruby\n").platforms, ["ruby"]);
+        // Trailing blanks are invisible and must not hide a section.
+        assert_eq!(parse("PLATFORMS \n  ruby  \n").platforms, ["ruby"]);
+    }
+
+    #[test]
+    fn merge_conflict_markers() {
+        let mut text = real(HOME);
+        text = text.replacen(
+            "    kamal (2.7.0)\n",
+            "<<<<<<< HEAD\n    kamal (2.7.0)\n=======\n    kamal (2.8.0)\n>>>>>>> feature\n",
+            1,
+        );
+        let e = err(&text);
+        assert_eq!(e.kind, ParseErrorKind::MergeConflict);
+        assert_eq!(e.line, 154);
+        let message = e.to_string();
+        assert!(message.starts_with("line 154: "), "{message}");
+        assert!(
+            message.contains("resolve the merge conflict in Gemfile.lock (or run `bundle lock`)")
+        );
+        for marker in ["=======", ">>>>>>> theirs", "||||||| base"] {
+            let e = err(&format!("GEM\n  specs:\n{marker}\n"));
+            assert_eq!((e.line, e.kind), (3, ParseErrorKind::MergeConflict));
+        }
+    }
+
+    #[test]
+    fn malformed_lines_report_their_line() {
+        let cases: &[(&str, usize)] = &[
+            (
+                "GEM\n  remote: https://rubygems.org/\n  specs:\n    rake 13.0.6\n",
+                4,
+            ),
+            ("GEM\n  specs:\n    rake\n", 3),
+            ("GEM\n  specs:\n    rake (13.0.6)!\n", 3),
+            ("GEM\n  specs:\n    rake (13.0.6) sha256=00\n", 3),
+            ("GEM\n  specs:\n    rake (13.0.6\n", 3),
+            ("GEM\n  specs:\n     rake (13.0.6)\n", 3),
+            ("GEM\n  specs:\n\n\n   rake (13.0.6)\n", 5),
+            (
+                "GEM\n  specs:\n    rake (13.0.6)\n      minitest (~> 5)!\n",
+                4,
+            ),
+            ("GEM\n  what is this\n  specs:\n", 2),
+            ("GEM\n  remote:\n  specs:\n", 2),
+            ("PLATFORMS\n    ruby\n", 2),
+            ("DEPENDENCIES\n  rails (~> 8.0) extra\n", 2),
+            ("DEPENDENCIES\n    rails\n", 2),
+            ("DEPENDENCIES\n  rails 8\n", 2),
+            ("CHECKSUMS\n  rake sha256=00\n", 2),
+            ("CHECKSUMS\n  rake (13.0.6)  sha256=00\n", 2),
+            ("BUNDLED WITH\n        2.6.5\n", 2),
+            ("RUBY VERSION\n ruby 3.3.5\n", 2),
+            (
+                "GIT\n  remote: x\n  revision: 0123abc\n  submodules: yes\n  specs:\n",
+                4,
+            ),
+            ("GIT\n  remote: x\n  revision: not-hex!\n  specs:\n", 3),
+        ];
+        for (text, line) in cases {
+            let e = err(text);
+            assert!(
+                matches!(e.kind, ParseErrorKind::Malformed { .. }),
+                "{text:?} gave {e:?}"
+            );
+            assert_eq!(e.line, *line, "{text:?}");
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("line {line}: cannot read `"))
+            );
+        }
+    }
+
+    #[test]
+    fn structural_errors() {
+        let cases: &[(&str, usize, ParseErrorKind)] = &[
+            (
+                "GEM\n  remote: x\n    rake (1.0)\n",
+                3,
+                ParseErrorKind::SpecOutsideSource,
+            ),
+            (
+                "GEM\n  specs:\n      rake (>= 1)\n",
+                3,
+                ParseErrorKind::DependencyBeforeSpec,
+            ),
+            (
+                "GEM\n  specs:\n  remote: x\n",
+                3,
+                ParseErrorKind::OptionAfterSpecs,
+            ),
+            (
+                "GEM\n  specs:\n  specs:\n",
+                3,
+                ParseErrorKind::DuplicateSpecsLine,
+            ),
+            (
+                "PATH\n  glob: *.gemspec\n  specs:\n",
+                1,
+                ParseErrorKind::MissingOption {
+                    section: "PATH",
+                    key: "remote",
+                },
+            ),
+            (
+                "GIT\n  remote: x\n  specs:\n",
+                1,
+                ParseErrorKind::MissingOption {
+                    section: "GIT",
+                    key: "revision",
+                },
+            ),
+            (
+                "GIT\n  remote: x\n  revision: abcd\n  branch: a\n  branch: b\n  specs:\n",
+                5,
+                ParseErrorKind::DuplicateOption {
+                    section: "GIT",
+                    key: "branch".to_owned(),
+                },
+            ),
+            (
+                "PLATFORMS\n  ruby\n\nGIT\n  remote: x\n\nDEPENDENCIES\n",
+                4,
+                ParseErrorKind::MissingSpecs { section: "GIT" },
+            ),
+            (
+                "GEM\n  remote: x\n",
+                1,
+                ParseErrorKind::MissingSpecs { section: "GEM" },
+            ),
+            (
+                "GEM\n  specs:\n    a (1.0)\n    b (1.0)\n    a (1.0)\n",
+                5,
+                ParseErrorKind::DuplicateSpec {
+                    full_name: "a-1.0".to_owned(),
+                    first_line: 3,
+                },
+            ),
+            (
+                "DEPENDENCIES\n  a\n  a (>= 1)\n",
+                3,
+                ParseErrorKind::DuplicateDependency {
+                    name: "a".to_owned(),
+                    first_line: 2,
+                },
+            ),
+            (
+                "BUNDLED WITH\n   2.6.5\n   2.6.6\n",
+                3,
+                ParseErrorKind::DuplicateValue {
+                    section: "BUNDLED WITH",
+                },
+            ),
+            (
+                "CHECKSUMS\n  a (1.0) sha256=f51b10cfe581ed598543d952e9d809c31cbb1e5a21d0ae8dfda9ee5f3c36c30b\n  a (1.0) sha256=1408864425e0dec7e0a14d712a3b13f614e9f3a425b7661d3f9d287a51d7dd75\n",
+                3,
+                ParseErrorKind::ConflictingChecksum {
+                    full_name: "a-1.0".to_owned(),
+                    first_line: 2,
+                },
+            ),
+            (
+                "PLATFORMS\n  ruby\tx\n",
+                2,
+                ParseErrorKind::ControlCharacter("  ruby\tx".to_owned()),
+            ),
+            (
+                "GEM\n  specs:\n    a (1.0)\r\r\n",
+                3,
+                ParseErrorKind::ControlCharacter("    a (1.0)\r".to_owned()),
+            ),
+        ];
+        for (text, line, kind) in cases {
+            let e = err(text);
+            assert_eq!((&e.kind, e.line), (kind, *line), "{text:?}");
+        }
+        // A repeated checksum that agrees is harmless.
+        let same = "CHECKSUMS\n  a (1.0) sha256=f51b10cfe581ed598543d952e9d809c31cbb1e5a21d0ae8dfda9ee5f3c36c30b\n  a (1.0) sha256=9RsQz+WB7VmFQ9lS6dgJwxy7Hloh0K6N/anuXzw2wws=\n";
+        assert_eq!(parse(same).checksums.len(), 1);
+    }
+
+    #[test]
+    fn hostile_names_versions_and_platforms_are_rejected() {
+        let names = [
+            "../evil", "a/b", "..", ".hidden", "-rf", "a\\b", "na me", "a\0b", "é",
+        ];
+        for name in names {
+            for text in [
+                format!("GEM\n  specs:\n    {name} (1.0)\n"),
+                format!("GEM\n  specs:\n    ok (1.0)\n      {name} (>= 1)\n"),
+                format!("DEPENDENCIES\n  {name}\n"),
+                format!("DEPENDENCIES\n  {name}!\n"),
+                format!("CHECKSUMS\n  {name} (1.0)\n"),
+            ] {
+                let e = err(&text);
+                assert_eq!(e.line, text.lines().count(), "{text:?}");
+                assert!(
+                    matches!(
+                        e.kind,
+                        ParseErrorKind::BadName(_)
+                            | ParseErrorKind::Malformed { .. }
+                            | ParseErrorKind::ControlCharacter(_)
+                    ),
+                    "{text:?} gave {e:?}"
+                );
+            }
+        }
+        let e = err("GEM\n  specs:\n    ../evil (1.0)\n");
+        assert_eq!(e.kind, ParseErrorKind::BadName("../evil".to_owned()));
+        assert!(e.to_string().contains("is not a valid gem name"));
+
+        for paren in ["../../x", "1.0/x", "", "1..0", "1.0 ", "v1"] {
+            let e = err(&format!("GEM\n  specs:\n    a ({paren})\n"));
+            assert!(
+                matches!(e.kind, ParseErrorKind::BadVersion(_)),
+                "{paren:?}: {e:?}"
+            );
+        }
+        for paren in ["1.0-../x", "1.0-x/y", "1.0-", "1.0--x", "1.0-.x"] {
+            let e = err(&format!("GEM\n  specs:\n    a ({paren})\n"));
+            assert!(
+                matches!(e.kind, ParseErrorKind::BadPlatform(_)),
+                "{paren:?}: {e:?}"
+            );
+        }
+        let e = err("PLATFORMS\n  x86_64/linux\n");
+        assert_eq!(
+            e.kind,
+            ParseErrorKind::BadPlatform("x86_64/linux".to_owned())
+        );
+        let e = err("DEPENDENCIES\n  a (>= ../x)\n");
+        assert_eq!(e.kind, ParseErrorKind::BadRequirement(">= ../x".to_owned()));
+        let e = err("BUNDLED WITH\n  ../2.6\n");
+        assert_eq!(e.kind, ParseErrorKind::BadVersion("../2.6".to_owned()));
+        // A name may start with `_`, as some old gems do.
+        assert_eq!(parse("GEM\n  specs:\n    _x (1.0)\n").specs[0].name, "_x");
+    }
+
+    #[test]
+    fn bad_checksums() {
+        for item in [
+            "sha256=abc",
+            "sha256=",
+            "sha256",
+            "=abc",
+            "sha256=zz08864425e0dec7e0a14d712a3b13f614e9f3a425b7661d3f9d287a51d7dd75",
+            "sha256=FAiGRCXg3sfgoU1xKjsT9hTp86Qlt2YdP50oelHX3XU==",
+            "sha256=FAiGRCXg3sfgoU1xKjsT9hTp86Qlt2YdP50oelHX3XV",
+            "sha256=FAiGRCXg3sfgoU1xKjsT9hTp86Qlt2YdP50oelHX3X*",
+            "md5=1,",
+        ] {
+            let e = err(&format!("CHECKSUMS\n  a (1.0) {item}\n"));
+            assert!(
+                matches!(e.kind, ParseErrorKind::BadChecksum(_)),
+                "{item}: {e:?}"
+            );
+            assert_eq!(e.line, 2);
+        }
+        let two = "CHECKSUMS\n  a (1.0) sha256=f51b10cfe581ed598543d952e9d809c31cbb1e5a21d0ae8dfda9ee5f3c36c30b,sha256=1408864425e0dec7e0a14d712a3b13f614e9f3a425b7661d3f9d287a51d7dd75\n";
+        assert!(matches!(err(two).kind, ParseErrorKind::BadChecksum(_)));
+    }
+
+    #[test]
+    fn invalid_utf8_reports_line() {
+        let mut bytes = b"GEM\n  specs:\n    rake (1.0)\n".to_vec();
+        bytes.extend_from_slice(b"    caf\xc3(1.0)\n");
+        let e = Lockfile::parse_bytes(&bytes).unwrap_err();
+        assert_eq!((e.line, &e.kind), (4, &ParseErrorKind::InvalidUtf8));
+        assert!(
+            e.to_string()
+                .starts_with("line 4: the file is not valid UTF-8")
+        );
+        assert_eq!(Lockfile::parse_bytes(b"\xff").unwrap_err().line, 1);
+    }
+
+    #[test]
+    fn error_messages_are_escaped_and_bounded() {
+        let long = format!("DEPENDENCIES\n  {}\u{7}x\n", "a".repeat(10_000));
+        let message = err(&long).to_string();
+        assert!(message.len() < 400, "{message}");
+        assert!(message.starts_with("line 2: "));
+        let message = err("GEM\n  specs:\n    a\u{1b}[31m (1.0)\n").to_string();
+        assert!(message.contains("\\u{1b}"), "{message}");
+    }
+
+    /// Deterministic pseudo-random numbers for the mutation test.
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    #[test]
+    fn mutated_lockfiles_never_panic() {
+        let original = real(HOME).into_bytes();
+        let tokens: &[&[u8]] = &[
+            b" (",
+            b")",
+            b"-",
+            b"!",
+            b",",
+            b"=",
+            b"\n",
+            b"\r",
+            b"\t",
+            b"\0",
+            b"\xff",
+            b"\xc3",
+            b"  ",
+            b"      ",
+            b"  specs:\n",
+            b"GIT\n",
+            b"PATH\n  remote: .\n",
+            b"CHECKSUMS\n  a (1.0) sha256=",
+            b"<<<<<<<",
+            b"~> ",
+            b"-x86_64-linux",
+            "é".as_bytes(),
+        ];
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut outcomes = [0usize; 2];
+        for _ in 0..3000 {
+            let mut bytes = original.clone();
+            for _ in 0..=rng.below(4) {
+                let at = rng.below(bytes.len() + 1);
+                match rng.below(5) {
+                    0 if at < bytes.len() => bytes[at] = rng.next() as u8,
+                    1 => {
+                        let token = tokens[rng.below(tokens.len())];
+                        bytes.splice(at..at, token.iter().copied());
+                    }
+                    2 => {
+                        let end = (at + rng.below(40)).min(bytes.len());
+                        bytes.drain(at..end);
+                    }
+                    3 => {
+                        let end = (at + rng.below(200)).min(bytes.len());
+                        let copy = bytes[at..end].to_vec();
+                        let to = rng.below(bytes.len() + 1);
+                        bytes.splice(to..to, copy);
+                    }
+                    _ => bytes.truncate(at),
+                }
+            }
+            match Lockfile::parse_bytes(&bytes) {
+                Ok(lock) => {
+                    outcomes[0] += 1;
+                    for spec in &lock.specs {
+                        assert!(spec.source < lock.sources.len());
+                        assert!(is_valid_name(&spec.name) && is_valid_platform(&spec.platform));
+                    }
+                }
+                Err(e) => {
+                    outcomes[1] += 1;
+                    let lines = bytes.iter().filter(|&&b| b == b'\n').count() + 1;
+                    assert!((1..=lines).contains(&e.line), "{e}");
+                }
+            }
+        }
+        // Both outcomes must occur, or the mutations are not exercising the parser.
+        assert!(outcomes[0] > 100 && outcomes[1] > 100, "{outcomes:?}");
+    }
+}

@@ -1,0 +1,24 @@
+//! kamal-launcher: runs the exact `kamal` locked in a Rails app's Gemfile.lock, installed in isolation.
+//!
+//! The flow, one module per step: [`locate`] the lockfile → [`lockfile`] parse → [`closure`] select →
+//! [`fetch`] download and verify → [`install`] into the [`cache`] → [`exec`] Ruby.
+
+mod cache;
+mod cli;
+mod closure;
+mod error;
+mod exec;
+mod fetch;
+mod install;
+mod locate;
+mod lockfile;
+mod plan;
+mod platform;
+mod ruby;
+mod settings;
+mod ui;
+mod version;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

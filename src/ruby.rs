@@ -1,0 +1,216 @@
+//! Finding the Ruby interpreter and learning its platform and ABI: asked once per interpreter binary, then
+//! remembered in the cache keyed by the binary's identity, so the warm path starts no process but the exec.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::cache::{self, Cache};
+use crate::error::{Error, Result};
+
+const PROBE: &str = include_str!("ruby/probe.rb");
+
+/// What a Ruby reported about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RubyInfo {
+    /// `Gem::Platform.local`, e.g. `x86_64-linux`.
+    pub platform: String,
+    /// `RUBY_ENGINE`.
+    pub engine: String,
+    /// `RUBY_VERSION`.
+    pub version: String,
+    /// `RUBY_REVISION`.
+    pub revision: String,
+    /// `Gem.extension_api_version`: `3.1.0`, or `3.1.0-static` for a static libruby.
+    pub api_version: String,
+    /// `RbConfig::CONFIG["arch"]`.
+    pub arch: String,
+    /// `Gem::VERSION`.
+    pub rubygems: String,
+}
+
+impl RubyInfo {
+    /// Identifies everything a built extension depends on; installed gems are shared only within one ABI.
+    pub fn abi(&self) -> String {
+        format!(
+            "{}-{}-{}",
+            self.engine,
+            self.api_version,
+            self.platform.replace('/', "_")
+        )
+    }
+
+    fn parse(text: &str) -> Option<RubyInfo> {
+        let get = |key: &str| -> Option<String> {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .map(str::to_string)
+        };
+        Some(RubyInfo {
+            platform: get("platform")?,
+            engine: get("engine")?,
+            version: get("version")?,
+            revision: get("revision")?,
+            api_version: get("api_version")?,
+            arch: get("arch")?,
+            rubygems: get("rubygems")?,
+        })
+    }
+
+    fn render(&self) -> String {
+        format!(
+            "platform={}\nengine={}\nversion={}\nrevision={}\napi_version={}\narch={}\nrubygems={}\n",
+            self.platform,
+            self.engine,
+            self.version,
+            self.revision,
+            self.api_version,
+            self.arch,
+            self.rubygems
+        )
+    }
+}
+
+/// A located interpreter.
+#[derive(Debug, Clone)]
+pub struct Ruby {
+    /// The path to exec (as found, so that `ruby` wrappers such as rbenv shims keep working).
+    pub path: PathBuf,
+}
+
+/// Finds the interpreter: `requested` (a path, or a name searched on PATH), else `ruby` on PATH.
+pub fn find(requested: Option<&OsStr>, path_var: Option<&OsStr>) -> Result<Ruby> {
+    let name = requested.unwrap_or(OsStr::new("ruby"));
+    let as_path = Path::new(name);
+    if as_path.components().count() > 1 {
+        return if is_executable(as_path) {
+            Ok(Ruby {
+                path: as_path.to_path_buf(),
+            })
+        } else {
+            Err(Error::Ruby(format!(
+                "the Ruby interpreter {} does not exist or is not executable (set by --ruby or KAMAL_LAUNCHER_RUBY)",
+                as_path.display()
+            )))
+        };
+    }
+    let search: OsString = path_var.map(OsStr::to_owned).unwrap_or_default();
+    for dir in std::env::split_paths(&search) {
+        let candidate = dir.join(name);
+        if is_executable(&candidate) {
+            return Ok(Ruby { path: candidate });
+        }
+    }
+    Err(Error::Ruby(format!(
+        "could not find `{}` on PATH. Install Ruby (Debian/Ubuntu: `sudo apt-get install ruby-full build-essential`), \
+         or point --ruby / KAMAL_LAUNCHER_RUBY at an interpreter",
+        name.to_string_lossy()
+    )))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+impl Ruby {
+    /// A key that changes whenever the interpreter binary is replaced (upgrade, reinstall, other version).
+    pub fn identity(&self) -> Result<String> {
+        let real = std::fs::canonicalize(&self.path)
+            .map_err(Error::io("resolving the Ruby interpreter", &self.path))?;
+        let m = real
+            .metadata()
+            .map_err(Error::io("reading the Ruby interpreter", &real))?;
+        let stamp = format!(
+            "{}:{}:{}:{}.{}:{}",
+            m.dev(),
+            m.ino(),
+            m.size(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime()
+        );
+        Ok(cache::key_of([
+            real.to_string_lossy().as_ref(),
+            stamp.as_str(),
+        ]))
+    }
+
+    /// This Ruby's platform and ABI: from the cache when known, else by running it once.
+    pub fn info(&self, cache: &Cache) -> Result<RubyInfo> {
+        let identity = self.identity()?;
+        let remembered = cache.ruby_probe(&identity);
+        if let Some(info) = std::fs::read_to_string(&remembered)
+            .ok()
+            .and_then(|t| RubyInfo::parse(&t))
+        {
+            return Ok(info);
+        }
+        let info = self.probe()?;
+        // A read-only cache (restored in CI) still works; we only lose the memo.
+        let _ = cache::write_atomic(cache, &remembered, info.render().as_bytes());
+        Ok(info)
+    }
+
+    fn probe(&self) -> Result<RubyInfo> {
+        let out = Command::new(&self.path)
+            .arg("-e")
+            .arg(PROBE)
+            // The caller's `bundle exec` settings would load the app's whole Gemfile into the probe.
+            .env_remove("RUBYOPT")
+            .env_remove("RUBYLIB")
+            .output()
+            .map_err(|e| {
+                Error::Ruby(format!(
+                    "could not run the Ruby interpreter {}: {e}",
+                    self.path.display()
+                ))
+            })?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        match (out.status.success(), RubyInfo::parse(&text)) {
+            (true, Some(info)) => Ok(info),
+            _ => Err(Error::Ruby(format!(
+                "{} did not answer as a Ruby with RubyGems ({}): {}",
+                self.path.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_round_trips() {
+        let info = RubyInfo {
+            platform: "x86_64-linux".into(),
+            engine: "ruby".into(),
+            version: "3.1.2".into(),
+            revision: "4491bb740a".into(),
+            api_version: "3.1.0".into(),
+            arch: "x86_64-linux-gnu".into(),
+            rubygems: "3.3.15".into(),
+        };
+        assert_eq!(RubyInfo::parse(&info.render()), Some(info.clone()));
+        assert_eq!(info.abi(), "ruby-3.1.0-x86_64-linux");
+        assert_eq!(RubyInfo::parse("platform=x\n"), None);
+    }
+
+    #[test]
+    fn missing_ruby_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = find(None, Some(dir.path().as_os_str())).unwrap_err();
+        assert!(
+            err.to_string().contains("apt-get install ruby-full"),
+            "{err}"
+        );
+        let err = find(Some(OsStr::new("/nonexistent/ruby")), None).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/ruby"), "{err}");
+    }
+}

@@ -1,0 +1,65 @@
+# Installs verified .gem files, each into its own GEM_HOME, with RubyGems' own installer so that the layout
+# (specifications, extensions under this Ruby's API-version directory) is exactly what RubyGems expects.
+# Arguments: pairs of GEM_FILE DEST_DIR. Reports "ok N" or "fail N HINT" per pair on stdout; each gem's own
+# output goes to DEST_DIR.log. Gems install in forked children, several at a time: forking after RubyGems is
+# loaded costs milliseconds, and keeps one gem's build from disturbing another's.
+require "rubygems/installer"
+require "rbconfig"
+
+jobs = ARGV.each_slice(2).to_a
+max = Integer(ENV.fetch("KAMAL_LAUNCHER_JOBS", "2"))
+$stdout.sync = true
+
+def hint
+  cc = RbConfig::CONFIG["CC"].to_s.split.first.to_s
+  on_path = ENV.fetch("PATH", "").split(File::PATH_SEPARATOR).any? { |d| File.executable?(File.join(d, cc)) }
+  header = File.join(RbConfig::CONFIG["rubyhdrdir"].to_s, "ruby.h")
+  missing = []
+  missing << "a C compiler (#{cc.empty? ? "cc" : cc} is not on PATH; Debian/Ubuntu: apt-get install build-essential)" unless cc.start_with?("/") ? File.executable?(cc) : on_path
+  missing << "Ruby's headers (#{header} is missing; Debian/Ubuntu: apt-get install ruby-dev)" unless File.exist?(header)
+  missing.empty? ? "see the build log" : "likely missing: #{missing.join("; ")}"
+end
+
+running = {}
+queue = jobs.each_with_index.to_a
+until queue.empty? && running.empty?
+  while running.size < max && !queue.empty?
+    (gem, dest), index = queue.shift
+    pid = fork do
+      log = File.open("#{dest}.log", "w")
+      $stdout.reopen(log)
+      $stderr.reopen(log)
+      begin
+        installer = Gem::Installer.at(
+          gem,
+          install_dir: dest,
+          bin_dir: File.join(dest, "bin"),
+          ignore_dependencies: true,
+          document: [],
+          wrappers: true,
+          env_shebang: true,
+          build_args: []
+        )
+        installer.install
+        # RubyGems keeps a copy of the .gem; the launcher's download cache already has it.
+        require "fileutils"
+        FileUtils.rm_rf(File.join(dest, "cache"))
+        exit!(0)
+      rescue Exception => e # rubocop:disable Lint/RescueException -- report everything, the parent decides
+        $stderr.puts "#{e.class}: #{e.message}"
+        $stderr.flush
+        exit!(e.is_a?(Gem::Ext::BuildError) ? 3 : 1)
+      end
+    end
+    running[pid] = index
+  end
+  pid, status = Process.wait2
+  index = running.delete(pid)
+  if status.success?
+    puts "ok #{index}"
+  elsif status.exitstatus == 3
+    puts "fail #{index} #{hint}"
+  else
+    puts "fail #{index} see the log"
+  end
+end

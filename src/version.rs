@@ -1,0 +1,570 @@
+//! RubyGems versions and requirements (`Gem::Version`, `Gem::Requirement`).
+//!
+//! These are not semver: a version is a dotted list of numeric and alphabetic
+//! segments, any letter makes it a prerelease, and trailing zeros do not count.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+/// Why a version or requirement string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VersionError {
+    /// The text is not a RubyGems version.
+    #[error(
+        "`{}` is not a valid gem version (expected digits separated by dots, like `1.2.3` or `2.0.0.beta1`)",
+        shown(.0)
+    )]
+    BadVersion(String),
+    /// The text is not a RubyGems requirement.
+    #[error(
+        "`{}` is not a valid version requirement (expected e.g. `~> 1.6` or `>= 1.15.7, != 1.16.7`)",
+        shown(.0)
+    )]
+    BadRequirement(String),
+}
+
+/// Renders untrusted text for an error message: escaped, and cut short so a
+/// hostile input cannot flood the terminal.
+pub(crate) fn shown(text: &str) -> String {
+    const LIMIT: usize = 80;
+    let mut out = String::new();
+    for (count, c) in text.chars().enumerate() {
+        if count == LIMIT {
+            out.push('…');
+            break;
+        }
+        out.extend(c.escape_debug());
+    }
+    out
+}
+
+/// One comparable piece of a version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Segment {
+    /// Decimal digits without leading zeros ("0" for zero); kept as text so
+    /// that arbitrarily long numbers compare correctly without overflow.
+    Num(String),
+    Str(String),
+}
+
+impl Segment {
+    fn is_zero(&self) -> bool {
+        matches!(self, Segment::Num(n) if n == "0")
+    }
+}
+
+impl Ord for Segment {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (Segment::Num(a), Segment::Num(b)) => a.len().cmp(&b.len()).then_with(|| a.cmp(b)),
+            (Segment::Str(a), Segment::Str(b)) => a.as_bytes().cmp(b.as_bytes()),
+            // A letter segment marks a prerelease, which sorts before any release.
+            (Segment::Str(_), Segment::Num(_)) => Ordering::Less,
+            (Segment::Num(_), Segment::Str(_)) => Ordering::Greater,
+        }
+    }
+}
+
+impl PartialOrd for Segment {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for Segment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Segment::Num(s) | Segment::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A RubyGems version; equality and ordering follow `Gem::Version#<=>`.
+#[derive(Debug, Clone)]
+pub struct Version {
+    text: String,
+    /// Segments with trailing zeros removed from the release part and from the
+    /// prerelease part, which is what makes "1.0" equal "1.0.0".
+    canonical: Vec<Segment>,
+}
+
+impl Version {
+    /// Parses a version such as `1.2.3`, `8.2.0.alpha` or `1.0-pre`.
+    pub fn parse(s: &str) -> Result<Version, VersionError> {
+        if !is_valid_version(s) {
+            return Err(VersionError::BadVersion(s.to_owned()));
+        }
+        let canonical = canonicalize(segments_of(s));
+        Ok(Version {
+            text: s.to_owned(),
+            canonical,
+        })
+    }
+
+    /// The version exactly as it was written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// True when the version contains a letter (RubyGems treats `-` as `.pre.`).
+    #[cfg(test)]
+    pub fn is_prerelease(&self) -> bool {
+        self.text
+            .bytes()
+            .any(|b| b.is_ascii_alphabetic() || b == b'-')
+    }
+
+    /// The version with every segment from the first letter on dropped
+    /// (`1.2.0.a` gives `1.2.0`).
+    fn release(&self) -> Version {
+        let mut segs = segments_of(&self.text);
+        truncate_at_first_letter(&mut segs);
+        Version::from_segments(segs)
+    }
+
+    /// The exclusive upper bound of `~>`: drop letter segments, drop the last
+    /// segment if more than one remains, then increment the last one
+    /// (`1.6.1` gives `1.7`, `1.6` gives `2`).
+    fn bump(&self) -> Version {
+        let mut segs = segments_of(&self.text);
+        truncate_at_first_letter(&mut segs);
+        if segs.len() > 1 {
+            segs.pop();
+        }
+        if let Some(Segment::Num(last)) = segs.last_mut() {
+            *last = increment_decimal(last);
+        }
+        Version::from_segments(segs)
+    }
+
+    fn from_segments(segs: Vec<Segment>) -> Version {
+        let text = segs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(".");
+        Version {
+            text,
+            canonical: canonicalize(segs),
+        }
+    }
+}
+
+fn truncate_at_first_letter(segs: &mut Vec<Segment>) {
+    if let Some(i) = segs.iter().position(|s| matches!(s, Segment::Str(_))) {
+        segs.truncate(i);
+    }
+}
+
+/// Adds one to a decimal digit string of any length.
+fn increment_decimal(digits: &str) -> String {
+    let mut out = digits.as_bytes().to_vec();
+    let mut carry = true;
+    for b in out.iter_mut().rev() {
+        if *b == b'9' {
+            *b = b'0';
+        } else {
+            *b += 1;
+            carry = false;
+            break;
+        }
+    }
+    let body: String = out.into_iter().map(char::from).collect();
+    if carry { format!("1{body}") } else { body }
+}
+
+/// RubyGems' version grammar: a numeric first part, further dot-separated
+/// alphanumeric parts, and an optional `-` tail whose dot-separated parts may
+/// also contain `-`. Every byte is checked, so nothing that could act as a
+/// path separator, a parent directory or whitespace gets through.
+fn is_valid_version(s: &str) -> bool {
+    let (main, tail) = match s.split_once('-') {
+        Some((main, tail)) => (main, Some(tail)),
+        None => (s, None),
+    };
+    let mut parts = main.split('.');
+    let first_ok = parts
+        .next()
+        .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if !first_ok || !parts.all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric())) {
+        return false;
+    }
+    match tail {
+        None => true,
+        Some(tail) => tail
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')),
+    }
+}
+
+/// Splits into maximal runs of digits or of letters; RubyGems rewrites `-` as
+/// `.pre.`, so each dash contributes a `pre` segment.
+fn segments_of(s: &str) -> Vec<Segment> {
+    let mut out = Vec::new();
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'-' {
+            out.push(Segment::Str("pre".to_owned()));
+            i += 1;
+        } else if b.is_ascii_digit() {
+            let start = i;
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                i += 1;
+            }
+            let trimmed = s[start..i].trim_start_matches('0');
+            let digits = if trimmed.is_empty() { "0" } else { trimmed };
+            out.push(Segment::Num(digits.to_owned()));
+        } else if b.is_ascii_alphabetic() {
+            let start = i;
+            while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
+                i += 1;
+            }
+            out.push(Segment::Str(s[start..i].to_owned()));
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+fn canonicalize(mut segs: Vec<Segment>) -> Vec<Segment> {
+    let split = segs
+        .iter()
+        .position(|s| matches!(s, Segment::Str(_)))
+        .unwrap_or(segs.len());
+    let mut letters = segs.split_off(split);
+    while segs.last().is_some_and(Segment::is_zero) {
+        segs.pop();
+    }
+    while letters.last().is_some_and(Segment::is_zero) {
+        letters.pop();
+    }
+    segs.extend(letters);
+    segs
+}
+
+impl Ord for Version {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let zero = Segment::Num("0".to_owned());
+        let len = self.canonical.len().max(other.canonical.len());
+        for i in 0..len {
+            let a = self.canonical.get(i).unwrap_or(&zero);
+            let b = other.canonical.get(i).unwrap_or(&zero);
+            match a.cmp(b) {
+                Ordering::Equal => {}
+                unequal => return unequal,
+            }
+        }
+        Ordering::Equal
+    }
+}
+
+impl PartialOrd for Version {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Version {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Version {}
+
+impl Hash for Version {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Canonical segments have no trailing zeros, so versions that compare
+        // equal hash alike.
+        self.canonical.hash(state);
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// A requirement operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// `=`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `>`
+    Gt,
+    /// `<`
+    Lt,
+    /// `>=`
+    Ge,
+    /// `<=`
+    Le,
+    /// `~>`
+    Pessimistic,
+}
+
+impl Op {
+    /// The operator as written in a Gemfile or lockfile.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Eq => "=",
+            Op::Ne => "!=",
+            Op::Gt => ">",
+            Op::Lt => "<",
+            Op::Ge => ">=",
+            Op::Le => "<=",
+            Op::Pessimistic => "~>",
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A conjunction of version constraints; no constraints means `>= 0`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Requirement {
+    /// The constraints in the order they were written.
+    pub constraints: Vec<(Op, Version)>,
+}
+
+impl Requirement {
+    /// Parses a comma-separated list such as `~> 1.6, >= 1.6.1`; a bare
+    /// version means `=`.
+    pub fn parse(s: &str) -> Result<Requirement, VersionError> {
+        let bad = || VersionError::BadRequirement(s.to_owned());
+        let mut constraints = Vec::new();
+        for part in s.split(',') {
+            let part = part.trim_matches(is_ruby_space);
+            // Two-character operators first so that `>=` is not read as `>`.
+            let ops = [
+                ("!=", Op::Ne),
+                (">=", Op::Ge),
+                ("<=", Op::Le),
+                ("~>", Op::Pessimistic),
+                ("=", Op::Eq),
+                (">", Op::Gt),
+                ("<", Op::Lt),
+            ];
+            let (op, rest) = ops
+                .iter()
+                .find_map(|(text, op)| part.strip_prefix(text).map(|rest| (*op, rest)))
+                .unwrap_or((Op::Eq, part));
+            let version =
+                Version::parse(rest.trim_start_matches(is_ruby_space)).map_err(|_| bad())?;
+            constraints.push((op, version));
+        }
+        Ok(Requirement { constraints })
+    }
+
+    /// True when `v` satisfies every constraint, as `Gem::Requirement#satisfied_by?`
+    /// decides it: a prerelease is not excluded by itself (`>= 0` matches
+    /// `1.0.beta`); only the comparisons count.
+    pub fn matches(&self, v: &Version) -> bool {
+        self.constraints.iter().all(|(op, r)| match op {
+            Op::Eq => v == r,
+            Op::Ne => v != r,
+            Op::Gt => v > r,
+            Op::Lt => v < r,
+            Op::Ge => v >= r,
+            Op::Le => v <= r,
+            Op::Pessimistic => v >= r && v.release() < r.bump(),
+        })
+    }
+}
+
+/// Ruby's `\s`, which `Gem::Requirement::PATTERN` allows around operators.
+fn is_ruby_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r')
+}
+
+impl fmt::Display for Requirement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.constraints.is_empty() {
+            return f.write_str(">= 0");
+        }
+        for (i, (op, v)) in self.constraints.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{op} {v}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn v(s: &str) -> Version {
+        Version::parse(s).unwrap()
+    }
+
+    fn req(s: &str) -> Requirement {
+        Requirement::parse(s).unwrap()
+    }
+
+    #[test]
+    fn parses_ordinary_versions_and_keeps_text() {
+        for s in [
+            "0",
+            "7.2.2.1",
+            "8.2.0.alpha",
+            "1.0.0.beta1",
+            "1.0-pre",
+            "1.0-pre-x.1",
+            "01.002",
+        ] {
+            assert_eq!(v(s).as_str(), s);
+            assert_eq!(v(s).to_string(), s);
+        }
+    }
+
+    #[test]
+    fn rejects_non_versions() {
+        for s in [
+            "",
+            " ",
+            " 1.0",
+            "1.0 ",
+            "1..2",
+            "1.",
+            ".1",
+            "a",
+            "1a",
+            "../../x",
+            "1/2",
+            "1\\2",
+            "1.0\0",
+            "1.0\n",
+            "1.0+build",
+            "1.0-",
+            "1.0-a..b",
+            "1.é",
+            "-1",
+            "1.0-pre/x",
+        ] {
+            assert!(Version::parse(s).is_err(), "{s:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn orders_like_rubygems() {
+        assert!(v("7.2.2.1") > v("7.2.2"));
+        assert!(v("7.2.2.1") < v("7.2.10"));
+        assert!(v("1.0.0.beta1") < v("1.0.0"));
+        assert!(v("1.0.0.beta1") > v("0.9"));
+        assert!(v("1.0.a10") > v("1.0.a9"));
+        assert!(v("1.0.b") > v("1.0.a10"));
+        assert!(v("1.0.A") < v("1.0.a"));
+        assert!(v("1.0-1") < v("1.0"));
+        assert!(v("99999999999999999999999") > v("99999999999999999999998"));
+        assert!(v("100000000000000000000000") > v("99999999999999999999999"));
+        let mut list = [v("1.0"), v("0.9"), v("1.0.b1"), v("1.0.a.2")];
+        list.sort();
+        let sorted: Vec<_> = list.iter().map(Version::as_str).collect();
+        assert_eq!(sorted, ["0.9", "1.0.a.2", "1.0.b1", "1.0"]);
+    }
+
+    #[test]
+    fn trailing_zeros_are_insignificant() {
+        assert_eq!(v("1.0"), v("1.0.0"));
+        assert_eq!(v("1"), v("1.0.0.0"));
+        assert_eq!(v("1.0.a"), v("1.0.0.a"));
+        assert_eq!(v("1.0.a.0"), v("1.0.a"));
+        assert_eq!(v("1.01"), v("1.1"));
+        assert_eq!(v("1.0-1"), v("1.0.pre.1"));
+        assert_eq!(v("1.0").as_str(), "1.0");
+        let set: HashSet<Version> = [v("1.0"), v("1.0.0"), v("1")].into_iter().collect();
+        assert_eq!(set.len(), 1);
+    }
+
+    #[test]
+    fn prerelease_means_any_letter() {
+        assert!(v("8.2.0.alpha").is_prerelease());
+        assert!(v("1.0-1").is_prerelease());
+        assert!(!v("7.2.2.1").is_prerelease());
+    }
+
+    #[test]
+    fn bump_and_release() {
+        assert_eq!(v("1.6").bump().as_str(), "2");
+        assert_eq!(v("1.6.1").bump().as_str(), "1.7");
+        assert_eq!(v("1").bump().as_str(), "2");
+        assert_eq!(v("1.a.2").bump().as_str(), "2");
+        assert_eq!(v("1.0.0.a").bump().as_str(), "1.1");
+        assert_eq!(v("1.9.99").bump().as_str(), "1.10");
+        assert_eq!(v("9.9").bump().as_str(), "10");
+        assert_eq!(v("1.2.0.a").release().as_str(), "1.2.0");
+    }
+
+    #[test]
+    fn pessimistic_semantics() {
+        let r = req("~> 1.6");
+        assert!(r.matches(&v("1.6")));
+        assert!(r.matches(&v("1.9")));
+        assert!(r.matches(&v("1.99.1")));
+        assert!(!r.matches(&v("1.5.9")));
+        assert!(!r.matches(&v("2.0")));
+        assert!(!r.matches(&v("2.0.a")));
+        let r = req("~> 1.6.1");
+        assert!(r.matches(&v("1.6.9")));
+        assert!(!r.matches(&v("1.6.0")));
+        assert!(!r.matches(&v("1.7")));
+        assert!(!r.matches(&v("1.7.0.a")));
+        assert!(req("~> 1.0.a").matches(&v("1.5")));
+        assert!(!req("~> 1.0").matches(&v("1.0.a")));
+    }
+
+    #[test]
+    fn other_operators_and_conjunctions() {
+        let r = req(">= 1.15.7, != 1.16.7, != 1.16.0.rc1");
+        assert!(r.matches(&v("1.15.7")));
+        assert!(r.matches(&v("1.19.4")));
+        assert!(!r.matches(&v("1.16.7")));
+        assert!(!r.matches(&v("1.16.0.rc1")));
+        assert!(!r.matches(&v("1.15.6")));
+        assert!(req("= 8.2.0.alpha").matches(&v("8.2.0.alpha")));
+        assert!(req("= 1.0").matches(&v("1.0.0")));
+        assert!(req("1.0").matches(&v("1.0")));
+        assert!(req("> 1.0").matches(&v("1.0.1")));
+        assert!(!req("> 1.0").matches(&v("1.0.0")));
+        assert!(req("< 8.0").matches(&v("7.9")));
+        assert!(req("<= 8.0").matches(&v("8")));
+        assert!(req(">= 0").matches(&v("1.0.beta")));
+        assert!(Requirement::default().matches(&v("0.0.1.a")));
+        assert!(req(">=1.0").matches(&v("1.0")));
+    }
+
+    #[test]
+    fn requirement_display_and_errors() {
+        assert_eq!(req("~> 1.6,>= 1.6.1").to_string(), "~> 1.6, >= 1.6.1");
+        assert_eq!(req("1.0").to_string(), "= 1.0");
+        assert_eq!(Requirement::default().to_string(), ">= 0");
+        assert_eq!(req("~> 1.6").constraints, vec![(Op::Pessimistic, v("1.6"))]);
+        for s in [
+            "", ">=", "~> ", "=> 1.0", ">= 1.0,", "1.0 2.0", ">= ../x", "=== 1",
+        ] {
+            assert!(Requirement::parse(s).is_err(), "{s:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn error_messages_escape_input() {
+        let e = Version::parse("1\n\0").unwrap_err().to_string();
+        assert!(e.contains("`1\\n\\0`"), "{e}");
+        let long = "x".repeat(500);
+        assert!(Version::parse(&long).unwrap_err().to_string().len() < 300);
+    }
+}
