@@ -111,6 +111,9 @@ enum Command {
         /// Machine-readable output
         #[arg(long)]
         json: bool,
+        /// Plan for another platform (e.g. aarch64-linux, arm64-darwin-23) instead of this Ruby's
+        #[arg(long, value_name = "PLATFORM")]
+        platform: Option<String>,
     },
 }
 
@@ -187,12 +190,14 @@ fn run(cli: Cli, ui: &Ui) -> Result<()> {
     let path_var = std::env::var_os("PATH");
 
     match &cli.command {
-        Command::Plan { json } => {
+        Command::Plan { json, platform } => {
             // A plan needs no Ruby: the machine's own platform stands in when there is none.
-            let local = match ruby::find(g.ruby.as_deref(), path_var.as_deref()) {
-                Ok(ruby) => Platform::parse(&ruby.info(&cache)?.platform),
-                Err(_) => platform::machine_platform(),
+            let local = match (platform, ruby::find(g.ruby.as_deref(), path_var.as_deref())) {
+                (Some(p), _) => Platform::parse(p),
+                (None, Ok(ruby)) => Platform::parse(&ruby.info(&cache)?.platform),
+                (None, Err(_)) => platform::machine_platform(),
             };
+            let force_ruby = force_ruby || platform.as_deref() == Some("ruby");
             let closure = select(&located, &lock, &g.gem, &local, force_ruby)?;
             let requests = requests(&lock, &closure);
             let sums = fetch::known_checksums(&cache, &settings, &requests, g.offline);

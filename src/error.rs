@@ -16,7 +16,7 @@ pub enum Error {
     NoLockfile { searched: PathBuf },
 
     /// The lockfile could not be parsed.
-    #[error("{path}:{source}")]
+    #[error("{}:{}: {}", path.display(), source.line, source.kind)]
     Lockfile {
         path: PathBuf,
         source: crate::lockfile::ParseError,

@@ -59,6 +59,9 @@ pub fn install_units(
     for dir in &staging {
         let _ = fs::remove_dir_all(dir);
         let _ = fs::remove_file(log_of(dir));
+        let mut err = dir.as_os_str().to_owned();
+        err.push(".err");
+        let _ = fs::remove_file(err);
     }
     result?;
     Ok(missing.len())
@@ -136,10 +139,12 @@ fn run_installer(
                 units.len()
             ));
         } else if failure.is_none() {
+            let build = status == Some("build-failed");
             failure = Some(install_failure(
                 cache,
                 unit,
                 &staging[i],
+                build,
                 hint.unwrap_or(""),
             ));
         }
@@ -167,30 +172,42 @@ fn run_installer(
 }
 
 /// Keeps the failed gem's log and explains the failure.
-fn install_failure(cache: &Cache, unit: &Unit, staging: &Path, hint: &str) -> Error {
+fn install_failure(cache: &Cache, unit: &Unit, staging: &Path, build: bool, hint: &str) -> Error {
     let log = fs::read_to_string(log_of(staging)).unwrap_or_default();
     let kept = cache.logs().join(format!("{}.log", unit.full_name));
     let saved = fs::create_dir_all(cache.logs())
         .and_then(|_| fs::write(&kept, &log))
         .is_ok();
-    let summary = log
+    let err_file = {
+        let mut p = staging.as_os_str().to_owned();
+        p.push(".err");
+        PathBuf::from(p)
+    };
+    let summary = fs::read_to_string(&err_file)
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| {
+            log.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no output")
+                .to_string()
+        })
         .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("no output")
-        .to_string();
-    let is_build = !hint.is_empty() && hint != "see the log";
+        .map(|l| format!("\n    {l}"))
+        .collect::<String>();
     Error::Install(format!(
-        "{} {}: {summary}\n  {}{}",
-        if is_build {
+        "{} {}:{summary}\n  {}{}",
+        if build {
             "failed to build the native extension of"
         } else {
             "failed to install"
         },
         unit.full_name,
-        if is_build {
-            format!("{hint}\n  ")
-        } else {
+        if hint.is_empty() {
             String::new()
+        } else {
+            format!("{hint}\n  ")
         },
         if saved {
             format!("full log: {}", kept.display())

@@ -17,7 +17,7 @@ def hint
   missing = []
   missing << "a C compiler (#{cc.empty? ? "cc" : cc} is not on PATH; Debian/Ubuntu: apt-get install build-essential)" unless cc.start_with?("/") ? File.executable?(cc) : on_path
   missing << "Ruby's headers (#{header} is missing; Debian/Ubuntu: apt-get install ruby-dev)" unless File.exist?(header)
-  missing.empty? ? "see the build log" : "likely missing: #{missing.join("; ")}"
+  missing.empty? ? "" : "likely missing: #{missing.join("; ")}"
 end
 
 running = {}
@@ -48,6 +48,14 @@ until queue.empty? && running.empty?
       rescue Exception => e # rubocop:disable Lint/RescueException -- report everything, the parent decides
         $stderr.puts "#{e.class}: #{e.message}"
         $stderr.flush
+        # The launcher shows this short form; the log keeps everything. A build's own last words (e.g.
+        # "pg_config not found") say more than RubyGems' generic first line.
+        lines = e.message.lines.map(&:rstrip).reject(&:empty?)
+        if e.is_a?(Gem::Ext::BuildError)
+          noise = ["current directory:", "Gem files will remain", "Results logged to", "To see why", "mkmf.log", "/"]
+          lines = lines.map(&:strip).reject { |l| l.start_with?(*noise) }
+        end
+        File.write("#{dest}.err", lines.first(8).join("\n"))
         exit!(e.is_a?(Gem::Ext::BuildError) ? 3 : 1)
       end
     end
@@ -58,8 +66,8 @@ until queue.empty? && running.empty?
   if status.success?
     puts "ok #{index}"
   elsif status.exitstatus == 3
-    puts "fail #{index} #{hint}"
+    puts "build-failed #{index} #{hint}".rstrip
   else
-    puts "fail #{index} see the log"
+    puts "failed #{index}"
   end
 end

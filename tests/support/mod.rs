@@ -1,0 +1,72 @@
+//! Shared integration-test harness: fixture gems built with the real `gem
+//! build`, a rubygems.org-like loopback server, a Gemfile.lock builder and a
+//! runner for the launcher binary.
+
+// Every test binary compiles this module but uses only part of it.
+#![allow(dead_code, unused_imports)]
+
+mod fixtures;
+mod launcher;
+mod lock;
+mod server;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+pub use fixtures::{Dep, Fixtures, GemFile, fixtures};
+pub use launcher::{Launcher, Output, Running, assert_failure, assert_success, spawn};
+pub use lock::{App, Lock, LockedSpec};
+pub use server::{Fault, Request, Server};
+
+/// Locates `program` on PATH without spawning it, so a missing Ruby toolchain
+/// is reported as such rather than as an obscure spawn error later.
+pub fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Panics unless both `ruby` and `gem` are on PATH. The suite must fail, not
+/// skip, on a machine without Ruby: a skipped suite looks like a green one.
+pub fn require_ruby() {
+    for program in ["ruby", "gem"] {
+        if which(program).is_none() {
+            panic!(
+                "\n\n==== kamal-launcher integration tests need Ruby ====\n\
+                 `{program}` was not found on PATH.\n\
+                 Install it with: apt-get install -y ruby-full\n\
+                 (the fixture gems are built with the real `gem build`, and the \
+                 launcher under test execs Ruby)\n\n"
+            );
+        }
+    }
+}
+
+/// A command with an environment reduced to what any process here needs, so
+/// the developer's RUBYOPT, GEM_HOME, BUNDLE_GEMFILE and friends can neither
+/// break fixture builds nor leak into what the launcher sees.
+pub fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_clear();
+    cmd.env("PATH", default_path());
+    cmd.env("LANG", "C.UTF-8");
+    cmd
+}
+
+pub fn default_path() -> String {
+    std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".to_owned())
+}
+
+/// Hex SHA-256, the digest format used by the compact index and CHECKSUMS.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}
