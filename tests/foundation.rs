@@ -1257,12 +1257,22 @@ fn git_sourced_gems_are_planned_but_not_installed_yet() {
         .find(|g| g["name"] == "fixture_dep_b")
         .expect("fixture_dep_b in the plan");
     assert_eq!(dep_b["source_type"], "git");
-    assert_eq!(dep_b["source"], "https://github.com/example/fixture_dep_b.git");
-    assert_eq!(dep_b["revision"], "0123456789abcdef0123456789abcdef01234567");
+    assert_eq!(
+        dep_b["source"],
+        "https://github.com/example/fixture_dep_b.git"
+    );
+    assert_eq!(
+        dep_b["revision"],
+        "0123456789abcdef0123456789abcdef01234567"
+    );
     let out = run(&launcher, &["exec", "--", "version"]);
     assert_failure(&out);
     assert!(out.stderr.contains("fixture_dep_b-0.3.1"), "{out}");
     assert!(out.stderr.contains("not supported yet"), "{out}");
-    assert_eq!(server.count("/gems/kamal-2.7.0.gem"), 0, "nothing is fetched before refusing");
+    assert_eq!(
+        server.count("/gems/kamal-2.7.0.gem"),
+        0,
+        "nothing is fetched before refusing"
+    );
     assert!(env_dirs(&launcher).is_empty());
 }
