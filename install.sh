@@ -45,7 +45,7 @@ esac
 
 if [ "$demo" = 1 ]; then
   echo
-  echo "What kamal-launcher would install for examples/demo-app (no network needed: its lockfile has CHECKSUMS):"
+  echo "What kamal-launcher would install for examples/demo-app (--offline: no network needed):"
   cd "$here/examples/demo-app"
   "$prefix/bin/kamal-launcher" plan --offline
 fi
