@@ -12,6 +12,7 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
@@ -80,17 +81,85 @@ impl Cache {
         self.root.join("logs")
     }
 
-    /// A fresh, unique path in the cache's temporary area (same filesystem, so renames are atomic).
+    /// A fresh, unique path in this process's private temporary area (same filesystem as the cache, so
+    /// renames into place are atomic). The area is removed by [`Cache::finish`], on Ctrl-C, or, after a crash,
+    /// by the next launcher's [`Cache::sweep`].
     pub fn temp_path(&self, what: &str) -> Result<PathBuf> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let area = self.workspace()?;
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        Ok(area.join(format!("{what}.{n}")))
+    }
+
+    fn workspace(&self) -> Result<PathBuf> {
+        let mut guard = WORKSPACE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ws) = guard
+            .as_ref()
+            .filter(|ws| ws.tmp_root == self.root.join("tmp"))
+        {
+            return Ok(ws.dir.clone());
+        }
         let tmp = self.root.join("tmp");
         fs::create_dir_all(&tmp).map_err(Error::io("creating the cache directory", &tmp))?;
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        Ok(tmp.join(format!("{what}.{}.{n}", std::process::id())))
+        let name = format!("{}-{}", std::process::id(), unique_suffix());
+        let lock_path = tmp.join(format!("{name}.lock"));
+        let lock = File::create(&lock_path).map_err(Error::io("creating", &lock_path))?;
+        // Held until this process ends: the kernel releases it even on SIGKILL, which is how a sweeper knows
+        // the area's owner is gone.
+        lock.lock().map_err(Error::io("locking", &lock_path))?;
+        let dir = tmp.join(&name);
+        fs::create_dir_all(&dir).map_err(Error::io("creating", &dir))?;
+        install_interrupt_handler();
+        *guard = Some(Workspace {
+            tmp_root: tmp,
+            dir: dir.clone(),
+            lock_path,
+            _lock: lock,
+        });
+        Ok(dir)
+    }
+
+    /// Removes temporary areas whose owners died (killed, crashed, power loss); live owners hold their lock.
+    pub fn sweep(&self) {
+        let tmp = self.root.join("tmp");
+        let Ok(entries) = fs::read_dir(&tmp) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "lock") {
+                continue;
+            }
+            let Ok(file) = File::options().write(true).open(&path) else {
+                continue;
+            };
+            if file.try_lock().is_ok() {
+                let _ = fs::remove_dir_all(path.with_extension(""));
+                let _ = fs::remove_file(&path);
+            }
+        }
+    }
+
+    /// Removes this process's temporary area; call before exec, which skips destructors.
+    pub fn finish(&self) {
+        finish_workspace();
+    }
+
+    /// Takes a shared lock named `name`: many holders at once, none while someone holds it exclusively.
+    pub fn lock_shared(&self, name: &str) -> Result<Lock> {
+        let (file, path) = self.lock_file(name)?;
+        file.lock_shared().map_err(Error::io("locking", &path))?;
+        Ok(Lock { _file: file })
     }
 
     /// Takes an exclusive lock named `name`, blocking until it is free; released on drop or process death.
     pub fn lock(&self, name: &str) -> Result<Lock> {
+        let (file, path) = self.lock_file(name)?;
+        file.lock().map_err(Error::io("locking", &path))?;
+        Ok(Lock { _file: file })
+    }
+
+    fn lock_file(&self, name: &str) -> Result<(File, PathBuf)> {
         let dir = self.root.join("locks");
         fs::create_dir_all(&dir).map_err(Error::io("creating the cache directory", &dir))?;
         let path = dir.join(format!("{name}.lock"));
@@ -100,8 +169,61 @@ impl Cache {
             .write(true)
             .open(&path)
             .map_err(Error::io("opening the lock file", &path))?;
-        file.lock().map_err(Error::io("locking", &path))?;
-        Ok(Lock { _file: file })
+        Ok((file, path))
+    }
+
+    /// The layout root (`<dir>/v1`).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+/// This process's private temporary area.
+struct Workspace {
+    tmp_root: PathBuf,
+    dir: PathBuf,
+    lock_path: PathBuf,
+    _lock: File,
+}
+
+static WORKSPACE: Mutex<Option<Workspace>> = Mutex::new(None);
+
+fn finish_workspace() {
+    let taken = WORKSPACE.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(ws) = taken {
+        let _ = fs::remove_dir_all(&ws.dir);
+        let _ = fs::remove_file(&ws.lock_path);
+    }
+}
+
+/// Ctrl-C removes this run's temporary files and exits 130, as shells report SIGINT.
+fn install_interrupt_handler() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = ctrlc::set_handler(|| {
+            finish_workspace();
+            std::process::exit(i32::from(crate::error::EXIT_INTERRUPTED));
+        });
+    });
+}
+
+fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{nanos:08x}")
+}
+
+/// Stamps `path`'s modification time with now, in one syscall and without failing: it records last use,
+/// which a read-only cache simply does not record.
+pub fn touch(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path; a null `times` means "now" for both timestamps.
+    unsafe {
+        libc::utimensat(libc::AT_FDCWD, c.as_ptr(), std::ptr::null(), 0);
     }
 }
 
@@ -157,6 +279,7 @@ mod tests {
         write_atomic(&cache, &p, b"one").unwrap();
         write_atomic(&cache, &p, b"two").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
+        cache.finish();
         assert_eq!(fs::read_dir(dir.path().join("v1/tmp")).unwrap().count(), 0);
     }
 }

@@ -8,9 +8,11 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::cache::{self, Cache};
 use crate::closure::{self, Closure};
+use crate::config::{self, FileConfig};
 use crate::error::{self, Error, Result};
 use crate::exec;
 use crate::fetch::{self, FetchOptions, GemRequest};
+use crate::gc;
 use crate::install::{self, EnvPlan, Unit};
 use crate::locate::{self, Located};
 use crate::lockfile::{Lockfile, SourceKind};
@@ -44,14 +46,9 @@ struct Global {
     /// The lockfile to read [default: BUNDLE_GEMFILE's lock, else the nearest Gemfile.lock]
     #[arg(long, global = true, value_name = "PATH")]
     lockfile: Option<PathBuf>,
-    /// The gem whose closure is installed and run
-    #[arg(
-        long,
-        global = true,
-        env = "KAMAL_LAUNCHER_GEM",
-        default_value = "kamal"
-    )]
-    gem: String,
+    /// The gem whose closure is installed and run [default: kamal]
+    #[arg(long, global = true, env = "KAMAL_LAUNCHER_GEM")]
+    gem: Option<String>,
     /// The executable of that gem to run [default: the gem's name]
     #[arg(long, global = true, env = "KAMAL_LAUNCHER_EXE")]
     exe: Option<String>,
@@ -66,11 +63,12 @@ struct Global {
         value_name = "DIR"
     )]
     cache_dir: Option<PathBuf>,
-    /// Never use the network; fail if something is not cached
-    #[arg(long, global = true, env = "KAMAL_LAUNCHER_OFFLINE")]
+    /// Never use the network; fail if something is not cached [env: KAMAL_LAUNCHER_OFFLINE=1]
+    #[arg(long, global = true)]
     offline: bool,
     /// Install gems whose checksum is known nowhere (dangerous: their bytes are not verified)
-    #[arg(long, global = true, env = "KAMAL_LAUNCHER_ALLOW_UNVERIFIED")]
+    /// [env: KAMAL_LAUNCHER_ALLOW_UNVERIFIED=1]
+    #[arg(long, global = true)]
     allow_unverified: bool,
     /// Parallel downloads and builds [default: number of CPUs]
     #[arg(long, global = true, env = "KAMAL_LAUNCHER_JOBS", value_name = "N")]
@@ -103,6 +101,9 @@ enum Command {
         after_help = "Examples:\n  kamal-launcher install\n  kamal-launcher install --lockfile path/to/Gemfile.lock"
     )]
     Install,
+    /// Inspect and maintain the cache (CI: `cache key`, `cache dir`)
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Show what would be installed, and from where
     #[command(
         after_help = "Examples:\n  kamal-launcher plan\n  kamal-launcher plan --json --offline"
@@ -115,6 +116,78 @@ enum Command {
         #[arg(long, value_name = "PLATFORM")]
         platform: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum CacheCommand {
+    /// Print a key for CI caches: changes exactly when what `install` puts in the cache changes
+    #[command(
+        after_help = "Examples:\n  key=$(kamal-launcher cache key)   # actions/cache `key:`, GitLab `cache:key`"
+    )]
+    Key,
+    /// Print the directory to save and restore between CI runs
+    Dir,
+    /// Remove environments and downloads not used recently, and installed gems nothing uses
+    #[command(
+        after_help = "Examples:\n  kamal-launcher cache prune\n  kamal-launcher cache prune --older-than 7"
+    )]
+    Prune {
+        /// Age in days
+        #[arg(long, value_name = "DAYS", default_value_t = 30)]
+        older_than: u64,
+    },
+    /// Remove everything (environments a running kamal uses are kept)
+    Clean,
+}
+
+/// Every option resolved: flags, then `KAMAL_LAUNCHER_*` variables, then the app's and the user's config files.
+#[derive(Debug)]
+struct Options {
+    gem: String,
+    exe: Option<String>,
+    ruby: Option<OsString>,
+    cache_dir: Option<PathBuf>,
+    offline: bool,
+    allow_unverified: bool,
+    jobs: usize,
+}
+
+impl Options {
+    fn resolve(g: &Global, file: FileConfig, cwd: &Path) -> Options {
+        Options {
+            gem: g
+                .gem
+                .clone()
+                .or(file.gem)
+                .unwrap_or_else(|| "kamal".to_string()),
+            exe: g.exe.clone().or(file.exe),
+            ruby: g.ruby.clone().or(file.ruby.map(OsString::from)),
+            cache_dir: g.cache_dir.as_ref().map(|d| cwd.join(d)).or(file.cache_dir),
+            offline: g.offline
+                || env_flag("KAMAL_LAUNCHER_OFFLINE")
+                    .or(file.offline)
+                    .unwrap_or(false),
+            allow_unverified: g.allow_unverified
+                || env_flag("KAMAL_LAUNCHER_ALLOW_UNVERIFIED")
+                    .or(file.allow_unverified)
+                    .unwrap_or(false),
+            jobs: g
+                .jobs
+                .or(file.jobs)
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+                .max(1),
+        }
+    }
+}
+
+/// A boolean environment variable: unset or empty is "not said"; `0`, `false`, `no`, `off` say false.
+fn env_flag(name: &str) -> Option<bool> {
+    let v = std::env::var(name).ok()?;
+    match v.trim().to_ascii_lowercase().as_str() {
+        "" => None,
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => Some(true),
+    }
 }
 
 /// Entry point: parses argv (or treats it as kamal's when invoked as `kamal`) and runs the command.
@@ -164,7 +237,34 @@ fn run(cli: Cli, ui: &Ui) -> Result<()> {
         g.lockfile.as_deref(),
         std::env::var_os("BUNDLE_GEMFILE").as_deref(),
         &cwd,
-    )?;
+    );
+    // Cache maintenance works outside an app too; everything else needs the lockfile.
+    let located = match (&cli.command, located) {
+        (
+            Command::Cache(CacheCommand::Dir | CacheCommand::Prune { .. } | CacheCommand::Clean),
+            Err(_),
+        ) => None,
+        (_, located) => Some(located?),
+    };
+    let file_config = match &located {
+        Some(l) => config::load(l.app_dir())?,
+        None => match config::user_file() {
+            Some(path) => FileConfig::read(&path)?,
+            None => FileConfig::default(),
+        },
+    };
+    let opts = Options::resolve(g, file_config, &cwd);
+    let cache = Cache::new(match &opts.cache_dir {
+        Some(dir) => dir.clone(),
+        None => cache::default_dir().ok_or_else(|| Error::Io {
+            action: "finding the default cache directory (set KAMAL_LAUNCHER_CACHE_DIR or --cache-dir)",
+            path: PathBuf::from("~/.cache"),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "HOME is not set"),
+        })?,
+    });
+    let Some(located) = located else {
+        return maintain(&cli.command, &cache, ui);
+    };
     ui.verbose(&format!(
         "using {} ({})",
         located.path.display(),
@@ -176,31 +276,32 @@ fn run(cli: Cli, ui: &Ui) -> Result<()> {
     ));
     let lock = read_lockfile(&located)?;
     let settings = BundlerSettings::load(located.app_dir(), std::env::vars());
-    let cache = Cache::new(match &g.cache_dir {
-        Some(dir) => cwd.join(dir),
-        None => cache::default_dir().ok_or_else(|| {
-            Error::Io {
-                action: "finding the default cache directory (set KAMAL_LAUNCHER_CACHE_DIR or --cache-dir)",
-                path: PathBuf::from("~/.cache"),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "HOME is not set"),
-            }
-        })?,
-    });
     let force_ruby = settings.flag("force_ruby_platform");
     let path_var = std::env::var_os("PATH");
 
     match &cli.command {
+        Command::Cache(CacheCommand::Key) => {
+            // The same on every machine with this lockfile and platform: no Ruby, no network, no cache.
+            let local = platform::machine_platform();
+            let closure = select(&located, &lock, &opts.gem, &local, force_ruby)?;
+            println!("{}", ci_key(&closure, &local));
+            Ok(())
+        }
+        Command::Cache(_) => maintain(&cli.command, &cache, ui),
         Command::Plan { json, platform } => {
             // A plan needs no Ruby: the machine's own platform stands in when there is none.
-            let local = match (platform, ruby::find(g.ruby.as_deref(), path_var.as_deref())) {
+            let local = match (
+                platform,
+                ruby::find(opts.ruby.as_deref(), path_var.as_deref()),
+            ) {
                 (Some(p), _) => Platform::parse(p),
                 (None, Ok(ruby)) => Platform::parse(&ruby.info(&cache)?.platform),
                 (None, Err(_)) => platform::machine_platform(),
             };
             let force_ruby = force_ruby || platform.as_deref() == Some("ruby");
-            let closure = select(&located, &lock, &g.gem, &local, force_ruby)?;
+            let closure = select(&located, &lock, &opts.gem, &local, force_ruby)?;
             let requests = requests(&lock, &closure);
-            let sums = fetch::known_checksums(&cache, &settings, &requests, g.offline);
+            let sums = fetch::known_checksums(&cache, &settings, &requests, opts.offline);
             let sums: Vec<Option<[u8; 32]>> = closure
                 .gems
                 .iter()
@@ -214,7 +315,7 @@ fn run(cli: Cli, ui: &Ui) -> Result<()> {
                 .collect();
             let plan = plan::Plan {
                 lockfile: located.path.display().to_string(),
-                root: g.gem.clone(),
+                root: opts.gem.clone(),
                 platform: local.to_string(),
                 gems: plan::entries(&lock, &closure, &sums),
             };
@@ -227,46 +328,117 @@ fn run(cli: Cli, ui: &Ui) -> Result<()> {
             Ok(())
         }
         Command::Install | Command::Exec { .. } => {
-            let ruby = ruby::find(g.ruby.as_deref(), path_var.as_deref())?;
+            let ruby = ruby::find(opts.ruby.as_deref(), path_var.as_deref())?;
             let info = ruby.info(&cache)?;
             let local = Platform::parse(&info.platform);
-            let closure = select(&located, &lock, &g.gem, &local, force_ruby)?;
+            let closure = select(&located, &lock, &opts.gem, &local, force_ruby)?;
             let key = env_key(&lock, &closure, &info);
             let env_dir = cache.env(&key);
+            let root = &closure.gems[closure.root].spec;
             // The warm path: an installed environment is complete by construction (renamed into place).
-            if !env_dir.join("boot.rb").is_file() {
-                let started = std::time::Instant::now();
-                let summary = prepare(
-                    &cache, &settings, &ruby, &info, &lock, &closure, &env_dir, g, ui,
-                )?;
-                ui.clear();
-                let text = format!(
-                    "{} {}: {} gems ready ({}) in {:.1}s",
-                    closure.gems[closure.root].spec.name,
-                    closure.gems[closure.root].spec.version,
-                    closure.gems.len(),
-                    summary,
-                    started.elapsed().as_secs_f64()
-                );
-                match cli.command {
-                    Command::Install => ui.summary(&text),
-                    _ => ui.verbose(&text),
+            if env_dir.join("boot.rb").is_file() {
+                cache::touch(&env_dir.join("last-used"));
+                if matches!(cli.command, Command::Install) {
+                    ui.summary(&format!(
+                        "{} {}: {} gems already installed in {}",
+                        root.name,
+                        root.version,
+                        closure.gems.len(),
+                        cache.dir().display()
+                    ));
                 }
-            } else if matches!(cli.command, Command::Install) {
+            } else {
+                let started = std::time::Instant::now();
+                let result = prepare(
+                    &cache, &settings, &ruby, &info, &lock, &closure, &env_dir, &opts, ui,
+                );
+                cache.finish();
+                let summary = result?;
                 ui.summary(&format!(
-                    "{} {}: {} gems already installed",
-                    closure.gems[closure.root].spec.name,
-                    closure.gems[closure.root].spec.version,
-                    closure.gems.len()
+                    "{} {}: {} gems ready ({summary}) in {:.1}s",
+                    root.name,
+                    root.version,
+                    closure.gems.len(),
+                    started.elapsed().as_secs_f64()
                 ));
             }
             if let Command::Exec { args } = &cli.command {
-                let root = closure.gems[closure.root].spec.name.as_str();
-                return Err(exec::exec(&ruby, &env_dir, root, g.exe.as_deref(), args));
+                return Err(exec::exec(
+                    &ruby,
+                    &env_dir,
+                    &root.name,
+                    opts.exe.as_deref(),
+                    args,
+                ));
             }
             Ok(())
         }
     }
+}
+
+/// `cache dir`, `cache prune`, `cache clean`: need no lockfile.
+fn maintain(command: &Command, cache: &Cache, ui: &Ui) -> Result<()> {
+    let report = match command {
+        Command::Cache(CacheCommand::Dir) => {
+            println!("{}", cache.dir().display());
+            return Ok(());
+        }
+        Command::Cache(CacheCommand::Prune { older_than }) => gc::prune(
+            cache,
+            std::time::Duration::from_secs(older_than.saturating_mul(86_400)),
+        ),
+        Command::Cache(CacheCommand::Clean) => gc::clean(cache),
+        _ => {
+            return Err(Error::NoLockfile {
+                searched: std::env::current_dir().unwrap_or_default(),
+            });
+        }
+    };
+    cache.finish();
+    let report = report?;
+    ui.summary(&format!(
+        "removed {} environment(s), {} installed gem(s), {} download(s): {} freed{}",
+        report.envs,
+        report.units,
+        report.downloads,
+        gc::human_bytes(report.bytes),
+        if report.in_use > 0 {
+            format!(
+                "; kept {} environment(s) in use by a running kamal",
+                report.in_use
+            )
+        } else {
+            String::new()
+        }
+    ));
+    Ok(())
+}
+
+/// The CI cache key: the closure as it would be cached (names, versions, platforms, checksums), the OS and
+/// CPU, and the layout version. Sources are left out: the same verified bytes from a mirror are the same cache.
+fn ci_key(closure: &Closure<'_>, local: &Platform) -> String {
+    let mut parts = vec![
+        cache::LAYOUT.to_string(),
+        std::env::consts::OS.to_string(),
+        std::env::consts::ARCH.to_string(),
+        local.to_string(),
+    ];
+    for g in &closure.gems {
+        parts.push(format!(
+            "{} {} {} {}",
+            g.spec.name,
+            g.spec.version,
+            g.spec.platform,
+            g.sha256.map_or("-".to_string(), hex::encode)
+        ));
+    }
+    format!(
+        "kamal-launcher-{}-{}-{}-{}",
+        cache::LAYOUT,
+        std::env::consts::OS,
+        std::env::consts::ARCH,
+        cache::key_of(parts.iter().map(String::as_str))
+    )
 }
 
 fn read_lockfile(located: &Located) -> Result<Lockfile> {
@@ -336,7 +508,7 @@ fn prepare(
     lock: &Lockfile,
     closure: &Closure<'_>,
     env_dir: &Path,
-    g: &Global,
+    opts: &Options,
     ui: &Ui,
 ) -> Result<String> {
     for gem in &closure.gems {
@@ -351,18 +523,19 @@ fn prepare(
             )));
         }
     }
-    let jobs = g
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .max(1);
+    let jobs = opts.jobs;
+    cache.sweep();
+    // Held while installing, so that `cache prune`/`clean` never remove store entries an install is about
+    // to link into its environment.
+    let _gc = cache.lock_shared(gc::GC_LOCK)?;
     let requests = requests(lock, closure);
     let fetched = fetch::fetch_all(
         cache,
         settings,
         &requests,
         FetchOptions {
-            offline: g.offline,
-            allow_unverified: g.allow_unverified,
+            offline: opts.offline,
+            allow_unverified: opts.allow_unverified,
             jobs: jobs.max(4),
         },
         ui,

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit status for command-line usage errors, as clap uses.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit status when interrupted by Ctrl-C, as shells report SIGINT.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Everything that can stop the launcher before kamal runs.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +66,10 @@ pub enum Error {
     /// The requested feature is not available yet.
     #[error("{0}")]
     Unsupported(String),
+
+    /// A configuration file is invalid.
+    #[error("{0}")]
+    Config(String),
 
     /// Offline mode was requested but something is missing from the cache.
     #[error("{0}")]

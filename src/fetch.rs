@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::cache::{self, Cache};
 use crate::error::{Error, Result, redact_url};
 use crate::settings::{self, BundlerSettings};
-use crate::ui::Ui;
+use crate::ui::{Progress, Ui};
 
 /// No real gem comes near this; a larger body is a broken or hostile server.
 const MAX_GEM_BYTES: u64 = 512 * 1024 * 1024;
@@ -176,11 +176,12 @@ impl<'a> Fetcher<'a> {
     fn parallel(&self, requests: &[GemRequest], ui: &Ui) -> Result<Vec<Fetched>> {
         let fetcher = self;
         let opts = self.opts;
+        let progress = ui.progress_bar("Fetching", requests.len());
+        let progress = &progress;
 
         let next = Mutex::new(0usize);
         let results: Mutex<Vec<Option<Result<Fetched>>>> =
             Mutex::new((0..requests.len()).map(|_| None).collect());
-        let done = Mutex::new(0usize);
         let workers = opts.jobs.clamp(1, requests.len().max(1));
         std::thread::scope(|s| {
             for _ in 0..workers {
@@ -193,17 +194,10 @@ impl<'a> Fetcher<'a> {
                             i
                         };
                         let Some(req) = requests.get(i) else { break };
-                        let result = fetcher.fetch(req, ui);
+                        let result = fetcher.fetch(req, ui, progress);
                         let failed = result.is_err();
                         results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(result);
-                        let mut d = done.lock().unwrap_or_else(|e| e.into_inner());
-                        *d += 1;
-                        ui.progress(&format!(
-                            "Fetched {} ({}/{})",
-                            req.full_name,
-                            *d,
-                            requests.len()
-                        ));
+                        progress.finished(&req.full_name);
                         if failed {
                             // Stop handing out work: the install cannot succeed, and the user wants the error now.
                             *next.lock().unwrap_or_else(|e| e.into_inner()) = requests.len();
@@ -269,10 +263,17 @@ impl Fetcher<'_> {
         }
     }
 
-    fn fetch(&self, req: &GemRequest, ui: &Ui) -> Result<Fetched> {
-        if let Some(sha) = req.expected {
+    fn fetch(&self, req: &GemRequest, ui: &Ui, progress: &Progress<'_>) -> Result<Fetched> {
+        // Already downloaded: by the lockfile's digest, else by the digest in the cached compact index.
+        let known = req.expected.or_else(|| {
+            req.remotes
+                .iter()
+                .find_map(|r| self.cached_checksum(&Endpoint::for_remote(self.settings, r), req))
+        });
+        if let Some(sha) = known {
             let path = self.cache.download(&sha);
             if path.is_file() {
+                cache::touch(&path);
                 return Ok(Fetched {
                     path,
                     sha256: sha,
@@ -283,7 +284,7 @@ impl Fetcher<'_> {
         let mut last_err = None;
         for remote in &req.remotes {
             let ep = Endpoint::for_remote(self.settings, remote);
-            match self.fetch_from(&ep, req, ui) {
+            match self.fetch_from(&ep, req, ui, progress) {
                 Ok(f) => return Ok(f),
                 // Another remote of the same source may have it; any other failure is final.
                 Err(e @ Error::Network(_)) if req.remotes.len() > 1 => last_err = Some(e),
@@ -295,7 +296,13 @@ impl Fetcher<'_> {
         }))
     }
 
-    fn fetch_from(&self, ep: &Endpoint, req: &GemRequest, ui: &Ui) -> Result<Fetched> {
+    fn fetch_from(
+        &self,
+        ep: &Endpoint,
+        req: &GemRequest,
+        ui: &Ui,
+        progress: &Progress<'_>,
+    ) -> Result<Fetched> {
         let expected = match req.expected {
             Some(sha) => Some(sha),
             None => self.checksum_from_index(ep, req)?,
@@ -342,10 +349,10 @@ impl Fetcher<'_> {
             }
         }
         let url = format!("{}gems/{}.gem", ep.base, req.full_name);
-        ui.progress(&format!("Fetching {}", req.full_name));
+        progress.started(&req.full_name);
         ui.verbose(&format!("GET {}", redact_url(&url)));
         let tmp = self.cache.temp_path("download")?;
-        let result = self.download_to(ep, &url, &tmp, req, expected);
+        let result = self.download_to(ep, &url, &tmp, req, expected, progress);
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
@@ -375,6 +382,7 @@ impl Fetcher<'_> {
         tmp: &std::path::Path,
         req: &GemRequest,
         expected: Option<[u8; 32]>,
+        progress: &Progress<'_>,
     ) -> Result<[u8; 32]> {
         let resp = self.get(ep, url, None, &req.full_name)?;
         let mut reader = resp.into_reader().take(MAX_GEM_BYTES + 1);
@@ -402,6 +410,7 @@ impl Fetcher<'_> {
                     req.full_name
                 )));
             }
+            progress.add_bytes(n as u64);
             hasher.update(&buf[..n]);
             file.write_all(&buf[..n])
                 .map_err(Error::io("writing the download to", tmp))?;

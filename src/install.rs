@@ -104,6 +104,7 @@ fn run_installer(
     let stdout = child.stdout.take().expect("piped stdout");
     let mut done = 0;
     let mut failure: Option<Error> = None;
+    let progress = ui.progress_bar("Installing", units.len());
     for line in BufReader::new(stdout).lines() {
         let line =
             line.map_err(|e| Error::Install(format!("reading the installer's output: {e}")))?;
@@ -116,6 +117,10 @@ fn run_installer(
             continue;
         };
         let unit = units[i];
+        if status == Some("start") {
+            progress.started(&unit.full_name);
+            continue;
+        }
         if status == Some("ok") {
             let parent = unit.dir.parent().expect("store paths have a parent");
             fs::create_dir_all(parent)
@@ -133,11 +138,7 @@ fn run_installer(
                 }
             }
             done += 1;
-            ui.progress(&format!(
-                "Installed {} ({done}/{})",
-                unit.full_name,
-                units.len()
-            ));
+            progress.finished(&unit.full_name);
         } else if failure.is_none() {
             let build = status == Some("build-failed");
             failure = Some(install_failure(
@@ -249,6 +250,9 @@ pub fn assemble_env(cache: &Cache, dest: &Path, plan: &EnvPlan) -> Result<bool> 
         );
         let boot_path = staging.join("boot.rb");
         fs::write(&boot_path, boot).map_err(Error::io("writing", &boot_path))?;
+        // Its modification time records the environment's last use, for `cache prune`.
+        let used = staging.join("last-used");
+        fs::write(&used, "").map_err(Error::io("writing", &used))?;
         fs::create_dir_all(envs).map_err(Error::io("creating the cache directory", envs))?;
         match fs::rename(&staging, dest) {
             Ok(()) => Ok(true),

@@ -6,9 +6,11 @@
 mod cache;
 mod cli;
 mod closure;
+mod config;
 mod error;
 mod exec;
 mod fetch;
+mod gc;
 mod install;
 mod locate;
 mod lockfile;

@@ -21,8 +21,6 @@ pub struct Ui {
     level: Level,
     tty: bool,
     color: bool,
-    /// Whether a transient status line is on screen and must be cleared before other output.
-    status_shown: Mutex<bool>,
 }
 
 impl Ui {
@@ -30,32 +28,7 @@ impl Ui {
     pub fn new(level: Level) -> Ui {
         let tty = std::io::stderr().is_terminal();
         let color = tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        Ui {
-            level,
-            tty,
-            color,
-            status_shown: Mutex::new(false),
-        }
-    }
-
-    /// Whether progress is worth drawing.
-    pub fn shows_progress(&self) -> bool {
-        (self.tty && self.level >= Level::Normal) || self.level == Level::Verbose
-    }
-
-    /// A transient progress line: redrawn in place on a terminal, a plain line with `-v`.
-    pub fn progress(&self, msg: &str) {
-        if !self.shows_progress() {
-            return;
-        }
-        let mut shown = self.status_shown.lock().unwrap_or_else(|e| e.into_inner());
-        let mut err = std::io::stderr().lock();
-        if self.tty {
-            let _ = write!(err, "\r\x1b[2K{msg}");
-            *shown = true;
-        } else {
-            let _ = writeln!(err, "{msg}");
-        }
+        Ui { level, tty, color }
     }
 
     /// A detail only shown with `-v`.
@@ -88,17 +61,7 @@ impl Ui {
         }
     }
 
-    /// Removes a transient status line, if any.
-    pub fn clear(&self) {
-        let mut shown = self.status_shown.lock().unwrap_or_else(|e| e.into_inner());
-        if *shown {
-            let _ = write!(std::io::stderr(), "\r\x1b[2K");
-            *shown = false;
-        }
-    }
-
     fn line(&self, msg: &str) {
-        self.clear();
         let _ = writeln!(std::io::stderr().lock(), "{msg}");
     }
 
@@ -107,6 +70,124 @@ impl Ui {
             format!("\x1b[1;{code}m{text}\x1b[0m")
         } else {
             text.to_string()
+        }
+    }
+}
+
+/// A live progress display on stderr: a bar for downloads, a spinner naming the gems being built. Draws only
+/// on a terminal (with `-v`, each event is a line instead); stops and clears itself when dropped.
+pub struct Progress<'a> {
+    ui: &'a Ui,
+    state: std::sync::Arc<Mutex<ProgressState>>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct ProgressState {
+    verb: &'static str,
+    total: usize,
+    done: usize,
+    bytes: u64,
+    active: Vec<String>,
+    tick: usize,
+    stopped: bool,
+}
+
+impl Ui {
+    /// Starts a progress display for `total` items (`verb` is "Fetching" or "Installing").
+    pub fn progress_bar(&self, verb: &'static str, total: usize) -> Progress<'_> {
+        let state = std::sync::Arc::new(Mutex::new(ProgressState {
+            verb,
+            total,
+            ..ProgressState::default()
+        }));
+        let ticker = (self.tty && self.level >= Level::Normal).then(|| {
+            let state = state.clone();
+            std::thread::spawn(move || {
+                loop {
+                    {
+                        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+                        if s.stopped {
+                            break;
+                        }
+                        s.tick += 1;
+                        let _ = write!(std::io::stderr(), "\r\x1b[2K{}", s.render());
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            })
+        });
+        Progress {
+            ui: self,
+            state,
+            ticker,
+        }
+    }
+}
+
+impl ProgressState {
+    fn render(&self) -> String {
+        const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+        let width = 24;
+        let filled = (self.done * width).checked_div(self.total).unwrap_or(0);
+        let mut line = format!(
+            "{} [{}{}] {}/{} gems",
+            self.verb,
+            "=".repeat(filled),
+            " ".repeat(width - filled),
+            self.done,
+            self.total
+        );
+        if self.bytes > 0 {
+            line.push_str(&format!(", {}", crate::gc::human_bytes(self.bytes)));
+        }
+        if !self.active.is_empty() {
+            line.push_str(&format!(
+                "  {} {}",
+                SPINNER[self.tick % SPINNER.len()],
+                self.active.join(", ")
+            ));
+        }
+        line
+    }
+}
+
+impl Progress<'_> {
+    fn update(&self, f: impl FnOnce(&mut ProgressState)) {
+        f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Counts downloaded bytes.
+    pub fn add_bytes(&self, n: u64) {
+        self.update(|s| s.bytes += n);
+    }
+
+    /// Marks `name` as being worked on (shown beside the spinner).
+    pub fn started(&self, name: &str) {
+        self.update(|s| s.active.push(name.to_string()));
+        self.ui.verbose(&format!("{} {name}", self.state_verb()));
+    }
+
+    /// Marks `name` as done.
+    pub fn finished(&self, name: &str) {
+        self.update(|s| {
+            s.active.retain(|a| a != name);
+            s.done += 1;
+        });
+        self.ui.verbose(&format!("done {name}"));
+    }
+
+    fn state_verb(&self) -> &'static str {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).verb
+    }
+}
+
+impl Drop for Progress<'_> {
+    fn drop(&mut self) {
+        self.update(|s| s.stopped = true);
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+            let _ = write!(std::io::stderr(), "\r\x1b[2K");
         }
     }
 }

@@ -60,6 +60,7 @@ until queue.empty? && running.empty?
       end
     end
     running[pid] = index
+    puts "start #{index}"
   end
   pid, status = Process.wait2
   index = running.delete(pid)

@@ -1,0 +1,148 @@
+//! The launcher's own configuration files: the app's `.kamal-launcher.toml` (next to the lockfile) and the
+//! user's `config.toml` (e.g. `~/.config/kamal-launcher/config.toml`). Flags and `KAMAL_LAUNCHER_*` variables
+//! override them; the app's file overrides the user's.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The app's configuration file name, looked for in the lockfile's directory.
+pub const APP_FILE: &str = ".kamal-launcher.toml";
+
+/// Settings a configuration file may hold; every key is optional.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Where gems and environments are cached (relative paths are relative to the file).
+    pub cache_dir: Option<PathBuf>,
+    /// The Ruby interpreter.
+    pub ruby: Option<String>,
+    /// Never use the network.
+    pub offline: Option<bool>,
+    /// The root gem.
+    pub gem: Option<String>,
+    /// The executable to run.
+    pub exe: Option<String>,
+    /// Install gems whose checksum is known nowhere.
+    pub allow_unverified: Option<bool>,
+    /// Parallel downloads and builds.
+    pub jobs: Option<usize>,
+}
+
+impl FileConfig {
+    /// Reads one file; a missing file is an empty configuration.
+    pub fn read(path: &Path) -> Result<FileConfig> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileConfig::default()),
+            Err(e) => {
+                return Err(Error::Io {
+                    action: "reading the configuration file",
+                    path: path.to_path_buf(),
+                    source: e,
+                });
+            }
+        };
+        let mut config: FileConfig = toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            Error::Config(format!(
+                "{}{}: {}\n  valid keys: cache_dir, ruby, offline, gem, exe, allow_unverified, jobs",
+                path.display(),
+                line.map_or(String::new(), |l| format!(":{l}")),
+                e.message()
+            ))
+        })?;
+        if let (Some(dir), Some(base)) = (&config.cache_dir, path.parent()) {
+            config.cache_dir = Some(base.join(dir));
+        }
+        Ok(config)
+    }
+
+    /// Fills every unset key from `lower`.
+    pub fn or(self, lower: FileConfig) -> FileConfig {
+        FileConfig {
+            cache_dir: self.cache_dir.or(lower.cache_dir),
+            ruby: self.ruby.or(lower.ruby),
+            offline: self.offline.or(lower.offline),
+            gem: self.gem.or(lower.gem),
+            exe: self.exe.or(lower.exe),
+            allow_unverified: self.allow_unverified.or(lower.allow_unverified),
+            jobs: self.jobs.or(lower.jobs),
+        }
+    }
+}
+
+/// The user's configuration file.
+pub fn user_file() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("KAMAL_LAUNCHER_CONFIG") {
+        return Some(PathBuf::from(path));
+    }
+    directories::ProjectDirs::from("", "", "kamal-launcher")
+        .map(|d| d.config_dir().join("config.toml"))
+}
+
+/// The app's and the user's files merged, the app's winning.
+pub fn load(app_dir: &Path) -> Result<FileConfig> {
+    let app = FileConfig::read(&app_dir.join(APP_FILE))?;
+    let user = match user_file() {
+        Some(path) => FileConfig::read(&path)?,
+        None => FileConfig::default(),
+    };
+    Ok(app.or(user))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_keys_and_resolves_relative_cache_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(APP_FILE);
+        std::fs::write(
+            &file,
+            "offline = true\ncache_dir = \"tmp/cache\"\ngem = \"kamal\"\n",
+        )
+        .unwrap();
+        let c = FileConfig::read(&file).unwrap();
+        assert_eq!(c.offline, Some(true));
+        assert_eq!(c.cache_dir, Some(dir.path().join("tmp/cache")));
+        assert_eq!(
+            FileConfig::read(&dir.path().join("none.toml")).unwrap(),
+            FileConfig::default()
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_name_file_key_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(APP_FILE);
+        std::fs::write(&file, "gem = \"kamal\"\n\ncahce_dir = \"x\"\n").unwrap();
+        let err = FileConfig::read(&file).unwrap_err().to_string();
+        assert!(err.contains(&format!("{}:3", file.display())), "{err}");
+        assert!(err.contains("cahce_dir"), "{err}");
+        std::fs::write(&file, "offline = \"yes\"\n").unwrap();
+        let err = FileConfig::read(&file).unwrap_err().to_string();
+        assert!(err.contains(":1") && err.contains("bool"), "{err}");
+    }
+
+    #[test]
+    fn app_wins_over_user() {
+        let app = FileConfig {
+            gem: Some("a".into()),
+            ..FileConfig::default()
+        };
+        let user = FileConfig {
+            gem: Some("u".into()),
+            exe: Some("e".into()),
+            ..FileConfig::default()
+        };
+        let merged = app.or(user);
+        assert_eq!(merged.gem.as_deref(), Some("a"));
+        assert_eq!(merged.exe.as_deref(), Some("e"));
+    }
+}

@@ -1,0 +1,247 @@
+//! Cache maintenance: `cache prune` drops what has not been used for a while, `cache clean` drops everything.
+//! Both are safe against concurrent launchers: installs in progress hold the shared `gc` lock that these take
+//! exclusively, and environments that a running kamal was started from are kept.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::cache::Cache;
+use crate::error::{Error, Result};
+
+/// What a prune or clean removed and kept.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Environments removed.
+    pub envs: usize,
+    /// Installed gems removed from the store.
+    pub units: usize,
+    /// Downloaded `.gem` files removed.
+    pub downloads: usize,
+    /// Bytes freed.
+    pub bytes: u64,
+    /// Environments kept because a running kamal uses them.
+    pub in_use: usize,
+}
+
+/// The lock name cold-path launchers hold shared while they install.
+pub const GC_LOCK: &str = "gc";
+
+/// Removes environments and downloads unused for `older_than`, and store entries no remaining environment uses.
+pub fn prune(cache: &Cache, older_than: Duration) -> Result<Report> {
+    let cutoff = SystemTime::now()
+        .checked_sub(older_than)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    collect(cache, |modified| modified < cutoff)
+}
+
+/// Removes every environment, installed gem and download, except environments a running kamal uses.
+pub fn clean(cache: &Cache) -> Result<Report> {
+    let report = collect(cache, |_| true)?;
+    // Memos and indexes are cheap to rebuild; logs are only useful next to what they describe.
+    for dir in ["rubies", "index", "logs"] {
+        let path = cache.root().join(dir);
+        if path.exists() {
+            let _ = remove_tree(cache, &path);
+        }
+    }
+    Ok(report)
+}
+
+fn collect(cache: &Cache, stale: impl Fn(SystemTime) -> bool) -> Result<Report> {
+    let root = cache.root();
+    if !root.exists() {
+        return Ok(Report::default());
+    }
+    let _gc = cache.lock(GC_LOCK)?;
+    cache.sweep();
+    let running = envs_in_use(root);
+    let mut report = Report::default();
+
+    let envs_dir = root.join("envs");
+    let mut kept_units: HashSet<PathBuf> = HashSet::new();
+    for env in read_dir(&envs_dir)? {
+        let key = env
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let last_used = modified(&env.join("last-used")).or_else(|| modified(&env));
+        let in_use = running.contains(&key);
+        if in_use || !last_used.is_some_and(&stale) {
+            report.in_use += usize::from(in_use && last_used.is_some_and(&stale));
+            kept_units.extend(units_of(&env));
+            continue;
+        }
+        report.bytes += size_of(&env);
+        remove_tree(cache, &env)?;
+        report.envs += 1;
+    }
+
+    let store = root.join("store");
+    for abi in read_dir(&store)? {
+        for unit in read_dir(&abi)? {
+            if kept_units.contains(&unit) {
+                continue;
+            }
+            report.bytes += size_of(&unit);
+            remove_tree(cache, &unit)?;
+            report.units += 1;
+        }
+    }
+
+    for file in read_dir(&root.join("downloads"))? {
+        if modified(&file).is_some_and(&stale) {
+            report.bytes += size_of(&file);
+            fs::remove_file(&file).map_err(Error::io("removing", &file))?;
+            report.downloads += 1;
+        }
+    }
+    Ok(report)
+}
+
+/// The store entries an environment's boot file names (relative paths, resolved against the env dir).
+fn units_of(env: &Path) -> Vec<PathBuf> {
+    let Ok(boot) = fs::read_to_string(env.join("boot.rb")) else {
+        return Vec::new();
+    };
+    boot.lines()
+        .filter_map(|l| l.trim().strip_prefix("\"../../")?.strip_suffix("\","))
+        .filter(|rel| !rel.contains("/specifications/"))
+        .map(|rel| env.join("../..").join(rel))
+        .filter_map(|p| normalize(&p))
+        .collect()
+}
+
+fn normalize(path: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    Some(out)
+}
+
+/// Keys of environments whose `boot.rb` a live process was started with (Linux: from `/proc`). Readers take no
+/// lock, so this is how a running kamal keeps its environment.
+fn envs_in_use(root: &Path) -> HashSet<String> {
+    let marker = format!("{}/envs/", root.display());
+    let mut keys = HashSet::new();
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return keys;
+    };
+    for p in procs.flatten() {
+        let Ok(cmdline) = fs::read(p.path().join("cmdline")) else {
+            continue;
+        };
+        for arg in cmdline.split(|b| *b == 0) {
+            let arg = String::from_utf8_lossy(arg);
+            if let Some(rest) = arg.strip_prefix(&marker)
+                && let Some((key, "boot.rb")) = rest.split_once('/')
+            {
+                keys.insert(key.to_string());
+            }
+        }
+    }
+    keys
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+    match fs::read_dir(dir) {
+        Ok(entries) => Ok(entries.flatten().map(|e| e.path()).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::Io {
+            action: "reading",
+            path: dir.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    path.symlink_metadata().ok()?.modified().ok()
+}
+
+fn size_of(path: &Path) -> u64 {
+    let Ok(meta) = path.symlink_metadata() else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    fs::read_dir(path)
+        .map(|entries| entries.flatten().map(|e| size_of(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+/// Moves a tree out of sight atomically, then deletes it: nobody ever sees it half-removed.
+fn remove_tree(cache: &Cache, path: &Path) -> Result<()> {
+    let trash = cache.temp_path("trash")?;
+    fs::rename(path, &trash).map_err(Error::io("removing", path))?;
+    fs::remove_dir_all(&trash).map_err(Error::io("removing", &trash))
+}
+
+/// Formats a byte count for people.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_for_people() {
+        assert_eq!(human_bytes(10), "10 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(5 * 1024 * 1024), "5.0 MiB");
+    }
+
+    #[test]
+    fn prune_keeps_recent_and_drops_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().to_path_buf());
+        let root = cache.root().to_path_buf();
+        let unit = root.join("store/ruby-3.1.0-x86_64-linux/a-1.0-0011");
+        fs::create_dir_all(unit.join("gems")).unwrap();
+        fs::write(unit.join("gems/f.rb"), "x").unwrap();
+        let orphan = root.join("store/ruby-3.1.0-x86_64-linux/b-1.0-0022");
+        fs::create_dir_all(&orphan).unwrap();
+        let env = root.join("envs/k1");
+        fs::create_dir_all(&env).unwrap();
+        fs::write(
+            env.join("boot.rb"),
+            "X = [\n  \"../../store/ruby-3.1.0-x86_64-linux/a-1.0-0011\",\n].freeze\n",
+        )
+        .unwrap();
+        fs::write(env.join("last-used"), "").unwrap();
+        fs::create_dir_all(root.join("downloads")).unwrap();
+        fs::write(root.join("downloads/00.gem"), "gem").unwrap();
+
+        let report = prune(&cache, Duration::from_secs(3600)).unwrap();
+        assert_eq!((report.envs, report.units, report.downloads), (0, 1, 0));
+        assert!(unit.exists() && !orphan.exists());
+
+        let report = clean(&cache).unwrap();
+        assert_eq!((report.envs, report.units, report.downloads), (1, 1, 1));
+        assert!(report.bytes >= 4);
+        assert!(!env.exists() && !unit.exists());
+        cache.finish();
+    }
+}
