@@ -149,7 +149,8 @@ struct Options {
     cache_dir: Option<PathBuf>,
     offline: bool,
     allow_unverified: bool,
-    jobs: usize,
+    /// `None`: one per CPU, counted only when an install needs it (it costs cgroup reads).
+    jobs: Option<usize>,
 }
 
 impl Options {
@@ -171,11 +172,7 @@ impl Options {
                 || env_flag("KAMAL_LAUNCHER_ALLOW_UNVERIFIED")
                     .or(file.allow_unverified)
                     .unwrap_or(false),
-            jobs: g
-                .jobs
-                .or(file.jobs)
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-                .max(1),
+            jobs: g.jobs.or(file.jobs).map(|j| j.max(1)),
         }
     }
 }
@@ -523,7 +520,9 @@ fn prepare(
             )));
         }
     }
-    let jobs = opts.jobs;
+    let jobs = opts
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     cache.sweep();
     // Held while installing, so that `cache prune`/`clean` never remove store entries an install is about
     // to link into its environment.

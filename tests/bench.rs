@@ -116,6 +116,79 @@ fn bench_warm_and_cold() {
         (medians[1] - medians[0]) * 1e3
     );
 
+    // The launcher's own time, and whether it grows with the cache: exec a stand-in "ruby" that exits at once
+    // (it answers the launcher's one-time probe with the real Ruby's answers), with 1 and with 101 environments.
+    let fake_dir = tempfile::tempdir().unwrap();
+    let fake_ruby = fake_dir.path().join("ruby");
+    let probe = std::fs::read_dir(cache.join("v1/rubies"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(
+        &fake_ruby,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = -e ] && cat {}\nexit 0\n",
+            sh_quote(&probe)
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &fake_ruby,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let own = format!(
+        "env KAMAL_LAUNCHER_CACHE_DIR={} KAMAL_LAUNCHER_RUBY={} {} --lockfile {} exec -- version",
+        sh_quote(&cache),
+        sh_quote(&fake_ruby),
+        bin,
+        sh_quote(&app.lockfile_path())
+    );
+    assert!(
+        Command::new("sh")
+            .arg("-c")
+            .arg(&own)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let bare = format!("{} boot.rb kamal '' version", sh_quote(&fake_ruby));
+    let small = hyperfine(
+        200,
+        None,
+        &[
+            ("fake ruby alone", bare.clone()),
+            ("launcher → fake ruby", own.clone()),
+        ],
+    );
+    let envs = cache.join("v1/envs");
+    let real_env = std::fs::read_dir(&envs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for i in 0..100 {
+        let copy = envs.join(format!("{i:024x}"));
+        std::fs::create_dir_all(&copy).unwrap();
+        for f in ["boot.rb", "last-used"] {
+            std::fs::copy(real_env.join(f), copy.join(f)).unwrap();
+        }
+    }
+    let large = hyperfine(
+        200,
+        None,
+        &[("fake ruby alone", bare), ("launcher → fake ruby", own)],
+    );
+    println!(
+        "\nOWN TIME: launcher before exec {:.2} ms with 1 environment, {:.2} ms with 101 (fake ruby alone {:.2} ms)",
+        (small[1] - small[0]) * 1e3,
+        (large[1] - large[0]) * 1e3,
+        small[0] * 1e3
+    );
+
     // Cold: empty cache each run, over loopback; baseline `gem install` of the same closure from the server.
     let cold_cache = tempfile::tempdir().unwrap();
     let cold_home = tempfile::tempdir().unwrap();
