@@ -333,7 +333,12 @@ fn run(cli: Cli, ui: &Ui) -> Result<()> {
             let env_dir = cache.env(&key);
             let root = &closure.gems[closure.root].spec;
             // The warm path: an installed environment is complete by construction (renamed into place).
-            if env_dir.join("boot.rb").is_file() {
+            let installed = match cli.command {
+                // `install` is the repair tool: it checks that the environment's store entries still exist.
+                Command::Install => install::env_is_intact(&env_dir),
+                _ => env_dir.join("boot.rb").is_file(),
+            };
+            if installed {
                 cache::touch(&env_dir.join("last-used"));
                 if matches!(cli.command, Command::Install) {
                     ui.summary(&format!(
@@ -359,6 +364,8 @@ fn run(cli: Cli, ui: &Ui) -> Result<()> {
                     started.elapsed().as_secs_f64()
                 ));
             }
+            // A probe memo written on the way may have opened this run's temporary area; exec skips destructors.
+            cache.finish();
             if let Command::Exec { args } = &cli.command {
                 return Err(exec::exec(
                     &ruby,
@@ -555,7 +562,7 @@ fn prepare(
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     let _env_lock = cache.lock(&format!("env-{key}"))?;
-    if env_dir.join("boot.rb").is_file() {
+    if install::env_is_intact(env_dir) {
         return Ok("installed by a concurrent run".to_string());
     }
     let installed = install::install_units(cache, ruby, &units, jobs, ui)?;

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::cache::Cache;
 use crate::error::{Error, Result};
+use crate::install;
 
 /// What a prune or clean removed and kept.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -50,10 +51,11 @@ pub fn clean(cache: &Cache) -> Result<Report> {
 }
 
 fn collect(cache: &Cache, stale: impl Fn(SystemTime) -> bool) -> Result<Report> {
-    let root = cache.root();
-    if !root.exists() {
+    if !cache.root().exists() {
         return Ok(Report::default());
     }
+    // Environments name their store entries relative to themselves; compare in one canonical form.
+    let root = &fs::canonicalize(cache.root()).map_err(Error::io("reading", cache.root()))?;
     let _gc = cache.lock(GC_LOCK)?;
     cache.sweep();
     let running = envs_in_use(root);
@@ -70,7 +72,7 @@ fn collect(cache: &Cache, stale: impl Fn(SystemTime) -> bool) -> Result<Report> 
         let in_use = running.contains(&key);
         if in_use || !last_used.is_some_and(&stale) {
             report.in_use += usize::from(in_use && last_used.is_some_and(&stale));
-            kept_units.extend(units_of(&env));
+            kept_units.extend(install::env_units(&env));
             continue;
         }
         report.bytes += size_of(&env);
@@ -100,51 +102,27 @@ fn collect(cache: &Cache, stale: impl Fn(SystemTime) -> bool) -> Result<Report> 
     Ok(report)
 }
 
-/// The store entries an environment's boot file names (relative paths, resolved against the env dir).
-fn units_of(env: &Path) -> Vec<PathBuf> {
-    let Ok(boot) = fs::read_to_string(env.join("boot.rb")) else {
-        return Vec::new();
-    };
-    boot.lines()
-        .filter_map(|l| l.trim().strip_prefix("\"../../")?.strip_suffix("\","))
-        .filter(|rel| !rel.contains("/specifications/"))
-        .map(|rel| env.join("../..").join(rel))
-        .filter_map(|p| normalize(&p))
-        .collect()
-}
-
-fn normalize(path: &Path) -> Option<PathBuf> {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    Some(out)
-}
-
-/// Keys of environments whose `boot.rb` a live process was started with (Linux: from `/proc`). Readers take no
-/// lock, so this is how a running kamal keeps its environment.
+/// Keys of environments a live process holds open: `boot.rb` keeps its environment's `last-used` file open for
+/// the life of kamal (Linux: seen in `/proc/<pid>/fd`). Readers take no lock; this is how they stay safe.
 fn envs_in_use(root: &Path) -> HashSet<String> {
-    let marker = format!("{}/envs/", root.display());
+    let envs = root.join("envs");
     let mut keys = HashSet::new();
     let Ok(procs) = fs::read_dir("/proc") else {
         return keys;
     };
     for p in procs.flatten() {
-        let Ok(cmdline) = fs::read(p.path().join("cmdline")) else {
+        let Ok(fds) = fs::read_dir(p.path().join("fd")) else {
             continue;
         };
-        for arg in cmdline.split(|b| *b == 0) {
-            let arg = String::from_utf8_lossy(arg);
-            if let Some(rest) = arg.strip_prefix(&marker)
-                && let Some((key, "boot.rb")) = rest.split_once('/')
+        for fd in fds.flatten() {
+            let Ok(target) = fs::read_link(fd.path()) else {
+                continue;
+            };
+            if let Ok(rest) = target.strip_prefix(&envs)
+                && let Some(key) = rest.iter().next()
+                && rest.ends_with("last-used")
             {
-                keys.insert(key.to_string());
+                keys.insert(key.to_string_lossy().into_owned());
             }
         }
     }

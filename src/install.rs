@@ -227,8 +227,14 @@ pub struct EnvPlan {
 
 /// Writes the environment for `plan` at `dest` unless it already exists; returns whether it was created.
 pub fn assemble_env(cache: &Cache, dest: &Path, plan: &EnvPlan) -> Result<bool> {
-    if dest.join("boot.rb").is_file() {
+    if env_is_intact(dest) {
         return Ok(false);
+    }
+    if dest.exists() {
+        // A damaged environment (its store entries were deleted): move it out of the way, atomically.
+        let broken = cache.temp_path("broken-env")?;
+        fs::rename(dest, &broken).map_err(Error::io("replacing the damaged environment", dest))?;
+        let _ = fs::remove_dir_all(&broken);
     }
     let staging = cache.temp_path("env")?;
     let result = (|| {
@@ -257,7 +263,7 @@ pub fn assemble_env(cache: &Cache, dest: &Path, plan: &EnvPlan) -> Result<bool> 
         match fs::rename(&staging, dest) {
             Ok(()) => Ok(true),
             // Someone else finished the same environment first: theirs is identical.
-            Err(_) if dest.join("boot.rb").is_file() => Ok(false),
+            Err(_) if env_is_intact(dest) => Ok(false),
             Err(e) => Err(Error::Io {
                 action: "moving the environment into",
                 path: dest.to_path_buf(),
@@ -276,4 +282,36 @@ fn relative_to(dir: &Path, envs: &Path) -> String {
         Ok(rel) => format!("../../{}", rel.display()),
         Err(_) => dir.display().to_string(),
     }
+}
+
+/// The store entries an environment uses, read from its `boot.rb` (paths relative to the env, resolved).
+pub fn env_units(env: &Path) -> Vec<PathBuf> {
+    let Ok(boot) = fs::read_to_string(env.join("boot.rb")) else {
+        return Vec::new();
+    };
+    boot.lines()
+        .filter_map(|l| l.trim().strip_prefix("\"../../")?.strip_suffix("\","))
+        .filter(|rel| !rel.contains("/specifications/"))
+        .map(|rel| normalize(&env.join("../..").join(rel)))
+        .collect()
+}
+
+/// Whether every store entry of an installed environment is present (a manual deletion breaks this).
+pub fn env_is_intact(env: &Path) -> bool {
+    env.join("boot.rb").is_file() && env_units(env).iter().all(|u| u.is_dir())
+}
+
+/// Resolves `.` and `..` lexically (the paths are the cache's own; no symlinks to follow).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }

@@ -16,8 +16,8 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 use support::{
-    App, Fault, GemFile, Launcher, Lock, LockedSpec, Output, Running, Server, assert_success,
-    fixtures, sha256_hex,
+    App, Fault, GemFile, Launcher, Lock, LockedSpec, Output, Running, Server, assert_failure,
+    assert_success, fixtures, sha256_hex,
 };
 
 /// Generous bound for waits on events (a cold run builds a C extension first).
@@ -431,6 +431,12 @@ fn kill_9_mid_install_is_swept_and_the_next_run_succeeds() {
     let out = running.wait_timeout(WAIT);
     assert_eq!(out.signal(), Some(9), "{out}");
     assert_eq!(env_dirs(&launcher), Vec::<String>::new(), "{out}");
+    // Killed while fixture_ext was being built, so it never reached the store; what did is complete.
+    let units = store_units(&launcher);
+    assert!(
+        !units.iter().any(|u| u.starts_with("fixture_ext-")),
+        "fixture_ext was installed before the kill landed: {units:?}"
+    );
     assert_units_complete(&launcher);
     assert!(!tmp_entries(&launcher).is_empty(), "nothing left to sweep");
 
@@ -702,6 +708,13 @@ fn cache_dir_prints_the_configured_directory() {
     // The app's file, relative to the app.
     app.write(".kamal-launcher.toml", "cache_dir = \"ci/cache\"\n");
     assert_eq!(cache_dir_of(&with_user), shown(&app_dir.join("ci/cache")));
+
+    // Outside any app only the user's file counts.
+    let outside = with_user.clone().cwd(elsewhere.path());
+    assert_eq!(
+        cache_dir_of(&outside),
+        shown(&elsewhere.path().join("user-cache"))
+    );
     assert!(server.requests().is_empty());
 }
 
@@ -1239,4 +1252,29 @@ fn progress_off_a_terminal() {
         !out.stderr.contains('\r') && !out.stderr.contains('\x1b'),
         "{out}"
     );
+}
+
+#[test]
+fn install_repairs_an_environment_whose_store_entries_were_deleted() {
+    let server = serve();
+    let app = app_for(&server);
+    let launcher = Launcher::new(app.path());
+    assert_success(&run(&launcher, &["install"]));
+    let ext = store_unit_dirs(&launcher)
+        .into_iter()
+        .find(|u| u.to_string_lossy().contains("fixture_ext-"))
+        .expect("fixture_ext in the store");
+    fs::remove_dir_all(&ext).unwrap();
+    let broken = run(&launcher, &["exec", "--", "version"]);
+    assert_failure(&broken);
+    assert!(broken.stderr.contains("kamal-launcher install"), "{broken}");
+    let before = server.requests().len();
+    let out = run(&launcher, &["install"]);
+    assert_success(&out);
+    assert!(ext.is_dir(), "the missing store entry was rebuilt");
+    // Rebuilt from the verified download already in the cache.
+    assert_eq!(server.requests().len(), before);
+    let out = run(&launcher, &["exec", "--", "specs"]);
+    assert_success(&out);
+    assert!(out.stdout.contains("ext=hello from C"), "{out}");
 }

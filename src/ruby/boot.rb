@@ -9,6 +9,13 @@
 end
 
 base = __dir__
+# Held open for kamal's lifetime (not inherited by its children): `cache prune`/`clean` see it in /proc and keep
+# this environment while it runs. Failing to open it (e.g. a cache restored without it) must not stop kamal.
+KAMAL_LAUNCHER_IN_USE = begin
+  File.open(File.join(base, "last-used"))
+rescue SystemCallError
+  nil
+end
 units = KAMAL_LAUNCHER_UNITS.map { |u| File.expand_path(u, base) }
 # Only the locked gems (and Ruby's default gems) are visible; the environment variables are left alone.
 Gem.use_paths(base, units)
