@@ -1,155 +1,182 @@
-//! `plan --json` on real apps' lockfiles must equal an oracle built on Bundler's own lockfile parser and
-//! RubyGems' platform matching (tests/oracle/closure.rb), for several platforms, offline.
+//! `plan --json` must equal an oracle built on Bundler's own lockfile parser and RubyGems' platform matching
+//! (tests/oracle/closure.rb) for real apps' lockfiles (../shared/lockfiles) and for the hand-written dialect
+//! fixtures (tests/fixtures/lockfiles), under several platforms, offline.
+//!
+//! Debian's Bundler is 2.3; where its rules differ from current Bundler's (CHECKSUMS, "-gnu" platforms, libc
+//! matching), the oracle follows current Bundler and says so in its comments.
 
 mod support;
 
 use std::path::{Path, PathBuf};
 
-use support::{Launcher, assert_success, clean_command, require_ruby};
+use support::{
+    Launcher, assert_failure, assert_same_closure, clean_command, oracle_closure, plan_closure,
+    require_ruby,
+};
 
-fn shared_lockfiles() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/lockfiles");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+/// Platforms every lockfile is planned for, besides this Ruby's own.
+const PLATFORMS: [&str; 9] = [
+    "x86_64-linux",
+    "x86_64-linux-gnu",
+    "x86_64-linux-musl",
+    "aarch64-linux",
+    "aarch64-linux-musl",
+    "arm-linux",
+    "arm64-darwin-23",
+    "x86_64-darwin-22",
+    "java",
+];
+
+fn lockfiles_in(dir: &Path, min: usize) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(".lock"))
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            (name.ends_with(".lock") || name.ends_with(".locked"))
+                && !name.contains("merge-conflict")
+        })
         .collect();
     files.sort();
     assert!(
-        files.len() >= 4,
-        "expected the shared real lockfiles in {}",
+        files.len() >= min,
+        "expected lockfiles in {}",
         dir.display()
     );
     files
 }
 
-fn oracle(lockfile: &Path, platform: &str, force_ruby: bool) -> Vec<String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/closure.rb");
-    let out = clean_command("ruby")
-        .arg(script)
-        .arg(lockfile)
-        .arg("kamal")
-        .arg(platform)
-        .arg(force_ruby.to_string())
-        .output()
-        .expect("running the oracle");
-    assert!(
-        out.status.success(),
-        "oracle failed for {}: {}",
-        lockfile.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
-fn plan(lockfile: &Path, platform: Option<&str>, env: &[(&str, &str)]) -> Vec<String> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut launcher = Launcher::new(dir.path())
-        .arg("--lockfile")
-        .arg(lockfile)
-        .args(["plan", "--json", "--offline"]);
-    if let Some(p) = platform {
-        launcher = launcher.args(["--platform", p]);
-    }
-    for (k, v) in env {
-        launcher = launcher.env(k, v);
-    }
-    let out = launcher.run();
-    assert_success(&out);
-    let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("plan --json is JSON");
-    json["gems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| {
-            format!(
-                "{} {} {} {}",
-                g["name"].as_str().unwrap(),
-                g["version"].as_str().unwrap(),
-                g["platform"].as_str().unwrap(),
-                g["sha256"].as_str().unwrap_or("null")
-            )
-        })
-        .collect()
-}
-
-#[test]
-fn real_lockfiles_match_the_bundler_oracle_on_this_ruby() {
-    require_ruby();
-    let local = String::from_utf8(
-        clean_command("ruby")
-            .args(["-e", "print Gem::Platform.local"])
-            .output()
-            .unwrap()
-            .stdout,
+fn shared_lockfiles() -> Vec<PathBuf> {
+    lockfiles_in(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/lockfiles"),
+        4,
     )
-    .unwrap();
+}
+
+fn fixture_lockfiles() -> Vec<PathBuf> {
+    lockfiles_in(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lockfiles"),
+        8,
+    )
+}
+
+fn local_platform() -> String {
+    let out = clean_command("ruby")
+        .args(["-e", "print Gem::Platform.local"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn check_all_platforms(lockfile: &Path) {
+    let local = local_platform();
+    let name = lockfile.display();
+    assert_same_closure(
+        &plan_closure(lockfile, None, &[]),
+        &oracle_closure(lockfile, &local, false),
+        &format!("{name} on this Ruby ({local})"),
+    );
+    for platform in PLATFORMS {
+        assert_same_closure(
+            &plan_closure(lockfile, Some(platform), &[]),
+            &oracle_closure(lockfile, platform, false),
+            &format!("{name} on {platform}"),
+        );
+    }
+    assert_same_closure(
+        &plan_closure(lockfile, None, &[("BUNDLE_FORCE_RUBY_PLATFORM", "true")]),
+        &oracle_closure(lockfile, &local, true),
+        &format!("{name} with BUNDLE_FORCE_RUBY_PLATFORM"),
+    );
+}
+
+#[test]
+fn real_lockfiles_match_the_bundler_oracle() {
+    require_ruby();
     for lockfile in shared_lockfiles() {
-        let expected = oracle(&lockfile, &local, false);
-        assert!(
-            expected.iter().any(|l| l.starts_with("kamal ")),
-            "{expected:?}"
-        );
-        assert_eq!(
-            plan(&lockfile, None, &[]),
-            expected,
-            "{}",
-            lockfile.display()
-        );
+        check_all_platforms(&lockfile);
     }
 }
 
 #[test]
-fn real_lockfiles_match_the_bundler_oracle_on_other_platforms() {
+fn dialect_fixtures_match_the_bundler_oracle() {
     require_ruby();
-    for lockfile in shared_lockfiles() {
-        for platform in [
-            "x86_64-linux",
-            "x86_64-linux-musl",
-            "aarch64-linux",
-            "arm64-darwin-23",
-        ] {
-            let expected = oracle(&lockfile, platform, false);
-            assert_eq!(
-                plan(&lockfile, Some(platform), &[]),
-                expected,
-                "{} on {platform}",
-                lockfile.display()
-            );
-        }
-        let expected = oracle(&lockfile, "x86_64-linux", true);
-        assert_eq!(
-            plan(&lockfile, None, &[("BUNDLE_FORCE_RUBY_PLATFORM", "true")]),
-            expected,
-            "{} with BUNDLE_FORCE_RUBY_PLATFORM",
-            lockfile.display()
-        );
+    for lockfile in fixture_lockfiles() {
+        check_all_platforms(&lockfile);
     }
 }
 
 #[test]
 fn checksums_come_from_the_lockfile_and_are_null_offline_without_them() {
-    for lockfile in shared_lockfiles() {
+    for lockfile in shared_lockfiles().into_iter().chain(fixture_lockfiles()) {
         let text = std::fs::read_to_string(&lockfile).unwrap();
-        let lines = plan(&lockfile, Some("x86_64-linux"), &[]);
-        for line in &lines {
-            let fields: Vec<&str> = line.split(' ').collect();
-            let sha = fields[3];
-            if sha == "null" {
-                continue;
-            }
+        let lines = plan_closure(&lockfile, Some("x86_64-linux"), &[]);
+        if !text.contains("\nCHECKSUMS") {
             assert!(
-                text.contains(&format!("sha256={sha}")),
-                "{} digest {sha} of {line} is not the lockfile's",
+                lines.iter().all(|l| l.split(' ').nth(3) == Some("null")),
+                "{}: {lines:?}",
                 lockfile.display()
             );
         }
-        if !text.contains("\nCHECKSUMS") {
-            assert!(lines.iter().all(|l| l.ends_with(" null")), "{lines:?}");
-        }
     }
+    // Hex (any case) and both base64 alphabets decode to the same digests Bundler records.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lockfiles");
+    let b64 = plan_closure(
+        &dir.join("checksums-base64.lock"),
+        Some("x86_64-linux"),
+        &[],
+    );
+    assert!(
+        b64[0].contains(" 5feceb66ffc86f38d952786c6d696c79c2dbc239dd4e91b46729d73a27fb57e9 "),
+        "{b64:?}"
+    );
+    assert!(
+        b64[1].contains(" 40510175845988f13f6162ed8526f0b09f73384467fa855e1e79b44a56562a58 "),
+        "{b64:?}"
+    );
+    let hex = plan_closure(
+        &dir.join("checksums-hex-with-bundler.lock"),
+        Some("x86_64-linux"),
+        &[],
+    );
+    assert!(
+        hex.iter()
+            .any(|l| l
+                .contains(" a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90 ")),
+        "{hex:?}"
+    );
+}
+
+#[test]
+fn merge_conflict_markers_are_a_clear_error() {
+    let lockfile =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lockfiles/merge-conflict.lock");
+    let dir = tempfile::tempdir().unwrap();
+    let out = Launcher::new(dir.path())
+        .arg("--lockfile")
+        .arg(&lockfile)
+        .args(["plan", "--offline"])
+        .run();
+    assert_failure(&out);
+    assert!(out.stderr.contains("merge-conflict.lock:4"), "{out}");
+    assert!(out.stderr.to_lowercase().contains("conflict"), "{out}");
+}
+
+#[test]
+fn gems_locked_is_found_next_to_gems_rb() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lockfiles/gems.locked");
+    std::fs::copy(&fixture, dir.path().join("gems.locked")).unwrap();
+    std::fs::write(
+        dir.path().join("gems.rb"),
+        "source \"https://rubygems.org\"\ngem \"kamal\"\n",
+    )
+    .unwrap();
+    let out = Launcher::new(dir.path())
+        .args(["plan", "--json", "--offline"])
+        .run();
+    support::assert_success(&out);
+    assert!(out.stdout.contains("gems.locked"), "{out}");
+    assert!(out.stdout.contains("\"kamal\""), "{out}");
 }

@@ -11,6 +11,7 @@ require "bundler"
 require "bundler/lockfile_parser"
 
 lockfile, root, platform_name, force_ruby = ARGV
+platform_name = platform_name.dup
 # Bundler's source objects want an app root; an empty Gemfile in a scratch directory is enough.
 require "tmpdir"
 scratch = Dir.mktmpdir("oracle")
@@ -18,14 +19,22 @@ File.write(File.join(scratch, "Gemfile"), "")
 ENV["BUNDLE_GEMFILE"] = File.join(scratch, "Gemfile")
 at_exit { FileUtils.rm_rf(scratch) }
 text = File.read(lockfile)
-parser = Bundler::LockfileParser.new(text)
+# Bundler 2.3 needs a plugin installed to read a PLUGIN SOURCE block; the oracle only needs to know those specs
+# exist, and none is in kamal's closure in the fixtures, so the block is dropped before parsing.
+parser = Bundler::LockfileParser.new(text.gsub(/^PLUGIN SOURCE\r?\n(?:[ \t].*\r?\n|\r?\n)*/, ""))
 local = Gem::Platform.new(platform_name)
 
 # Original platform text per "name (version-platform)" line, to print what the lockfile says.
-raw_platform = {}
+# RubyGems 3.3 folds "x86_64-linux-gnu" into "x86_64-linux", so Bundler 2.3 keeps one of two such variants;
+# current Bundler keeps both and prefers the one equal to the local platform. Remember every raw spelling.
+raw_platforms = Hash.new { |h, k| h[k] = [] }
 text.each_line do |line|
   next unless line =~ /\A {4}([^ ]+) \(([^-)]+)(?:-([^)]+))?\)\r?\n?\z/
-  raw_platform[[$1, $2, Gem::Platform.new($3 || "ruby").to_s]] = $3 || "ruby"
+  raw_platforms[[$1, $2, Gem::Platform.new($3 || "ruby").to_s]] << ($3 || "ruby")
+end
+raw_platform = lambda do |name, version, folded|
+  spellings = raw_platforms[[name, version, folded]]
+  spellings.find { |p| p == platform_name } || spellings.first || folded
 end
 
 checksums = {}
@@ -38,7 +47,13 @@ text.each_line do |line|
   end
   next unless in_checksums && line =~ /\A  ([^ ]+) \(([^)]+)\) sha256=([0-9A-Za-z+\/_=-]+)/
   digest = $3
-  hex = digest.length == 64 ? digest.downcase : digest.tr("-_", "+/").unpack1("m0").unpack1("H*")
+  if digest.length == 64
+    hex = digest.downcase
+  else
+    b64 = digest.tr("-_", "+/")
+    b64 += "=" * ((4 - b64.length % 4) % 4)
+    hex = b64.unpack1("m0").unpack1("H*")
+  end
   checksums["#{$1}-#{$2}"] = hex
 end
 
@@ -66,7 +81,7 @@ until queue.empty?
     best = best.reject do |s|
       p = s.platform
       p != Gem::Platform::RUBY && p.is_a?(Gem::Platform) && p.os == "linux" &&
-        raw_platform.fetch([s.name, s.version.to_s, p.to_s], p.to_s).to_s.include?("musl") != musl
+        raw_platform.call(s.name, s.version.to_s, p.to_s).include?("musl") != musl
     end
     best = candidates.select { |s| s.platform == Gem::Platform::RUBY } if best.empty?
   end
@@ -77,8 +92,15 @@ end
 
 chosen.keys.sort.each do |name|
   spec = chosen[name]
-  plat = spec.platform == Gem::Platform::RUBY ? "ruby" : raw_platform.fetch([name, spec.version.to_s, spec.platform.to_s], spec.platform.to_s)
+  plat = spec.platform == Gem::Platform::RUBY ? "ruby" : raw_platform.call(name, spec.version.to_s, spec.platform.to_s)
   full = plat == "ruby" ? "#{name}-#{spec.version}" : "#{name}-#{spec.version}-#{plat}"
   key = full.delete_prefix("#{name}-")
-  puts [name, spec.version.to_s, plat, checksums.fetch("#{name}-#{key}", "null")].join(" ")
+  source = spec.source
+  remotes = if source.respond_to?(:remotes) then source.remotes.map(&:to_s).sort.join(",")
+            elsif source.respond_to?(:uri) then source.uri.to_s
+            else source.options["path"].to_s
+            end
+  line = [name, spec.version.to_s, plat, checksums.fetch("#{name}-#{key}", "null")]
+  line << remotes if ENV["ORACLE_SOURCES"]
+  puts line.join(" ")
 end

@@ -8,6 +8,7 @@
 mod fixtures;
 mod launcher;
 mod lock;
+mod oracle;
 mod server;
 
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use std::process::Command;
 pub use fixtures::{Dep, Fixtures, GemFile, fixtures};
 pub use launcher::{Launcher, Output, Running, assert_failure, assert_success, spawn};
 pub use lock::{App, Lock, LockedSpec};
+pub use oracle::{assert_same_closure, oracle_closure, plan_closure};
 pub use server::{Fault, Request, Server};
 
 /// Locates `program` on PATH without spawning it, so a missing Ruby toolchain
