@@ -6,6 +6,7 @@
 //! - `store/<abi>/<full name>-<sha256 prefix>/`: one gem installed by RubyGems into its own GEM_HOME, shared by
 //!   every environment that uses it.
 //! - `envs/<key>/boot.rb`: an environment: the closure's activation list; present only when complete.
+//! - `git/<remote key>/<revision>/`: a GIT source at one revision: `checkout/` and the `.gem`s built from it.
 //! - `rubies/<identity>.txt`: what a Ruby interpreter reported about itself, so the warm path need not ask.
 //! - `tmp/`, `locks/`, `logs/`: work in progress, lock files, kept build logs.
 
@@ -59,6 +60,11 @@ impl Cache {
             .join("store")
             .join(abi)
             .join(format!("{full_name}-{}", &hex::encode(sha256)[..16]))
+    }
+
+    /// Where one revision of a git remote is checked out and its gems are built.
+    pub fn git(&self, remote_key: &str, revision: &str) -> PathBuf {
+        self.root.join("git").join(remote_key).join(revision)
     }
 
     /// The directory of the environment with this key.

@@ -20,6 +20,7 @@ use crate::plan;
 use crate::platform::{self, Platform};
 use crate::ruby::{self, Ruby, RubyInfo};
 use crate::settings::BundlerSettings;
+use crate::sources::{self, SourceGem};
 use crate::ui::{Level, Ui};
 
 const EXAMPLES: &str = "\
@@ -281,7 +282,7 @@ fn run(cli: Cli, ui: &Ui) -> Result<()> {
             // The same on every machine with this lockfile and platform: no Ruby, no network, no cache.
             let local = platform::machine_platform();
             let closure = select(&located, &lock, &opts.gem, &local, force_ruby)?;
-            println!("{}", ci_key(&closure, &local));
+            println!("{}", ci_key(&lock, &closure, &local));
             Ok(())
         }
         Command::Cache(_) => maintain(&cli.command, &cache, ui),
@@ -329,7 +330,9 @@ fn run(cli: Cli, ui: &Ui) -> Result<()> {
             let info = ruby.info(&cache)?;
             let local = Platform::parse(&info.platform);
             let closure = select(&located, &lock, &opts.gem, &local, force_ruby)?;
-            let key = env_key(&lock, &closure, &info);
+            // GIT and PATH gems are identified by revision and directory fingerprint: both are in the key.
+            let sourced = sources::resolve(located.app_dir(), &lock, &closure)?;
+            let key = env_key(&lock, &closure, &info, &sourced);
             let env_dir = cache.env(&key);
             let root = &closure.gems[closure.root].spec;
             // The warm path: an installed environment is complete by construction (renamed into place).
@@ -352,7 +355,7 @@ fn run(cli: Cli, ui: &Ui) -> Result<()> {
             } else {
                 let started = std::time::Instant::now();
                 let result = prepare(
-                    &cache, &settings, &ruby, &info, &lock, &closure, &env_dir, &opts, ui,
+                    &cache, &settings, &ruby, &info, &lock, &closure, &sourced, &env_dir, &opts, ui,
                 );
                 cache.finish();
                 let summary = result?;
@@ -419,8 +422,10 @@ fn maintain(command: &Command, cache: &Cache, ui: &Ui) -> Result<()> {
 }
 
 /// The CI cache key: the closure as it would be cached (names, versions, platforms, checksums), the OS and
-/// CPU, and the layout version. Sources are left out: the same verified bytes from a mirror are the same cache.
-fn ci_key(closure: &Closure<'_>, local: &Platform) -> String {
+/// CPU, and the layout version. Gem servers are left out: the same verified bytes from a mirror are the same
+/// cache. A GIT gem's revision is its checksum; a PATH gem adds its path only, since its fingerprint (file
+/// times) differs on every CI checkout: the launcher rebuilds it when the restored one does not match.
+fn ci_key(lock: &Lockfile, closure: &Closure<'_>, local: &Platform) -> String {
     let mut parts = vec![
         cache::LAYOUT.to_string(),
         std::env::consts::OS.to_string(),
@@ -428,8 +433,23 @@ fn ci_key(closure: &Closure<'_>, local: &Platform) -> String {
         local.to_string(),
     ];
     for g in &closure.gems {
+        let origin = match &lock.sources[g.spec.source].kind {
+            SourceKind::Git {
+                revision,
+                submodules,
+                glob,
+                ..
+            } => format!(
+                " git {revision} {submodules} {}",
+                glob.as_deref().unwrap_or("")
+            ),
+            SourceKind::Path { path, glob } => {
+                format!(" path {path} {}", glob.as_deref().unwrap_or(""))
+            }
+            _ => String::new(),
+        };
         parts.push(format!(
-            "{} {} {} {}",
+            "{} {} {} {}{origin}",
             g.spec.name,
             g.spec.version,
             g.spec.platform,
@@ -485,9 +505,15 @@ fn requests(lock: &Lockfile, closure: &Closure<'_>) -> Vec<GemRequest> {
         .collect()
 }
 
-/// The environment's key: the closure as locked (names, versions, platforms, sources, checksums), the Ruby ABI
-/// and platform, and the cache layout.
-fn env_key(lock: &Lockfile, closure: &Closure<'_>, info: &RubyInfo) -> String {
+/// The environment's key: the closure as locked (names, versions, platforms, sources, checksums), what
+/// identifies each GIT and PATH gem's content (full revision; directory fingerprint), the Ruby ABI and platform,
+/// and the cache layout.
+fn env_key(
+    lock: &Lockfile,
+    closure: &Closure<'_>,
+    info: &RubyInfo,
+    sourced: &[SourceGem<'_>],
+) -> String {
     let mut parts = vec![cache::LAYOUT.to_string(), info.abi(), info.platform.clone()];
     for g in &closure.gems {
         parts.push(format!(
@@ -498,6 +524,9 @@ fn env_key(lock: &Lockfile, closure: &Closure<'_>, info: &RubyInfo) -> String {
             lock.sources[g.spec.source].describe(),
             g.sha256.map_or("-".to_string(), hex::encode)
         ));
+        if let Some(s) = sourced.iter().find(|s| std::ptr::eq(s.spec, g.spec)) {
+            parts.push(s.identity());
+        }
     }
     cache::key_of(parts.iter().map(String::as_str))
 }
@@ -511,22 +540,11 @@ fn prepare(
     info: &RubyInfo,
     lock: &Lockfile,
     closure: &Closure<'_>,
+    sourced: &[SourceGem<'_>],
     env_dir: &Path,
     opts: &Options,
     ui: &Ui,
 ) -> Result<String> {
-    for gem in &closure.gems {
-        let source = &lock.sources[gem.spec.source];
-        if !matches!(source.kind, SourceKind::Gem { .. }) {
-            return Err(Error::Unsupported(format!(
-                "{} comes from {}; installing from GIT, PATH and plugin sources is not supported yet. \
-                 `kamal-launcher plan` shows the whole closure; lock {} from a gem server to use the launcher",
-                gem.spec.full_name(),
-                source.describe(),
-                gem.spec.name
-            )));
-        }
-    }
     let jobs = opts
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
@@ -534,6 +552,21 @@ fn prepare(
     // Held while installing, so that `cache prune`/`clean` never remove store entries an install is about
     // to link into its environment.
     let _gc = cache.lock_shared(gc::GC_LOCK)?;
+    let abi = info.abi();
+    // GIT and PATH gems first: a missing revision or directory is reported before any download.
+    let path_var = std::env::var_os("PATH");
+    let (source_units, built) = sources::prepare(
+        &sources::Context {
+            cache,
+            ruby,
+            abi: &abi,
+            settings,
+            path_var: path_var.as_deref(),
+            offline: opts.offline,
+            ui,
+        },
+        sourced,
+    )?;
     let requests = requests(lock, closure);
     let fetched = fetch::fetch_all(
         cache,
@@ -547,8 +580,7 @@ fn prepare(
         ui,
     )?;
     let downloaded = fetched.iter().filter(|f| f.downloaded).count();
-    let abi = info.abi();
-    let units: Vec<Unit> = requests
+    let mut units: Vec<Unit> = requests
         .iter()
         .zip(&fetched)
         .map(|(r, f)| Unit {
@@ -557,6 +589,7 @@ fn prepare(
             dir: cache.unit(&abi, &r.full_name, &f.sha256),
         })
         .collect();
+    units.extend(source_units);
 
     let key = env_dir
         .file_name()
@@ -579,7 +612,11 @@ fn prepare(
             .collect(),
     };
     install::assemble_env(cache, env_dir, &plan)?;
-    Ok(format!("{downloaded} downloaded, {installed} installed"))
+    Ok(if built > 0 {
+        format!("{downloaded} downloaded, {built} built from source, {installed} installed")
+    } else {
+        format!("{downloaded} downloaded, {installed} installed")
+    })
 }
 
 #[cfg(test)]

@@ -67,6 +67,10 @@ pub enum Error {
     #[error("{0}")]
     Unsupported(String),
 
+    /// Fetching or building a gem from a GIT or PATH source failed.
+    #[error("{0}")]
+    Source(String),
+
     /// A configuration file is invalid.
     #[error("{0}")]
     Config(String),
@@ -109,6 +113,8 @@ impl Error {
                  lockfile, or pass --allow-unverified to install without verification"
                     .into(),
             ),
+            // A message that already carries its own advice (on an indented line) needs no generic one.
+            Error::Network(msg) if msg.contains("\n  ") => None,
             Error::Network(_) => Some(
                 "check the network or proxy settings; set BUNDLE_MIRROR__ALL to use a mirror, or \
                  use --offline when the cache is already filled"

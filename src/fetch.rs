@@ -5,14 +5,13 @@ use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use crate::cache::{self, Cache};
 use crate::error::{Error, Result, redact_url};
+use crate::http::{self, HttpError};
 use crate::settings::{self, BundlerSettings};
 use crate::ui::{Progress, Ui};
 
@@ -63,31 +62,76 @@ pub struct Fetched {
 /// Where requests for one remote go, and with which credentials.
 #[derive(Debug, Clone)]
 struct Endpoint {
-    /// Base URL without userinfo, ending in `/`.
+    /// Base URL without userinfo, ending in `/`: a mirror's, or the remote's own.
     base: String,
     /// `Authorization` header value, if any.
     auth: Option<String>,
+    /// Where the credentials came from, for the message when they are refused.
+    auth_from: Option<String>,
+    /// The remote this mirrors (without credentials), when `base` is a mirror.
+    mirror_of: Option<String>,
 }
 
 impl Endpoint {
-    fn for_remote(settings: &BundlerSettings, remote: &str) -> Endpoint {
+    /// Bundler's choice for a remote: the first mirror (`mirror.all`, then the remote's own) whose
+    /// `fallback_timeout` probe succeeds, else the remote. Credentials are those of the chosen URL only: its
+    /// userinfo, else the settings for its full URI, else for its host; a mirror never gets the remote's.
+    fn resolve(
+        settings: &BundlerSettings,
+        remote: &str,
+        probe: &dyn Fn(&str, std::time::Duration) -> bool,
+        note: &dyn Fn(String),
+    ) -> Endpoint {
         let remote = settings::normalize_uri(remote);
-        let target = settings
-            .mirror_for(&remote)
-            .unwrap_or_else(|| remote.clone());
-        let (base, userinfo) = split_userinfo(&target);
-        let creds = userinfo
-            .or_else(|| settings.credentials_for(&target).map(str::to_string))
-            .or_else(|| settings.credentials_for(&remote).map(str::to_string));
+        for mirror in settings.mirrors_for(&redact_url(&remote)) {
+            if let Some(timeout) = mirror.fallback_timeout
+                && !probe(&mirror.uri, timeout)
+            {
+                note(format!(
+                    "mirror {} did not accept a connection within {}s (fallback_timeout); not using it for {}",
+                    redact_url(&mirror.uri),
+                    timeout.as_secs_f64(),
+                    redact_url(&remote)
+                ));
+                continue;
+            }
+            let mut ep = Endpoint::for_url(settings, &mirror.uri);
+            ep.mirror_of = Some(redact_url(&remote));
+            return ep;
+        }
+        Endpoint::for_url(settings, &remote)
+    }
+
+    /// Every base URL a remote's files may have been fetched from: its mirrors and itself. No probing, for
+    /// looking things up in the cache.
+    fn candidates(settings: &BundlerSettings, remote: &str) -> Vec<String> {
+        let remote = settings::normalize_uri(remote);
+        let mut bases: Vec<String> = settings
+            .mirrors_for(&redact_url(&remote))
+            .into_iter()
+            .map(|m| split_userinfo(&m.uri).0)
+            .collect();
+        bases.push(split_userinfo(&remote).0);
+        bases
+    }
+
+    fn for_url(settings: &BundlerSettings, target: &str) -> Endpoint {
+        let (base, userinfo) = split_userinfo(target);
+        let (auth, auth_from) = match userinfo {
+            Some(info) => (
+                Some(http::basic_auth(&info)),
+                Some("the user:password in the URL".to_string()),
+            ),
+            None => match settings.credentials_for(&base) {
+                Some(found) => (Some(http::basic_auth(found.value)), Some(found.describe())),
+                None => (None, None),
+            },
+        };
         Endpoint {
             base,
-            auth: creds.map(|c| {
-                let c = if c.contains(':') { c } else { format!("{c}:") };
-                format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(c)
-                )
-            }),
+            auth,
+            auth_from,
+            mirror_of: None,
         }
     }
 }
@@ -141,11 +185,11 @@ pub fn known_checksums(
         .map(|req| {
             req.expected.or_else(|| {
                 req.remotes.iter().find_map(|r| {
-                    let ep = Endpoint::for_remote(settings, r);
                     if offline {
-                        fetcher.cached_checksum(&ep, req)
+                        fetcher.cached_checksum(r, req)
                     } else {
-                        fetcher.checksum_from_index(&ep, req).ok().flatten()
+                        let ep = fetcher.endpoint(r, None);
+                        fetcher.checksum_from_index(&ep, req, None).ok().flatten()
                     }
                 })
             })
@@ -159,18 +203,48 @@ impl<'a> Fetcher<'a> {
             cache,
             settings,
             opts,
-            agent: ureq::AgentBuilder::new()
-                .timeout_connect(Duration::from_secs(10))
-                .timeout_read(Duration::from_secs(60))
-                .user_agent(concat!("kamal-launcher/", env!("CARGO_PKG_VERSION")))
-                .build(),
+            http: OnceLock::new(),
+            endpoints: Mutex::new(HashMap::new()),
             infos: Mutex::new(HashMap::new()),
         }
     }
 
-    fn cached_checksum(&self, ep: &Endpoint, req: &GemRequest) -> Option<[u8; 32]> {
-        let text = fs::read_to_string(self.info_path(ep, &req.name)).ok()?;
-        checksum_from_info(&text, &req.version, &req.platform)
+    /// The digest in a cached compact index of any URL the remote may have been fetched from.
+    fn cached_checksum(&self, remote: &str, req: &GemRequest) -> Option<[u8; 32]> {
+        Endpoint::candidates(self.settings, remote)
+            .iter()
+            .find_map(|base| {
+                let text = fs::read_to_string(self.info_path(base, &req.name)).ok()?;
+                checksum_from_info(&text, &req.version, &req.platform)
+            })
+    }
+
+    /// The endpoint for a remote, resolved (mirrors probed) once per run.
+    fn endpoint(&self, remote: &str, ui: Option<&Ui>) -> Arc<Endpoint> {
+        let mut endpoints = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ep) = endpoints.get(remote) {
+            return Arc::clone(ep);
+        }
+        let note = |msg: String| {
+            if let Some(ui) = ui {
+                ui.verbose(&msg);
+            }
+        };
+        let ep = Arc::new(Endpoint::resolve(
+            self.settings,
+            remote,
+            &http::probe,
+            &note,
+        ));
+        endpoints.insert(remote.to_string(), Arc::clone(&ep));
+        ep
+    }
+
+    fn http(&self) -> Result<&http::Client> {
+        self.http
+            .get_or_init(|| http::Client::new(self.settings, &|k| std::env::var(k).ok()))
+            .as_ref()
+            .map_err(|msg| Error::Config(msg.clone()))
     }
 
     fn parallel(&self, requests: &[GemRequest], ui: &Ui) -> Result<Vec<Fetched>> {
@@ -226,8 +300,11 @@ struct Fetcher<'a> {
     cache: &'a Cache,
     settings: &'a BundlerSettings,
     opts: FetchOptions,
-    agent: ureq::Agent,
-    /// Compact-index info per (remote, name), fetched at most once per run.
+    /// Built on first use: a run that needs no network never reads proxy or TLS settings.
+    http: OnceLock<std::result::Result<http::Client, String>>,
+    /// Per remote as written in the lockfile.
+    endpoints: Mutex<HashMap<String, Arc<Endpoint>>>,
+    /// Compact-index info per (base URL, name), fetched at most once per run.
     infos: Mutex<HashMap<(String, String), Option<String>>>,
 }
 
@@ -238,9 +315,9 @@ impl Fetcher<'_> {
         let mut missing = Vec::new();
         for req in requests {
             let sha = req.expected.or_else(|| {
-                req.remotes.iter().find_map(|r| {
-                    self.cached_checksum(&Endpoint::for_remote(self.settings, r), req)
-                })
+                req.remotes
+                    .iter()
+                    .find_map(|r| self.cached_checksum(r, req))
             });
             match sha.map(|s| (s, self.cache.download(&s))) {
                 Some((sha256, path)) if path.is_file() => out.push(Fetched {
@@ -268,7 +345,7 @@ impl Fetcher<'_> {
         let known = req.expected.or_else(|| {
             req.remotes
                 .iter()
-                .find_map(|r| self.cached_checksum(&Endpoint::for_remote(self.settings, r), req))
+                .find_map(|r| self.cached_checksum(r, req))
         });
         if let Some(sha) = known {
             let path = self.cache.download(&sha);
@@ -283,7 +360,7 @@ impl Fetcher<'_> {
         }
         let mut last_err = None;
         for remote in &req.remotes {
-            let ep = Endpoint::for_remote(self.settings, remote);
+            let ep = self.endpoint(remote, Some(ui));
             match self.fetch_from(&ep, req, ui, progress) {
                 Ok(f) => return Ok(f),
                 // Another remote of the same source may have it; any other failure is final.
@@ -305,7 +382,7 @@ impl Fetcher<'_> {
     ) -> Result<Fetched> {
         let expected = match req.expected {
             Some(sha) => Some(sha),
-            None => self.checksum_from_index(ep, req)?,
+            None => self.checksum_from_index(ep, req, Some(ui))?,
         };
         if expected.is_none() {
             if !self.opts.allow_unverified {
@@ -350,9 +427,11 @@ impl Fetcher<'_> {
         }
         let url = format!("{}gems/{}.gem", ep.base, req.full_name);
         progress.started(&req.full_name);
-        ui.verbose(&format!("GET {}", redact_url(&url)));
+        let resp = self
+            .get(ep, &url, None, Some(ui))
+            .map_err(|e| self.failure(ep, &req.full_name, e))?;
         let tmp = self.cache.temp_path("download")?;
-        let result = self.download_to(ep, &url, &tmp, req, expected, progress);
+        let result = self.download_to(resp, &url, &tmp, req, expected, progress);
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
@@ -377,14 +456,13 @@ impl Fetcher<'_> {
 
     fn download_to(
         &self,
-        ep: &Endpoint,
+        resp: ureq::Response,
         url: &str,
         tmp: &std::path::Path,
         req: &GemRequest,
         expected: Option<[u8; 32]>,
         progress: &Progress<'_>,
     ) -> Result<[u8; 32]> {
-        let resp = self.get(ep, url, None, &req.full_name)?;
         let mut reader = resp.into_reader().take(MAX_GEM_BYTES + 1);
         let mut file = File::create(tmp).map_err(Error::io("creating", tmp))?;
         let mut hasher = Sha256::new();
@@ -393,9 +471,10 @@ impl Fetcher<'_> {
         loop {
             let n = reader.read(&mut buf).map_err(|e| {
                 Error::Network(format!(
-                    "downloading {} from {} failed after {total} bytes: {e}",
+                    "downloading {} from {} failed after {total} bytes: {e}{}",
                     req.full_name,
-                    redact_url(url)
+                    redact_url(url),
+                    timeout_note(&e, self.settings)
                 ))
             })?;
             if n == 0 {
@@ -432,7 +511,12 @@ impl Fetcher<'_> {
     }
 
     /// The digest the source's compact index records for this version, if it records one.
-    fn checksum_from_index(&self, ep: &Endpoint, req: &GemRequest) -> Result<Option<[u8; 32]>> {
+    fn checksum_from_index(
+        &self,
+        ep: &Endpoint,
+        req: &GemRequest,
+        ui: Option<&Ui>,
+    ) -> Result<Option<[u8; 32]>> {
         let key = (ep.base.clone(), req.name.clone());
         if let Some(info) = self
             .infos
@@ -444,7 +528,7 @@ impl Fetcher<'_> {
                 .as_deref()
                 .and_then(|t| checksum_from_info(t, &req.version, &req.platform)));
         }
-        let info = self.fetch_info(ep, &req.name)?;
+        let info = self.fetch_info(ep, &req.name, ui)?;
         let sum = info
             .as_deref()
             .and_then(|t| checksum_from_info(t, &req.version, &req.platform));
@@ -455,25 +539,24 @@ impl Fetcher<'_> {
         Ok(sum)
     }
 
-    fn info_path(&self, ep: &Endpoint, name: &str) -> PathBuf {
-        self.cache
-            .index(&cache::key_of([ep.base.as_str()]))
-            .join(name)
+    fn info_path(&self, base: &str, name: &str) -> PathBuf {
+        self.cache.index(&cache::key_of([base])).join(name)
     }
 
     /// GET `info/<name>`, conditional on the cached copy's ETag. `None` when the source has no compact index.
-    fn fetch_info(&self, ep: &Endpoint, name: &str) -> Result<Option<String>> {
+    fn fetch_info(&self, ep: &Endpoint, name: &str, ui: Option<&Ui>) -> Result<Option<String>> {
         let url = format!("{}info/{}", ep.base, name);
-        let path = self.info_path(ep, name);
+        let path = self.info_path(&ep.base, name);
         let etag_path = path.with_extension("etag");
         let cached = fs::read_to_string(&path).ok();
         let etag = cached
             .as_ref()
             .and_then(|_| fs::read_to_string(&etag_path).ok());
-        let resp = match self.get(ep, &url, etag.as_deref(), name) {
+        let resp = match self.get(ep, &url, etag.as_deref(), ui) {
             Ok(r) => r,
-            Err(Error::Network(msg)) if msg.contains("HTTP 404") => return Ok(None),
-            Err(e) => return Err(e),
+            // No compact index here (an old-style server, or a plain mirror of gem files).
+            Err(HttpError::Status { code: 404, .. }) => return Ok(None),
+            Err(e) => return Err(self.failure(ep, name, e)),
         };
         if resp.status() == 304
             && let Some(text) = cached
@@ -485,7 +568,13 @@ impl Fetcher<'_> {
         resp.into_reader()
             .take(MAX_INFO_BYTES)
             .read_to_string(&mut body)
-            .map_err(|e| Error::Network(format!("reading {} failed: {e}", redact_url(&url))))?;
+            .map_err(|e| {
+                Error::Network(format!(
+                    "reading {} failed: {e}{}",
+                    redact_url(&url),
+                    timeout_note(&e, self.settings)
+                ))
+            })?;
         // The index copy is an optimisation; a read-only cache still works without it.
         if cache::write_atomic(self.cache, &path, body.as_bytes()).is_ok() {
             match new_etag {
@@ -500,37 +589,105 @@ impl Fetcher<'_> {
         Ok(Some(body))
     }
 
+    /// GET with the endpoint's credentials; with `-v`, says what is fetched, through which proxy, and where
+    /// redirects led. URLs are printed without credentials.
     fn get(
         &self,
         ep: &Endpoint,
         url: &str,
         if_none_match: Option<&str>,
-        what: &str,
-    ) -> Result<ureq::Response> {
-        let mut request = self.agent.get(url);
-        if let Some(auth) = &ep.auth {
-            request = request.set("Authorization", auth);
+        ui: Option<&Ui>,
+    ) -> std::result::Result<ureq::Response, HttpError> {
+        let client = self.http().map_err(|e| HttpError::Config(e.to_string()))?;
+        if let Some(ui) = ui {
+            match client.proxy_for(url) {
+                Some(proxy) => ui.verbose(&format!("GET {} via {proxy}", redact_url(url))),
+                None => ui.verbose(&format!("GET {}", redact_url(url))),
+            }
         }
-        if let Some(tag) = if_none_match {
-            request = request.set("If-None-Match", tag);
+        let response = client.get(url, ep.auth.as_deref(), if_none_match)?;
+        if let Some(ui) = ui {
+            for (to, dropped) in &response.hops {
+                ui.verbose(&format!(
+                    "  redirected to {to}{}",
+                    if *dropped {
+                        " (credentials not sent: another origin)"
+                    } else {
+                        ""
+                    }
+                ));
+            }
         }
-        match request.call() {
-            Ok(resp) => Ok(resp),
-            Err(ureq::Error::Status(404, _)) => Err(Error::Network(format!(
-                "{what}: {} answered HTTP 404 Not Found; the version may have been yanked, or the mirror is incomplete",
-                redact_url(url)
-            ))),
-            Err(ureq::Error::Status(code, resp)) => Err(Error::Network(format!(
-                "{what}: {} answered HTTP {code} {}",
-                redact_url(url),
-                resp.status_text()
-            ))),
-            Err(ureq::Error::Transport(t)) => Err(Error::Network(format!(
-                "{what}: could not fetch {}: {}",
-                redact_url(url),
-                redact_url(&t.to_string())
-            ))),
-        }
+        Ok(response.inner)
+    }
+
+    /// The user-facing error for a failed request of `what` (a gem or an index file) from `ep`.
+    fn failure(&self, ep: &Endpoint, what: &str, err: HttpError) -> Error {
+        let (code, text, url) = match err {
+            HttpError::Config(msg) => return Error::Config(msg),
+            HttpError::Other(msg) => {
+                return Error::Network(format!("{what}: {msg}{}", mirror_note(ep)));
+            }
+            HttpError::Status { code, text, url } => (code, text, url),
+        };
+        let elsewhere = !url.starts_with(&ep.base);
+        let message = match code {
+            401 => {
+                let host = settings::host_of(&url).unwrap_or("the server").to_string();
+                match (&ep.auth_from, elsewhere) {
+                    (Some(_), true) => format!(
+                        "{what}: {url} answered HTTP 401 {text}: {} redirected there, and credentials are \
+                         never sent across a redirect to another host\n  use {host} as the source (or as \
+                         a mirror) directly, with its own credentials in {}",
+                        redact_url(&ep.base),
+                        settings::env_key_for(&host)
+                    ),
+                    (Some(from), false) => format!(
+                        "{what}: {url} answered HTTP 401 {text}: the credentials from {from} were \
+                         refused\n  check the user name and password (or token) there"
+                    ),
+                    (None, _) => format!(
+                        "{what}: {url} answered HTTP 401 {text}: {host} requires credentials, and none \
+                         are configured\n  set {}=user:password (or run `bundle config set --global \
+                         {host} user:password`), or put user:password@ in the lockfile's remote",
+                        settings::env_key_for(&host)
+                    ),
+                }
+            }
+            404 => format!(
+                "{what}: {url} answered HTTP 404 {text}; the version may have been yanked, or the mirror \
+                 is incomplete"
+            ),
+            _ => format!("{what}: {url} answered HTTP {code} {text}"),
+        };
+        Error::Network(message + &mirror_note(ep))
+    }
+}
+
+/// Says which setting bounds the wait, when a read timed out.
+fn timeout_note(e: &std::io::Error, settings: &BundlerSettings) -> String {
+    if matches!(
+        e.kind(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+    ) {
+        format!(
+            " (nothing arrived for {}s; raise BUNDLE_TIMEOUT if the server is that slow)",
+            settings.timeout().as_secs_f64()
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// A line naming the mirror setting behind a failure, when the failing URL is a mirror.
+fn mirror_note(ep: &Endpoint) -> String {
+    match &ep.mirror_of {
+        Some(remote) => format!(
+            "\n  {} is the mirror configured for {remote} (BUNDLE_MIRROR__* / mirror.* settings); fix it, \
+             remove it, or give it a fallback_timeout so that the source is used when it is down",
+            ep.base
+        ),
+        None => String::new(),
     }
 }
 
@@ -583,13 +740,87 @@ mod tests {
     }
 
     #[test]
-    fn endpoint_uses_mirror_and_credentials() {
+    fn endpoint_uses_mirror_and_its_own_credentials() {
         let s = BundlerSettings::from_layers(vec![vec![
             ("BUNDLE_MIRROR__ALL", "http://127.0.0.1:1"),
             ("BUNDLE_127__0__0__1", "tok"),
+            ("BUNDLE_RUBYGEMS__ORG", "origin:secret"),
         ]]);
-        let ep = Endpoint::for_remote(&s, "https://rubygems.org");
+        let never =
+            |_: &str, _: std::time::Duration| -> bool { panic!("no fallback_timeout, no probe") };
+        let ep = Endpoint::resolve(&s, "https://rubygems.org", &never, &|_| {});
         assert_eq!(ep.base, "http://127.0.0.1:1/");
         assert_eq!(ep.auth.as_deref(), Some("Basic dG9rOg=="));
+        assert_eq!(
+            ep.auth_from.as_deref(),
+            Some("BUNDLE_127__0__0__1 in the environment")
+        );
+        // The remote's own credentials never go to a mirror.
+        let s = BundlerSettings::from_layers(vec![vec![
+            ("BUNDLE_MIRROR__ALL", "http://mirror.example/"),
+            ("BUNDLE_RUBYGEMS__ORG", "origin:secret"),
+        ]]);
+        let ep = Endpoint::resolve(&s, "https://u:p@rubygems.org/", &never, &|_| {});
+        assert_eq!(ep.base, "http://mirror.example/");
+        assert_eq!(ep.auth, None);
+    }
+
+    #[test]
+    fn unreachable_mirror_with_fallback_timeout_falls_back() {
+        let s = BundlerSettings::from_layers(vec![vec![
+            ("BUNDLE_MIRROR__ALL", "http://all.example/"),
+            ("BUNDLE_MIRROR__ALL__FALLBACK_TIMEOUT", "true"),
+            (
+                "BUNDLE_MIRROR__HTTPS://RUBYGEMS__ORG/",
+                "http://own.example/",
+            ),
+            (
+                "BUNDLE_MIRROR__HTTPS://RUBYGEMS__ORG/__FALLBACK_TIMEOUT",
+                "1",
+            ),
+        ]]);
+        let probed = Mutex::new(Vec::new());
+        let notes = Mutex::new(Vec::new());
+        let up = |url: &str, t: std::time::Duration| {
+            probed.lock().unwrap().push((url.to_string(), t));
+            url.contains("own")
+        };
+        let note = |m: String| notes.lock().unwrap().push(m);
+        let ep = Endpoint::resolve(&s, "https://u:p@rubygems.org", &up, &note);
+        assert_eq!(ep.base, "http://own.example/");
+        assert_eq!(ep.mirror_of.as_deref(), Some("https://rubygems.org/"));
+        assert_eq!(
+            probed.into_inner().unwrap(),
+            vec![
+                (
+                    "http://all.example/".to_string(),
+                    std::time::Duration::from_millis(100)
+                ),
+                (
+                    "http://own.example/".to_string(),
+                    std::time::Duration::from_secs(1)
+                ),
+            ]
+        );
+        let notes = notes.into_inner().unwrap();
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].contains("http://all.example/"), "{notes:?}");
+        assert!(!notes[0].contains("u:p"), "{notes:?}");
+        let down = |_: &str, _: std::time::Duration| false;
+        let ep = Endpoint::resolve(&s, "https://u:p@rubygems.org", &down, &|_| {});
+        assert_eq!(ep.base, "https://rubygems.org/");
+        assert_eq!(ep.mirror_of, None);
+        assert_eq!(
+            ep.auth_from.as_deref(),
+            Some("the user:password in the URL")
+        );
+        assert_eq!(
+            Endpoint::candidates(&s, "https://u:p@rubygems.org"),
+            [
+                "http://all.example/",
+                "http://own.example/",
+                "https://rubygems.org/"
+            ]
+        );
     }
 }

@@ -18,7 +18,7 @@ pub struct Report {
     pub envs: usize,
     /// Installed gems removed from the store.
     pub units: usize,
-    /// Downloaded `.gem` files removed.
+    /// Downloaded `.gem` files and git checkouts removed.
     pub downloads: usize,
     /// Bytes freed.
     pub bytes: u64,
@@ -98,6 +98,20 @@ fn collect(cache: &Cache, stale: impl Fn(SystemTime) -> bool) -> Result<Report> 
             fs::remove_file(&file).map_err(Error::io("removing", &file))?;
             report.downloads += 1;
         }
+    }
+
+    // Git checkouts and the gems built from them are only needed to install again: like downloads, they go
+    // when unused. Installs hold the gc lock shared, so none is being fetched or built now.
+    for remote in read_dir(&root.join("git"))? {
+        for revision in read_dir(&remote)? {
+            let last_used = modified(&revision.join("last-used")).or_else(|| modified(&revision));
+            if last_used.is_some_and(&stale) {
+                report.bytes += size_of(&revision);
+                remove_tree(cache, &revision)?;
+                report.downloads += 1;
+            }
+        }
+        let _ = fs::remove_dir(&remote);
     }
     Ok(report)
 }

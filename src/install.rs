@@ -301,8 +301,8 @@ pub fn env_is_intact(env: &Path) -> bool {
     env.join("boot.rb").is_file() && env_units(env).iter().all(|u| u.is_dir())
 }
 
-/// Resolves `.` and `..` lexically (the paths are the cache's own; no symlinks to follow).
-fn normalize(path: &Path) -> PathBuf {
+/// Resolves `.` and `..` lexically, without touching the filesystem (the path may not exist).
+pub fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {

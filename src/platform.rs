@@ -135,7 +135,8 @@ impl fmt::Display for Platform {
 /// Platform of the running machine when no Ruby can be asked, as `Gem::Platform.local` would be.
 pub fn machine_platform() -> Platform {
     let os = std::env::consts::OS;
-    let musl = os == "linux" && (cfg!(target_env = "musl") || (musl_loader_present() && !glibc_present()));
+    let musl =
+        os == "linux" && (cfg!(target_env = "musl") || (musl_loader_present() && !glibc_present()));
     let release = matches!(os, "macos" | "freebsd")
         .then(kernel_release)
         .flatten();
@@ -265,15 +266,17 @@ fn ruby_arch(
 /// Whether glibc's dynamic loader is installed: Debian's `musl` package adds a musl loader beside it, and such a
 /// machine is still a glibc one.
 fn glibc_present() -> bool {
-    ["/lib64", "/lib", "/usr/lib64", "/usr/lib"].iter().any(|dir| {
-        std::fs::read_dir(dir).is_ok_and(|entries| {
-            entries.flatten().any(|entry| {
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                name.starts_with("ld-linux") && name.contains(".so.")
+    ["/lib64", "/lib", "/usr/lib64", "/usr/lib"]
+        .iter()
+        .any(|dir| {
+            std::fs::read_dir(dir).is_ok_and(|entries| {
+                entries.flatten().any(|entry| {
+                    let name = entry.file_name();
+                    let name = name.to_string_lossy();
+                    name.starts_with("ld-linux") && name.contains(".so.")
+                })
             })
         })
-    })
 }
 
 /// Whether the musl dynamic loader is installed, which marks Alpine-like systems.

@@ -9,7 +9,9 @@ mod fixtures;
 mod launcher;
 mod lock;
 mod oracle;
+pub mod proxy;
 mod server;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::process::Command;

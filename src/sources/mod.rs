@@ -1,0 +1,210 @@
+//! Gems locked from GIT and PATH sources. Each is identified for the environment key (a git revision; a
+//! directory's fingerprint), then turned into a `.gem` with `gem build` so that it installs into the store by
+//! the same route as a downloaded gem.
+//!
+//! Built gems are not byte-reproducible (timestamps), so their store units are keyed by what identifies the
+//! source content, not by the digest of the `.gem`.
+
+mod build;
+mod git;
+mod path;
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::cache::Cache;
+use crate::closure::Closure;
+use crate::error::{Error, Result};
+use crate::install::Unit;
+use crate::lockfile::{Lockfile, SourceKind, Spec};
+use crate::ruby::Ruby;
+use crate::settings::BundlerSettings;
+use crate::ui::Ui;
+
+pub use git::GitSource;
+pub use path::PathSource;
+
+/// A gem of the closure that comes from a GIT or PATH source.
+#[derive(Debug)]
+pub struct SourceGem<'a> {
+    /// The locked spec.
+    pub spec: &'a Spec,
+    /// Where its content comes from.
+    pub origin: Origin,
+}
+
+/// The two kinds of source the launcher builds gems from.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// A commit of a git repository.
+    Git(GitSource),
+    /// A directory of the app, as it is now.
+    Path(PathSource),
+}
+
+impl SourceGem<'_> {
+    /// What identifies this gem's content: part of the environment key and of its store unit's name.
+    pub fn identity(&self) -> String {
+        match &self.origin {
+            Origin::Git(g) => g.identity(),
+            Origin::Path(p) => p.identity(),
+        }
+    }
+}
+
+/// Everything building needs besides the gems.
+pub struct Context<'a> {
+    /// The cache.
+    pub cache: &'a Cache,
+    /// The Ruby whose `gem build` builds and whose ABI the units are for.
+    pub ruby: &'a Ruby,
+    /// That Ruby's ABI (the store's subdirectory).
+    pub abi: &'a str,
+    /// Credentials for git remotes over HTTPS.
+    pub settings: &'a BundlerSettings,
+    /// The launcher's PATH, where `git` is looked for.
+    pub path_var: Option<&'a std::ffi::OsStr>,
+    /// Never use the network.
+    pub offline: bool,
+    /// Output.
+    pub ui: &'a Ui,
+}
+
+/// The closure's GIT and PATH gems, located and identified. PATH directories are fingerprinted here, on every
+/// run, because the fingerprint is part of the environment key.
+pub fn resolve<'a>(
+    app_dir: &Path,
+    lock: &Lockfile,
+    closure: &Closure<'a>,
+) -> Result<Vec<SourceGem<'a>>> {
+    let mut out = Vec::new();
+    // Several gems of one PATH source (a monorepo) share one fingerprint.
+    let mut paths: Vec<(usize, PathSource)> = Vec::new();
+    for g in &closure.gems {
+        let source = &lock.sources[g.spec.source];
+        let origin = match &source.kind {
+            SourceKind::Gem { .. } => continue,
+            SourceKind::Git {
+                remote,
+                revision,
+                reference,
+                submodules,
+                glob,
+                ..
+            } => Origin::Git(GitSource::new(
+                app_dir,
+                &g.spec.name,
+                remote,
+                revision,
+                reference.as_deref(),
+                *submodules,
+                glob.as_deref(),
+            )?),
+            SourceKind::Path { path, glob } => {
+                match paths.iter().find(|(i, _)| *i == g.spec.source) {
+                    Some((_, p)) => Origin::Path(p.clone()),
+                    None => {
+                        let p = PathSource::locate(app_dir, &g.spec.name, path, glob.as_deref())?;
+                        paths.push((g.spec.source, p.clone()));
+                        Origin::Path(p)
+                    }
+                }
+            }
+            SourceKind::Plugin { .. } => {
+                return Err(Error::Unsupported(format!(
+                    "{} comes from {}; installing from Bundler plugin sources is not supported. \
+                     `kamal-launcher plan` shows the whole closure; lock {} from a gem server, git or a path \
+                     to use the launcher",
+                    g.spec.full_name(),
+                    source.describe(),
+                    g.spec.name
+                )));
+            }
+        };
+        out.push(SourceGem {
+            spec: g.spec,
+            origin,
+        });
+    }
+    Ok(out)
+}
+
+/// Builds (or finds already built) every gem of `gems` and returns its store unit, in the order given.
+/// Returns the units and how many gems were built in this run.
+pub fn prepare(ctx: &Context<'_>, gems: &[SourceGem<'_>]) -> Result<(Vec<Unit>, usize)> {
+    let mut units = Vec::with_capacity(gems.len());
+    let mut built = 0;
+    let mut missing = Vec::new();
+    let todo: Vec<&SourceGem<'_>> = gems.iter().filter(|g| !unit_dir(ctx, g).is_dir()).collect();
+    // No display at all (not even an empty bar for a moment) when everything is installed.
+    let progress = (!todo.is_empty()).then(|| ctx.ui.progress_bar("Building", todo.len()));
+    for gem in gems {
+        let full_name = gem.spec.full_name();
+        let dir = unit_dir(ctx, gem);
+        if dir.is_dir() {
+            // Installed before: nothing to fetch or build. The unit's .gem is never read.
+            units.push(Unit {
+                gem_file: dir.join("installed"),
+                full_name,
+                dir,
+            });
+            continue;
+        }
+        if let Some(p) = &progress {
+            p.started(&full_name);
+        }
+        let gem_file = match &gem.origin {
+            Origin::Git(g) => g.built_gem(ctx, gem.spec)?,
+            Origin::Path(p) => Some(p.build(ctx, gem.spec)?),
+        };
+        if let Some(p) = &progress {
+            p.finished(&full_name);
+        }
+        match gem_file {
+            Some(gem_file) => {
+                built += 1;
+                units.push(Unit {
+                    full_name,
+                    gem_file,
+                    dir,
+                });
+            }
+            None => missing.push(format!(
+                "{full_name} from {}",
+                match &gem.origin {
+                    Origin::Git(g) => g.describe(),
+                    Origin::Path(p) => p.describe(),
+                }
+            )),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::Offline(format!(
+            "--offline: not in the cache: {}. Run once with the network (e.g. `kamal-launcher install`) to fetch \
+             and build {}",
+            missing.join(", "),
+            if missing.len() == 1 { "it" } else { "them" }
+        )));
+    }
+    Ok((units, built))
+}
+
+/// The store unit of a source gem: keyed by its source identity, since its `.gem` differs at every build.
+fn unit_dir(ctx: &Context<'_>, gem: &SourceGem<'_>) -> PathBuf {
+    let full_name = gem.spec.full_name();
+    let digest: [u8; 32] = Sha256::new()
+        .chain_update(gem.identity().as_bytes())
+        .chain_update([0u8])
+        .chain_update(full_name.as_bytes())
+        .finalize()
+        .into();
+    ctx.cache.unit(ctx.abi, &full_name, &digest)
+}
+
+/// A fresh `.gem` path in this run's temporary area (same filesystem as the cache: renamed into place).
+fn temp_gem(cache: &Cache, what: &str) -> Result<PathBuf> {
+    let mut path = cache.temp_path(what)?.into_os_string();
+    path.push(".gem");
+    Ok(PathBuf::from(path))
+}
