@@ -55,6 +55,14 @@ pub enum Error {
         actual: String,
     },
 
+    /// A downloaded gem is malformed or hostile; it was not installed or cached.
+    #[error("refusing to install {gem} (from {url}): {reason}")]
+    Refused {
+        gem: String,
+        url: String,
+        reason: String,
+    },
+
     /// A gem has no checksum in the lockfile nor in its source's compact index.
     #[error("no checksum is known for {gem} (not in the lockfile's CHECKSUMS, not in {index})")]
     Unverifiable { gem: String, index: String },
@@ -106,6 +114,11 @@ impl Error {
                 "the gem was not installed. If the lockfile is right, the server or a mirror served \
                  different bytes: check BUNDLE_MIRROR__* settings and proxies; if the gem was \
                  re-released, run `bundle lock --update <gem>`"
+                    .into(),
+            ),
+            Error::Refused { .. } => Some(
+                "nothing was unpacked or cached. The package itself is broken or unsafe: check the source or \
+                 mirror it came from, and report it to the gem's maintainers"
                     .into(),
             ),
             Error::Unverifiable { .. } => Some(

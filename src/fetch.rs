@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::cache::{self, Cache};
 use crate::error::{Error, Result, redact_url};
 use crate::http::{self, HttpError};
+use crate::package;
 use crate::settings::{self, BundlerSettings};
 use crate::ui::{Progress, Ui};
 
@@ -436,6 +437,23 @@ impl Fetcher<'_> {
             let _ = fs::remove_file(&tmp);
         }
         let sha = result?;
+        // Verified bytes can still be a malformed or hostile package (a compromised release, a bad mirror):
+        // inspect it before it is cached, so nothing that RubyGems would unpack unsafely is ever kept.
+        if let Err(refused) = package::inspect(
+            &tmp,
+            package::Expected {
+                name: &req.name,
+                version: &req.version,
+                platform: &req.platform,
+            },
+        ) {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::Refused {
+                gem: req.full_name.clone(),
+                url: redact_url(&url),
+                reason: refused.0,
+            });
+        }
         let dest = self.cache.download(&sha);
         let parent = dest.parent().expect("download paths have a parent");
         fs::create_dir_all(parent).map_err(Error::io("creating the cache directory", parent))?;

@@ -1,0 +1,26 @@
+//! kamal-launcher: runs the exact `kamal` locked in a Rails app's Gemfile.lock, installed in isolation.
+//!
+//! The flow, one module per step: [`locate`] the lockfile → [`lockfile`] parse → [`closure`] select →
+//! [`fetch`] download and verify (or, for GIT and PATH gems, [`sources`] build) → [`install`] into the [`cache`] →
+//! [`exec`] Ruby.
+
+pub mod cache;
+pub mod cli;
+pub mod closure;
+pub mod config;
+pub mod error;
+pub mod exec;
+pub mod fetch;
+pub mod gc;
+pub mod http;
+pub mod install;
+pub mod locate;
+pub mod lockfile;
+pub mod package;
+pub mod plan;
+pub mod platform;
+pub mod ruby;
+pub mod settings;
+pub mod sources;
+pub mod ui;
+pub mod version;
