@@ -6,6 +6,7 @@ use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -428,15 +429,36 @@ impl Fetcher<'_> {
         }
         let url = format!("{}gems/{}.gem", ep.base, req.full_name);
         progress.started(&req.full_name);
-        let resp = self
-            .get(ep, &url, None, Some(ui))
-            .map_err(|e| self.failure(ep, &req.full_name, e))?;
         let tmp = self.cache.temp_path("download")?;
-        let result = self.download_to(resp, &url, &tmp, req, expected, progress);
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        let sha = result?;
+        let mut attempt = 0;
+        let sha = loop {
+            let resp = match self.get_retrying(ep, &url, None, Some(ui)) {
+                Ok(resp) => resp,
+                Err(e) => return Err(self.failure(ep, &req.full_name, e)),
+            };
+            match self.download_to(resp, &url, &tmp, req, expected, progress) {
+                Ok(sha) => break sha,
+                // A body cut off or stalled mid-way is worth another try from the start; a checksum mismatch or
+                // an oversized body is not: the same bytes would come again.
+                Err(Error::Network(msg))
+                    if attempt < self.settings.retries() && msg.contains(BODY_FAILED) =>
+                {
+                    attempt += 1;
+                    let wait = backoff(attempt);
+                    ui.verbose(&format!(
+                        "  {msg}; trying again in {:.1}s (attempt {} of {})",
+                        wait.as_secs_f64(),
+                        attempt + 1,
+                        self.settings.retries() + 1
+                    ));
+                    std::thread::sleep(wait);
+                }
+                Err(e) => {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(e);
+                }
+            }
+        };
         // Verified bytes can still be a malformed or hostile package (a compromised release, a bad mirror):
         // inspect it before it is cached, so nothing that RubyGems would unpack unsafely is ever kept.
         if let Err(refused) = package::inspect(
@@ -481,6 +503,18 @@ impl Fetcher<'_> {
         expected: Option<[u8; 32]>,
         progress: &Progress<'_>,
     ) -> Result<[u8; 32]> {
+        if let Some(len) = resp
+            .header("Content-Length")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|len| *len > MAX_GEM_BYTES)
+        {
+            return Err(Error::Network(format!(
+                "{} announced {len} bytes for {}, more than the {} MiB any gem may have; refusing it",
+                redact_url(url),
+                req.full_name,
+                MAX_GEM_BYTES >> 20
+            )));
+        }
         let mut reader = resp.into_reader().take(MAX_GEM_BYTES + 1);
         let mut file = File::create(tmp).map_err(Error::io("creating", tmp))?;
         let mut hasher = Sha256::new();
@@ -489,7 +523,7 @@ impl Fetcher<'_> {
         loop {
             let n = reader.read(&mut buf).map_err(|e| {
                 Error::Network(format!(
-                    "downloading {} from {} failed after {total} bytes: {e}{}",
+                    "downloading {} from {} {BODY_FAILED} after {total} bytes: {e}{}",
                     req.full_name,
                     redact_url(url),
                     timeout_note(&e, self.settings)
@@ -570,7 +604,7 @@ impl Fetcher<'_> {
         let etag = cached
             .as_ref()
             .and_then(|_| fs::read_to_string(&etag_path).ok());
-        let resp = match self.get(ep, &url, etag.as_deref(), ui) {
+        let resp = match self.get_retrying(ep, &url, etag.as_deref(), ui) {
             Ok(r) => r,
             // No compact index here (an old-style server, or a plain mirror of gem files).
             Err(HttpError::Status { code: 404, .. }) => return Ok(None),
@@ -639,14 +673,77 @@ impl Fetcher<'_> {
         Ok(response.inner)
     }
 
+    /// GET, trying again after 429, 5xx and connection failures, up to Bundler's `retry` times, waiting as the
+    /// server asks (`Retry-After`) or with exponential backoff.
+    fn get_retrying(
+        &self,
+        ep: &Endpoint,
+        url: &str,
+        if_none_match: Option<&str>,
+        ui: Option<&Ui>,
+    ) -> std::result::Result<ureq::Response, HttpError> {
+        let retries = self.settings.retries();
+        let mut attempt = 0;
+        loop {
+            match self.get(ep, url, if_none_match, ui) {
+                Err(e) if e.is_transient() && attempt < retries => {
+                    attempt += 1;
+                    let wait = e
+                        .retry_after()
+                        .unwrap_or_else(|| backoff(attempt))
+                        .min(MAX_WAIT);
+                    if let Some(ui) = ui {
+                        ui.verbose(&format!(
+                            "  {} failed ({}); trying again in {:.1}s (attempt {} of {})",
+                            redact_url(url),
+                            match &e {
+                                HttpError::Status { code, .. } => format!("HTTP {code}"),
+                                _ => "connection".to_string(),
+                            },
+                            wait.as_secs_f64(),
+                            attempt + 1,
+                            retries + 1
+                        ));
+                    }
+                    std::thread::sleep(wait);
+                }
+                Err(HttpError::Status {
+                    code,
+                    text,
+                    url,
+                    retry_after,
+                }) if attempt > 0 => {
+                    return Err(HttpError::Status {
+                        code,
+                        text: format!(
+                            "{text} (after {} attempts; BUNDLE_RETRY sets how many)",
+                            attempt + 1
+                        ),
+                        url,
+                        retry_after,
+                    });
+                }
+                Err(HttpError::Transient(msg)) if attempt > 0 => {
+                    return Err(HttpError::Transient(format!(
+                        "{msg} (after {} attempts; BUNDLE_RETRY sets how many)",
+                        attempt + 1
+                    )));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// The user-facing error for a failed request of `what` (a gem or an index file) from `ep`.
     fn failure(&self, ep: &Endpoint, what: &str, err: HttpError) -> Error {
         let (code, text, url) = match err {
             HttpError::Config(msg) => return Error::Config(msg),
-            HttpError::Other(msg) => {
+            HttpError::Other(msg) | HttpError::Transient(msg) => {
                 return Error::Network(format!("{what}: {msg}{}", mirror_note(ep)));
             }
-            HttpError::Status { code, text, url } => (code, text, url),
+            HttpError::Status {
+                code, text, url, ..
+            } => (code, text, url),
         };
         let elsewhere = !url.starts_with(&ep.base);
         let message = match code {
@@ -680,6 +777,16 @@ impl Fetcher<'_> {
         };
         Error::Network(message + &mirror_note(ep))
     }
+}
+
+/// Marks a download error that happened while reading the body, which a new attempt may not meet.
+const BODY_FAILED: &str = "broke off";
+/// The longest wait between attempts, whatever a server's `Retry-After` says: a deploy is waiting.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// Exponential backoff before attempt `n + 1`: 0.5 s, 1 s, 2 s, … capped at [`MAX_WAIT`].
+fn backoff(n: u32) -> Duration {
+    Duration::from_millis(500u64.saturating_mul(1 << n.saturating_sub(1).min(10))).min(MAX_WAIT)
 }
 
 /// Says which setting bounds the wait, when a read timed out.

@@ -54,11 +54,34 @@ pub enum HttpError {
         code: u16,
         text: String,
         url: String,
+        /// The server's `Retry-After`, in seconds form (HTTP dates are rare from gem servers and ignored).
+        retry_after: Option<Duration>,
     },
     /// A connection, TLS, proxy or redirect failure; the message is complete.
     Other(String),
+    /// A failure another attempt may not meet: a refused or reset connection, a timeout.
+    Transient(String),
     /// The settings for TLS are unusable (a certificate file that cannot be read); the message is complete.
     Config(String),
+}
+
+impl HttpError {
+    /// Whether trying again later may succeed: 429, 5xx, and connection-level failures.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            HttpError::Status { code, .. } => *code == 429 || (500..=599).contains(code),
+            HttpError::Transient(_) => true,
+            HttpError::Other(_) | HttpError::Config(_) => false,
+        }
+    }
+
+    /// How long the server asked us to wait before trying again.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            HttpError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
 }
 
 impl Client {
@@ -138,12 +161,24 @@ impl Client {
                         code,
                         text: r.status_text().to_string(),
                         url: current.to_string(),
+                        retry_after: r
+                            .header("Retry-After")
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                            .map(Duration::from_secs),
                     });
                 }
                 (Err(ureq::Error::Transport(t)), _) => {
-                    return Err(HttpError::Other(
-                        self.describe_transport(&current, proxy, &t),
-                    ));
+                    let message = self.describe_transport(&current, proxy, &t);
+                    let transient = rustls_error(&t).is_none()
+                        && matches!(
+                            t.kind(),
+                            ureq::ErrorKind::ConnectionFailed | ureq::ErrorKind::Io
+                        );
+                    return Err(if transient {
+                        HttpError::Transient(message)
+                    } else {
+                        HttpError::Other(message)
+                    });
                 }
             };
             if !matches!(response.status(), 301 | 302 | 303 | 307 | 308) {

@@ -248,6 +248,13 @@ impl BundlerSettings {
             .map_or(DEFAULT_TIMEOUT, Duration::from_secs_f64)
     }
 
+    /// `retry`: how many times a failed request is tried again (Bundler's default is 3).
+    pub fn retries(&self) -> u32 {
+        self.get("retry")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(3)
+    }
+
     /// `redirect`: how many redirects one request may follow (Bundler's default is 5).
     pub fn redirect_limit(&self) -> u32 {
         self.get("redirect")
