@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::cache::{self, Cache};
 use crate::closure::{self, Closure};
@@ -22,6 +22,7 @@ use crate::ruby::{self, Ruby, RubyInfo};
 use crate::settings::BundlerSettings;
 use crate::sources::{self, SourceGem};
 use crate::ui::{Level, Ui};
+use crate::{doctor, init};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -102,6 +103,26 @@ enum Command {
         after_help = "Examples:\n  kamal-launcher install\n  kamal-launcher install --lockfile path/to/Gemfile.lock"
     )]
     Install,
+    /// Adopt the launcher in this Rails app: bin/kamal shim, pre-deploy hook, entrypoint without db:prepare
+    #[command(
+        after_help = "Examples:\n  kamal-launcher init --dry-run   # show every change as a diff\n  kamal-launcher init"
+    )]
+    Init {
+        /// Show the changes as unified diffs and change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Check this machine and this app for what a deploy through the launcher needs
+    #[command(after_help = "Examples:\n  kamal-launcher doctor\n  kamal-launcher doctor --offline")]
+    Doctor,
+    /// Print a shell completion script
+    #[command(
+        after_help = "Examples:\n  kamal-launcher completions bash > ~/.local/share/bash-completion/completions/kamal-launcher\n  kamal-launcher completions zsh > \"${fpath[1]}/_kamal-launcher\"\n  kamal-launcher completions fish > ~/.config/fish/completions/kamal-launcher.fish"
+    )]
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
     /// Inspect and maintain the cache (CI: `cache key`, `cache dir`)
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -127,6 +148,9 @@ enum CacheCommand {
     )]
     Key,
     /// Print the directory to save and restore between CI runs
+    #[command(
+        after_help = "Examples:\n  kamal-launcher cache dir\n  KAMAL_LAUNCHER_CACHE_DIR=$PWD/.cache/kl kamal-launcher cache dir"
+    )]
     Dir,
     /// Remove environments and downloads not used recently, and installed gems nothing uses
     #[command(
@@ -138,6 +162,7 @@ enum CacheCommand {
         older_than: u64,
     },
     /// Remove everything (environments a running kamal uses are kept)
+    #[command(after_help = "Examples:\n  kamal-launcher cache clean")]
     Clean,
 }
 
@@ -230,6 +255,15 @@ fn invoked_as_kamal(argv0: Option<&OsString>) -> bool {
 
 fn run(cli: Cli, ui: &Ui) -> Result<()> {
     let g = &cli.global;
+    if let Command::Completions { shell } = &cli.command {
+        clap_complete::generate(
+            *shell,
+            &mut Cli::command(),
+            "kamal-launcher",
+            &mut std::io::stdout(),
+        );
+        return Ok(());
+    }
     let cwd = std::env::current_dir().map_err(Error::io("reading the current directory", "."))?;
     let located = locate::find(
         g.lockfile.as_deref(),
@@ -237,11 +271,16 @@ fn run(cli: Cli, ui: &Ui) -> Result<()> {
         &cwd,
     );
     // Cache maintenance works outside an app too; everything else needs the lockfile.
+    let mut lockfile_problem = None;
     let located = match (&cli.command, located) {
         (
             Command::Cache(CacheCommand::Dir | CacheCommand::Prune { .. } | CacheCommand::Clean),
             Err(_),
         ) => None,
+        (Command::Doctor, Err(e)) => {
+            lockfile_problem = Some(e);
+            None
+        }
         (_, located) => Some(located?),
     };
     let file_config = match &located {
@@ -260,6 +299,9 @@ fn run(cli: Cli, ui: &Ui) -> Result<()> {
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "HOME is not set"),
         })?,
     });
+    if matches!(cli.command, Command::Doctor) {
+        return doctor(located.as_ref(), lockfile_problem, &opts, &cache);
+    }
     let Some(located) = located else {
         return maintain(&cli.command, &cache, ui);
     };
@@ -286,6 +328,40 @@ fn run(cli: Cli, ui: &Ui) -> Result<()> {
             Ok(())
         }
         Command::Cache(_) => maintain(&cli.command, &cache, ui),
+        Command::Init { dry_run } => {
+            let lockfile_name = located
+                .path
+                .file_name()
+                .map_or("Gemfile.lock".into(), |n| n.to_string_lossy().into_owned());
+            let app = located.app_dir();
+            let plan = init::plan(app, &lockfile_name)?;
+            if *dry_run {
+                print!("{}", init::diff(&plan));
+            }
+            for note in &plan.notes {
+                ui.warn(note);
+            }
+            if plan.changes.is_empty() {
+                ui.summary(&format!(
+                    "{} is already set up: nothing to change",
+                    app.display()
+                ));
+            } else if *dry_run {
+                ui.summary(&format!(
+                    "dry run: {} change(s) shown above, nothing written",
+                    plan.changes.len()
+                ));
+            } else {
+                print!("{}", init::diff(&plan));
+                for done in init::apply(app, &plan)? {
+                    ui.summary(&done);
+                }
+            }
+            Ok(())
+        }
+        Command::Doctor | Command::Completions { .. } => {
+            unreachable!("handled before the lockfile is needed")
+        }
         Command::Plan { json, platform } => {
             // A plan needs no Ruby: the machine's own platform stands in when there is none.
             let local = match (
@@ -381,6 +457,113 @@ fn run(cli: Cli, ui: &Ui) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `doctor`: gathers what the checks need (nothing here may fail the command early) and prints them.
+fn doctor(
+    located: Option<&Located>,
+    lockfile_problem: Option<Error>,
+    opts: &Options,
+    cache: &Cache,
+) -> Result<()> {
+    let path_var = std::env::var_os("PATH");
+    let ruby = ruby::find(opts.ruby.as_deref(), path_var.as_deref()).map_err(|e| e.to_string());
+    let mut context = doctor::Context {
+        app: located.map(Located::app_dir),
+        lockfile: doctor::Check {
+            name: "Lockfile",
+            ok: false,
+            detail: lockfile_problem.map_or_else(String::new, |e| e.to_string()),
+            fix: Some("run this in the app's directory, or pass --lockfile PATH".into()),
+        },
+        ruby: ruby.clone(),
+        root_gem: None,
+        sources: Vec::new(),
+        installed: false,
+        offline: opts.offline,
+        cache,
+    };
+    if let Some(located) = located {
+        let gathered = (|| -> Result<()> {
+            let lock = read_lockfile(located)?;
+            let settings = BundlerSettings::load(located.app_dir(), std::env::vars());
+            let local = match &ruby {
+                Ok(r) => Platform::parse(&r.info(cache)?.platform),
+                Err(_) => platform::machine_platform(),
+            };
+            let force_ruby = settings.flag("force_ruby_platform");
+            let closure = select(located, &lock, &opts.gem, &local, force_ruby)?;
+            let root = &closure.gems[closure.root];
+            context.lockfile = doctor::Check {
+                name: "Lockfile",
+                ok: true,
+                detail: format!(
+                    "{} locks {} {}",
+                    located.path.display(),
+                    root.spec.name,
+                    root.spec.version
+                ),
+                fix: None,
+            };
+            context.root_gem = root
+                .sha256
+                .map(|sha| cache.download(&sha))
+                .filter(|p| p.is_file());
+            let mut urls: Vec<String> = requests(&lock, &closure)
+                .iter()
+                .flat_map(|r| r.remotes.clone())
+                .map(|remote| {
+                    settings
+                        .mirrors_for(&remote)
+                        .into_iter()
+                        .next()
+                        .map_or(remote, |m| m.uri)
+                })
+                .map(|url| crate::error::redact_url(&url))
+                .collect();
+            urls.sort();
+            urls.dedup();
+            context.sources = urls;
+            if let Ok(r) = &ruby {
+                let info = r.info(cache)?;
+                let sourced = sources::resolve(located.app_dir(), &lock, &closure)?;
+                let key = env_key(&lock, &closure, &info, &sourced);
+                context.installed = install::env_is_intact(&cache.env(&key));
+            }
+            Ok(())
+        })();
+        if let Err(e) = gathered {
+            context.lockfile = doctor::Check {
+                name: "Lockfile",
+                ok: false,
+                detail: e.to_string(),
+                fix: e
+                    .hint()
+                    .or_else(|| Some("fix the lockfile (or run `bundle lock`)".into())),
+            };
+        }
+    }
+    let checks = doctor::run(&context);
+    let color = std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let mark = |ok: bool| match (ok, color) {
+        (true, true) => "\x1b[32m✓\x1b[0m",
+        (false, true) => "\x1b[31m✗\x1b[0m",
+        (true, false) => "ok  ",
+        (false, false) => "FAIL",
+    };
+    for check in &checks {
+        println!("{} {}: {}", mark(check.ok), check.name, check.detail);
+        if let Some(fix) = &check.fix {
+            println!("       fix: {fix}");
+        }
+    }
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    if failed > 0 {
+        return Err(Error::Doctor(failed));
+    }
+    println!("all {} checks passed", checks.len());
+    Ok(())
 }
 
 /// `cache dir`, `cache prune`, `cache clean`: need no lockfile.

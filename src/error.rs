@@ -79,6 +79,10 @@ pub enum Error {
     #[error("{0}")]
     Source(String),
 
+    /// `doctor` found problems; each was printed with its fix.
+    #[error("{0} check(s) failed; see the fixes above")]
+    Doctor(usize),
+
     /// A configuration file is invalid.
     #[error("{0}")]
     Config(String),

@@ -1,0 +1,300 @@
+//! `doctor`: checks this machine and this app for everything a deploy through the launcher needs, each with a
+//! pass/fail line and, on failure, the fix.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::cache::Cache;
+use crate::init;
+use crate::ruby::Ruby;
+
+/// One check's outcome.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// What was checked.
+    pub name: &'static str,
+    /// Whether it passed.
+    pub ok: bool,
+    /// What was found.
+    pub detail: String,
+    /// How to fix it, when it failed.
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn pass(name: &'static str, detail: impl Into<String>) -> Check {
+        Check {
+            name,
+            ok: true,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            name,
+            ok: false,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+/// What Ruby says about building native extensions, and whether it satisfies the root gem.
+struct RubyReport {
+    version: String,
+    cc: String,
+    headers: PathBuf,
+    satisfies: Option<(bool, String)>,
+}
+
+/// Asks the interpreter for its version, compiler and headers, and (given the root gem's file) whether the gem's
+/// `required_ruby_version` accepts it.
+fn ask_ruby(ruby: &Ruby, root_gem: Option<&Path>) -> Result<RubyReport, String> {
+    const SCRIPT: &str = r#"require "rbconfig"
+puts RUBY_VERSION, RbConfig::CONFIG["CC"].to_s.split.first.to_s, File.join(RbConfig::CONFIG["rubyhdrdir"].to_s, "ruby.h")
+if (path = ARGV[0])
+  require "rubygems/package"
+  req = Gem::Package.new(path).spec.required_ruby_version
+  puts req.satisfied_by?(Gem::Version.new(RUBY_VERSION)), req.to_s
+end"#;
+    let mut cmd = Command::new(&ruby.path);
+    cmd.arg("-e")
+        .arg(SCRIPT)
+        .env_remove("RUBYOPT")
+        .env_remove("RUBYLIB");
+    if let Some(gem) = root_gem {
+        cmd.arg(gem);
+    }
+    let out = cmd.output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = text.lines();
+    let mut next = || lines.next().unwrap_or_default().to_string();
+    let (version, cc, headers) = (next(), next(), PathBuf::from(next()));
+    let ok = next();
+    let satisfies = (!ok.is_empty()).then(|| (ok == "true", next()));
+    Ok(RubyReport {
+        version,
+        cc,
+        headers,
+        satisfies,
+    })
+}
+
+fn on_path(program: &str) -> bool {
+    if program.contains('/') {
+        return Path::new(program).is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+}
+
+/// Inputs gathered by the CLI.
+pub struct Context<'a> {
+    /// The app's directory, if a lockfile was found.
+    pub app: Option<&'a Path>,
+    /// The lockfile check's outcome, already decided by the CLI (found, kamal in it).
+    pub lockfile: Check,
+    /// The interpreter, or why there is none.
+    pub ruby: Result<Ruby, String>,
+    /// The root gem's `.gem` in the cache, if downloaded.
+    pub root_gem: Option<PathBuf>,
+    /// Names of closure gems whose source is a gem server, with the URL they would come from.
+    pub sources: Vec<String>,
+    /// Whether the environment is installed (the offline case needs nothing else).
+    pub installed: bool,
+    /// Whether the user asked for offline mode.
+    pub offline: bool,
+    /// The cache.
+    pub cache: &'a Cache,
+}
+
+/// Runs every check.
+pub fn run(cx: &Context<'_>) -> Vec<Check> {
+    let mut checks = Vec::new();
+    match &cx.ruby {
+        Err(e) => {
+            checks.push(Check::fail(
+                "Ruby",
+                e.clone(),
+                "install Ruby (Debian/Ubuntu: sudo apt-get install ruby-full), or set KAMAL_LAUNCHER_RUBY",
+            ));
+        }
+        Ok(ruby) => match ask_ruby(ruby, cx.root_gem.as_deref()) {
+            Err(e) => checks.push(Check::fail(
+                "Ruby",
+                format!("{} does not run: {e}", ruby.path.display()),
+                "reinstall Ruby, or point KAMAL_LAUNCHER_RUBY at a working interpreter",
+            )),
+            Ok(report) => {
+                checks.push(match &report.satisfies {
+                    Some((false, req)) => Check::fail(
+                        "Ruby",
+                        format!("{} is Ruby {}, but the locked kamal requires Ruby {req}", ruby.path.display(), report.version),
+                        format!("install a Ruby matching {req} and point KAMAL_LAUNCHER_RUBY (or --ruby) at it"),
+                    ),
+                    Some((true, req)) => Check::pass(
+                        "Ruby",
+                        format!("{} is Ruby {} (kamal requires {req})", ruby.path.display(), report.version),
+                    ),
+                    None => Check::pass(
+                        "Ruby",
+                        format!(
+                            "{} is Ruby {} (kamal's own requirement is checked once it is downloaded)",
+                            ruby.path.display(),
+                            report.version
+                        ),
+                    ),
+                });
+                checks.push(if on_path(&report.cc) {
+                    Check::pass("C compiler", format!("{} (for native extensions such as ed25519, bcrypt_pbkdf)", report.cc))
+                } else {
+                    Check::fail(
+                        "C compiler",
+                        format!("{} is not on PATH; kamal's dependencies ed25519 and bcrypt_pbkdf build C extensions", report.cc),
+                        "Debian/Ubuntu: sudo apt-get install build-essential; Alpine: apk add build-base",
+                    )
+                });
+                checks.push(if report.headers.is_file() {
+                    Check::pass("Ruby headers", report.headers.display().to_string())
+                } else {
+                    Check::fail(
+                        "Ruby headers",
+                        format!("{} is missing", report.headers.display()),
+                        "Debian/Ubuntu: sudo apt-get install ruby-dev (ruby-full includes it); Alpine: apk add ruby-dev",
+                    )
+                });
+            }
+        },
+    }
+    checks.push(cx.lockfile.clone());
+    checks.push(sources_check(cx));
+    checks.push(cache_check(cx.cache));
+    if let Some(app) = cx.app {
+        checks.extend(app_checks(app));
+    }
+    checks
+}
+
+fn sources_check(cx: &Context<'_>) -> Check {
+    if cx.installed {
+        return Check::pass(
+            "Sources",
+            "kamal's closure is installed; no network is needed to run it",
+        );
+    }
+    if cx.offline {
+        return Check::fail(
+            "Sources",
+            "offline, and kamal's closure is not in the cache",
+            "run `kamal-launcher install` once with network access, or restore the CI cache",
+        );
+    }
+    let unreachable: Vec<&String> = cx
+        .sources
+        .iter()
+        .filter(|url| !crate::http::probe(url, Duration::from_secs(5)))
+        .collect();
+    match unreachable.as_slice() {
+        [] if cx.sources.is_empty() => Check::pass("Sources", "no gem server is needed"),
+        [] => Check::pass("Sources", format!("reachable: {}", cx.sources.join(", "))),
+        urls => Check::fail(
+            "Sources",
+            format!(
+                "cannot connect to {}",
+                urls.iter()
+                    .map(|u| u.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "check the network, HTTPS_PROXY/NO_PROXY, or set BUNDLE_MIRROR__ALL to a reachable mirror",
+        ),
+    }
+}
+
+fn cache_check(cache: &Cache) -> Check {
+    let dir = cache.dir();
+    let probe = dir.join(format!(".doctor-{}", std::process::id()));
+    let result = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&probe, b""));
+    let _ = std::fs::remove_file(&probe);
+    match result {
+        Ok(()) => Check::pass("Cache", format!("{} is writable", dir.display())),
+        Err(e) => Check::fail(
+            "Cache",
+            format!("{} is not writable: {e}", dir.display()),
+            "fix its permissions, or choose another with --cache-dir / KAMAL_LAUNCHER_CACHE_DIR \
+             (a read-only restored cache still runs what it holds)",
+        ),
+    }
+}
+
+fn app_checks(app: &Path) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let read = |rel: &str| std::fs::read_to_string(app.join(rel)).ok();
+    checks.push(match read("bin/kamal") {
+        Some(text) if text.contains(init::MARKER) => {
+            Check::pass("bin/kamal", "the kamal-launcher shim")
+        }
+        Some(_) => Check::fail(
+            "bin/kamal",
+            "not the kamal-launcher shim (it loads the whole bundle before kamal starts)",
+            "run `kamal-launcher init` (the current file is kept as bin/kamal.bundler)",
+        ),
+        None => Check::fail("bin/kamal", "missing", "run `kamal-launcher init`"),
+    });
+    let hook = app.join(".kamal/hooks/pre-deploy");
+    checks.push(match read(".kamal/hooks/pre-deploy") {
+        None => Check::fail(
+            "pre-deploy hook",
+            "missing: migrations do not run before containers restart",
+            "run `kamal-launcher init`",
+        ),
+        Some(text) => {
+            use std::os::unix::fs::PermissionsExt;
+            let executable = hook
+                .metadata()
+                .is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
+            let guarded = text.contains("KAMAL_COMMAND") && text.contains("rollback");
+            match (executable, guarded) {
+                (false, _) => Check::fail(
+                    "pre-deploy hook",
+                    "present but not executable, so Kamal skips it",
+                    "chmod +x .kamal/hooks/pre-deploy",
+                ),
+                (true, false) => Check::fail(
+                    "pre-deploy hook",
+                    "does not skip rollbacks: a rollback would migrate with the old image",
+                    "wrap its db:prepare in `if [ \"$KAMAL_COMMAND\" != rollback ]; then … fi`",
+                ),
+                (true, true) => {
+                    Check::pass("pre-deploy hook", "present, executable, skips rollbacks")
+                }
+            }
+        }
+    });
+    checks.push(match read("bin/docker-entrypoint") {
+        None => Check::pass("entrypoint", "no bin/docker-entrypoint"),
+        Some(text) => match init::trim_entrypoint(&text) {
+            init::Trim::Clean => Check::pass(
+                "entrypoint",
+                "bin/docker-entrypoint does not run db:prepare",
+            ),
+            init::Trim::Trimmed(_) => Check::fail(
+                "entrypoint",
+                "bin/docker-entrypoint runs db:prepare in every container on boot, which races",
+                "run `kamal-launcher init` to remove that block",
+            ),
+            init::Trim::Unrecognised(line) => Check::fail(
+                "entrypoint",
+                format!("bin/docker-entrypoint runs db:prepare (line {line}) on boot, which races"),
+                "remove that step by hand; the pre-deploy hook runs it once instead",
+            ),
+        },
+    });
+    checks
+}

@@ -1,0 +1,424 @@
+//! `init`: adopt the launcher in a Rails app. Writes the `bin/kamal` shim, the pre-deploy hook that runs
+//! `db:prepare` once on the primary host, and removes the stock `db:prepare` step from `bin/docker-entrypoint`,
+//! which races when every container runs it on boot. Every change is planned first, shown as a diff, and is
+//! idempotent: a second run finds nothing to do.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Marks files this command wrote, so a later run (and `doctor`) recognises them.
+pub const MARKER: &str = "Written by `kamal-launcher init`";
+
+/// One planned change to the app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Create (or replace) a file with this content and mode.
+    Write {
+        /// Path relative to the app.
+        path: PathBuf,
+        /// The file's content before, if it exists.
+        before: Option<String>,
+        /// The new content.
+        after: String,
+        /// Whether to make it executable.
+        executable: bool,
+    },
+    /// Move a file aside before it is replaced.
+    Rename {
+        /// From, relative to the app.
+        from: PathBuf,
+        /// To, relative to the app.
+        to: PathBuf,
+    },
+}
+
+/// What `init` would do, and what it deliberately does not.
+#[derive(Debug, Default, Clone)]
+pub struct Plan {
+    /// Changes, in the order they are applied.
+    pub changes: Vec<Change>,
+    /// Things the user has to do by hand, with the reason (an existing hook, an unrecognised entrypoint).
+    pub notes: Vec<String>,
+}
+
+/// Plans the changes for the app in `app`, whose lockfile is `lockfile_name` (`Gemfile.lock` or `gems.locked`).
+pub fn plan(app: &Path, lockfile_name: &str) -> Result<Plan> {
+    let mut plan = Plan::default();
+    plan_shim(app, lockfile_name, &mut plan)?;
+    plan_hook(app, &mut plan)?;
+    plan_entrypoint(app, &mut plan)?;
+    Ok(plan)
+}
+
+fn read(app: &Path, rel: &str) -> Result<Option<String>> {
+    let path = app.join(rel);
+    match fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::Io {
+            action: "reading",
+            path,
+            source: e,
+        }),
+    }
+}
+
+fn plan_shim(app: &Path, lockfile_name: &str, plan: &mut Plan) -> Result<()> {
+    let shim = shim(lockfile_name);
+    let existing = read(app, "bin/kamal")?;
+    match existing {
+        Some(text) if text == shim => return Ok(()),
+        // An older shim of ours: replace it in place, nothing to keep.
+        Some(text) if text.contains(MARKER) => {}
+        Some(_) => {
+            let to = free_name(app, "bin/kamal.bundler");
+            plan.changes.push(Change::Rename {
+                from: PathBuf::from("bin/kamal"),
+                to,
+            });
+        }
+        None => {}
+    }
+    plan.changes.push(Change::Write {
+        path: PathBuf::from("bin/kamal"),
+        before: None,
+        after: shim,
+        executable: true,
+    });
+    Ok(())
+}
+
+/// `bin/kamal.bundler`, or `bin/kamal.bundler.2` … when that is taken: nothing is ever overwritten.
+fn free_name(app: &Path, base: &str) -> PathBuf {
+    let mut candidate = PathBuf::from(base);
+    let mut n = 2;
+    while app.join(&candidate).exists() {
+        candidate = PathBuf::from(format!("{base}.{n}"));
+        n += 1;
+    }
+    candidate
+}
+
+fn plan_hook(app: &Path, plan: &mut Plan) -> Result<()> {
+    const HOOK: &str = ".kamal/hooks/pre-deploy";
+    match read(app, HOOK)? {
+        None => plan.changes.push(Change::Write {
+            path: PathBuf::from(HOOK),
+            before: None,
+            after: PRE_DEPLOY.to_string(),
+            executable: true,
+        }),
+        Some(text) if text == PRE_DEPLOY || runs_db_prepare(&text) => {}
+        Some(_) => plan.notes.push(format!(
+            "{HOOK} exists and was left alone; add this to it to run migrations once, on the primary host, \
+             before containers restart:\n\n{}",
+            PRE_DEPLOY_SNIPPET
+        )),
+    }
+    Ok(())
+}
+
+fn runs_db_prepare(hook: &str) -> bool {
+    hook.lines().any(|l| {
+        !l.trim_start().starts_with('#') && l.contains("db:prepare") && l.contains("--primary")
+    })
+}
+
+fn plan_entrypoint(app: &Path, plan: &mut Plan) -> Result<()> {
+    const ENTRYPOINT: &str = "bin/docker-entrypoint";
+    let Some(text) = read(app, ENTRYPOINT)? else {
+        return Ok(());
+    };
+    match trim_entrypoint(&text) {
+        Trim::Clean => {}
+        Trim::Trimmed(after) => plan.changes.push(Change::Write {
+            path: PathBuf::from(ENTRYPOINT),
+            before: Some(text),
+            after,
+            executable: true,
+        }),
+        Trim::Unrecognised(line) => plan.notes.push(format!(
+            "{ENTRYPOINT} runs db:prepare (line {line}) in a form init does not recognise, so it was not \
+             edited; remove that step by hand: with the pre-deploy hook, migrations run once before containers \
+             restart, and running them in every container's boot races"
+        )),
+    }
+    Ok(())
+}
+
+/// The result of looking for the stock `db:prepare` block in an entrypoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trim {
+    /// No `db:prepare` at all.
+    Clean,
+    /// The stock block was found; this is the file without it.
+    Trimmed(String),
+    /// `db:prepare` appears, but not in the stock block; the 1-based line.
+    Unrecognised(usize),
+}
+
+/// Removes the block Rails generates (7.0 to 8.x):
+/// ```sh
+/// # If running the rails server then create or migrate existing database
+/// if [ "${@: -2:1}" == "./bin/rails" ] && [ "${@: -1:1}" == "server" ]; then
+///   ./bin/rails db:prepare
+/// fi
+/// ```
+/// with its comment and one following blank line; anything else is left exactly as it was.
+pub fn trim_entrypoint(text: &str) -> Trim {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let is = |i: usize, f: &dyn Fn(&str) -> bool| lines.get(i).is_some_and(|l| f(l.trim()));
+    let mentions = lines.iter().position(|l| l.contains("db:prepare"));
+    let Some(mention) = mentions else {
+        return Trim::Clean;
+    };
+    for i in 0..lines.len() {
+        let opens = is(i, &|l| {
+            l.starts_with("if ")
+                && l.ends_with("then")
+                && l.contains("./bin/rails")
+                && l.contains("server")
+        });
+        if !(opens && is(i + 1, &|l| l == "./bin/rails db:prepare") && is(i + 2, &|l| l == "fi")) {
+            continue;
+        }
+        let start = if i > 0 && is(i - 1, &|l| l.starts_with('#') && l.contains("database")) {
+            i - 1
+        } else {
+            i
+        };
+        let mut end = i + 3;
+        // Keep the file's spacing: drop one blank line after the block only if one also precedes it.
+        if is(end, &str::is_empty) && (start == 0 || is(start - 1, &str::is_empty)) {
+            end += 1;
+        }
+        let rest: String = lines[..start].concat() + &lines[end..].concat();
+        return match rest.lines().position(|l| l.contains("db:prepare")) {
+            Some(other) => Trim::Unrecognised(other + 1 + (end - start)),
+            None => Trim::Trimmed(rest),
+        };
+    }
+    Trim::Unrecognised(mention + 1)
+}
+
+/// Applies a plan; returns what was done, for the summary.
+pub fn apply(app: &Path, plan: &Plan) -> Result<Vec<String>> {
+    let mut done = Vec::new();
+    for change in &plan.changes {
+        match change {
+            Change::Rename { from, to } => {
+                fs::rename(app.join(from), app.join(to))
+                    .map_err(Error::io("moving aside", app.join(from)))?;
+                done.push(format!(
+                    "kept the previous {} as {}",
+                    from.display(),
+                    to.display()
+                ));
+            }
+            Change::Write {
+                path,
+                after,
+                executable,
+                before,
+            } => {
+                let full = app.join(path);
+                if let Some(dir) = full.parent() {
+                    fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
+                }
+                // Write beside and rename, so an interrupted init never leaves a half-written script.
+                let tmp = full.with_extension("kamal-launcher-tmp");
+                fs::write(&tmp, after).map_err(Error::io("writing", &tmp))?;
+                let mode = if *executable { 0o755 } else { 0o644 };
+                fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))
+                    .map_err(Error::io("setting permissions of", &tmp))?;
+                fs::rename(&tmp, &full).map_err(Error::io("writing", &full))?;
+                done.push(format!(
+                    "{} {}",
+                    if before.is_some() { "updated" } else { "wrote" },
+                    path.display()
+                ));
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// The plan as unified diffs (renames as a header line), for `--dry-run` and for the record.
+pub fn diff(plan: &Plan) -> String {
+    let mut out = String::new();
+    let mut renamed: Vec<(&Path, &Path)> = Vec::new();
+    for change in &plan.changes {
+        match change {
+            Change::Rename { from, to } => {
+                out.push_str(&format!(
+                    "rename {} → {} (kept, not deleted)\n",
+                    from.display(),
+                    to.display()
+                ));
+                renamed.push((from, to));
+            }
+            Change::Write {
+                path,
+                before,
+                after,
+                ..
+            } => {
+                let old = before.as_deref().unwrap_or("");
+                let (a, b) = if before.is_some() {
+                    (
+                        format!("a/{}", path.display()),
+                        format!("b/{}", path.display()),
+                    )
+                } else {
+                    ("/dev/null".to_string(), format!("b/{}", path.display()))
+                };
+                out.push_str(
+                    &similar::TextDiff::from_lines(old, after.as_str())
+                        .unified_diff()
+                        .context_radius(3)
+                        .header(&a, &b)
+                        .to_string(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The `bin/kamal` shim for an app whose lockfile is `lockfile_name`.
+pub fn shim(lockfile_name: &str) -> String {
+    SHIM.replace("@LOCKFILE@", lockfile_name)
+}
+
+const SHIM: &str = r#"#!/bin/sh
+# Runs the kamal locked in @LOCKFILE@ through kamal-launcher: only kamal and its locked dependencies are
+# installed (in an isolated cache) and loaded, never the rest of the Gemfile.
+# Written by `kamal-launcher init`; the previous bin/kamal, if any, was kept as bin/kamal.bundler.
+set -e
+
+# Find the app from this script's real location, whatever the caller's directory or symlinks to it.
+self=$0
+while [ -L "$self" ]; do
+  link=$(readlink "$self")
+  case $link in
+    /*) self=$link ;;
+    *) self=$(dirname "$self")/$link ;;
+  esac
+done
+app=$(cd "$(dirname "$self")/.." && pwd)
+
+launcher=${KAMAL_LAUNCHER_BIN:-}
+if [ -z "$launcher" ]; then
+  launcher=$(command -v kamal-launcher 2>/dev/null || true)
+fi
+if [ -z "$launcher" ]; then
+  for candidate in "$HOME/.local/bin/kamal-launcher" /usr/local/bin/kamal-launcher; do
+    if [ -x "$candidate" ]; then
+      launcher=$candidate
+      break
+    fi
+  done
+fi
+if [ -z "$launcher" ]; then
+  echo "bin/kamal: kamal-launcher is not installed." >&2
+  echo "  Install it from its repository: ./install.sh (puts it in ~/.local/bin)," >&2
+  echo "  or point KAMAL_LAUNCHER_BIN at it. The Bundler binstub is still in bin/kamal.bundler if you kept one." >&2
+  exit 127
+fi
+
+exec "$launcher" --lockfile "$app/@LOCKFILE@" exec -- "$@"
+"#;
+
+/// The pre-deploy hook: `db:prepare` once, on the primary host, in the new image, before containers restart.
+pub const PRE_DEPLOY: &str = r#"#!/bin/sh
+# Runs `bin/rails db:prepare` once, on the primary host, with the image being deployed, before any container
+# is restarted: migrations never race between containers, and a failing migration stops the deploy.
+# Written by `kamal-launcher init`.
+set -e
+
+if [ "${KAMAL_COMMAND:-}" = "rollback" ]; then
+  echo "pre-deploy: rollback, not running db:prepare" >&2
+  exit 0
+fi
+
+if [ -z "${KAMAL_VERSION:-}" ]; then
+  echo "pre-deploy: KAMAL_VERSION is not set; refusing to run db:prepare without knowing which image to use" >&2
+  exit 1
+fi
+
+app=$(cd "$(dirname "$0")/../.." && pwd)
+set -- app exec --primary --version="$KAMAL_VERSION"
+if [ -n "${KAMAL_DESTINATION:-}" ]; then
+  set -- "$@" -d "$KAMAL_DESTINATION"
+elif ls "$app"/config/deploy.*.yml >/dev/null 2>&1; then
+  echo "pre-deploy: this app has destinations (config/deploy.*.yml) but KAMAL_DESTINATION is not set; refusing to guess" >&2
+  exit 1
+fi
+
+exec "$app/bin/kamal" "$@" "bin/rails db:prepare"
+"#;
+
+const PRE_DEPLOY_SNIPPET: &str = r#"    if [ "${KAMAL_COMMAND:-}" != "rollback" ]; then
+      bin/kamal app exec --primary --version="$KAMAL_VERSION" ${KAMAL_DESTINATION:+-d "$KAMAL_DESTINATION"} "bin/rails db:prepare"
+    fi"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RAILS_8: &str = "#!/bin/bash -e\n\n# Enable jemalloc for reduced memory usage and latency.\nif [ -z \"${LD_PRELOAD+x}\" ]; then\n    LD_PRELOAD=$(find /usr/lib -name libjemalloc.so.2 -print -quit)\n    export LD_PRELOAD\nfi\n\n# If running the rails server then create or migrate existing database\nif [ \"${@: -2:1}\" == \"./bin/rails\" ] && [ \"${@: -1:1}\" == \"server\" ]; then\n  ./bin/rails db:prepare\nfi\n\nexec \"${@}\"\n";
+
+    #[test]
+    fn trims_exactly_the_stock_block() {
+        let Trim::Trimmed(after) = trim_entrypoint(RAILS_8) else {
+            panic!("stock Rails 8 entrypoint not recognised")
+        };
+        assert_eq!(
+            after,
+            "#!/bin/bash -e\n\n# Enable jemalloc for reduced memory usage and latency.\nif [ -z \"${LD_PRELOAD+x}\" ]; then\n    LD_PRELOAD=$(find /usr/lib -name libjemalloc.so.2 -print -quit)\n    export LD_PRELOAD\nfi\n\nexec \"${@}\"\n"
+        );
+        assert_eq!(trim_entrypoint(&after), Trim::Clean);
+        let rails_71 = "#!/bin/bash -e\n\n# If running the rails server then create or migrate existing database\nif [ \"${1}\" == \"./bin/rails\" ] && [ \"${2}\" == \"server\" ]; then\n  ./bin/rails db:prepare\nfi\n\nexec \"${@}\"\n";
+        assert_eq!(
+            trim_entrypoint(rails_71),
+            Trim::Trimmed("#!/bin/bash -e\n\nexec \"${@}\"\n".into())
+        );
+        let rails_70 = "#!/bin/bash -e\n\n# If running the rails server then create or migrate existing database\nif [ \"${*}\" == \"./bin/rails server\" ]; then\n  ./bin/rails db:prepare\nfi\n\nexec \"${@}\"\n";
+        assert!(matches!(trim_entrypoint(rails_70), Trim::Trimmed(_)));
+    }
+
+    #[test]
+    fn other_forms_are_reported_not_edited() {
+        let custom = "#!/bin/sh\nbundle exec rails db:prepare && exec \"$@\"\n";
+        assert_eq!(trim_entrypoint(custom), Trim::Unrecognised(2));
+        let twice = RAILS_8.replace("exec \"${@}\"", "./bin/rails db:prepare\nexec \"${@}\"");
+        assert!(matches!(trim_entrypoint(&twice), Trim::Unrecognised(_)));
+        assert_eq!(trim_entrypoint("#!/bin/sh\nexec \"$@\"\n"), Trim::Clean);
+    }
+
+    #[test]
+    fn plan_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path();
+        fs::create_dir_all(app.join("bin")).unwrap();
+        fs::write(
+            app.join("bin/kamal"),
+            "#!/usr/bin/env ruby\nrequire \"bundler/setup\"\n",
+        )
+        .unwrap();
+        fs::write(app.join("bin/docker-entrypoint"), RAILS_8).unwrap();
+        let first = plan(app, "Gemfile.lock").unwrap();
+        assert_eq!(first.changes.len(), 4, "{first:?}");
+        assert!(diff(&first).contains("-  ./bin/rails db:prepare"));
+        apply(app, &first).unwrap();
+        assert!(app.join("bin/kamal.bundler").is_file());
+        let second = plan(app, "Gemfile.lock").unwrap();
+        assert!(
+            second.changes.is_empty() && second.notes.is_empty(),
+            "{second:?}"
+        );
+    }
+}
