@@ -36,6 +36,10 @@ launcher="$bin/kamal-launcher"
 kamal_is_ours() {
   [ -L "$bin/kamal" ] && [ "$(readlink "$bin/kamal")" = "kamal-launcher" ]
 }
+# Anything else named kamal is someone else's, a dangling link included (`-e` alone misses those).
+kamal_is_foreign() {
+  { [ -e "$bin/kamal" ] || [ -L "$bin/kamal" ]; } && ! kamal_is_ours
+}
 
 if [ "$uninstall" = 1 ]; then
   removed=0
@@ -53,7 +57,7 @@ if [ "$uninstall" = 1 ]; then
   exit 0
 fi
 
-here=$(cd "$(dirname "$0")" && pwd)
+here=$(CDPATH= cd -P "$(dirname "$0")" && pwd -P)
 if ! command -v cargo >/dev/null 2>&1; then
   if [ -x "${HOME:-}/.cargo/bin/cargo" ]; then
     PATH="$HOME/.cargo/bin:$PATH"
@@ -61,6 +65,12 @@ if ! command -v cargo >/dev/null 2>&1; then
     echo "install.sh: cargo not found. Install Rust with rustup: https://rustup.rs (curl https://sh.rustup.rs -sSf | sh)" >&2
     exit 1
   fi
+fi
+
+# Refused before anything is built or installed, so a refused run changes nothing.
+if [ "$as_kamal" = 1 ] && kamal_is_foreign; then
+  echo "install.sh: $bin/kamal exists and is not ours; leaving it alone (remove it, then re-run with --as-kamal)" >&2
+  exit 1
 fi
 
 mkdir -p "$bin" 2>/dev/null || true
@@ -74,8 +84,8 @@ cargo install --quiet --path "$here" --locked --root "$prefix" --force $profile
 echo "installed $launcher ($("$launcher" --version))"
 
 if [ "$as_kamal" = 1 ]; then
-  if [ -e "$bin/kamal" ] && ! kamal_is_ours; then
-    echo "install.sh: $bin/kamal exists and is not ours; leaving it alone (remove it, then re-run with --as-kamal)" >&2
+  if kamal_is_foreign; then
+    echo "install.sh: $bin/kamal appeared while installing and is not ours; leaving it alone" >&2
     exit 1
   fi
   ln -sfn kamal-launcher "$bin/kamal"

@@ -98,14 +98,11 @@ impl Cache {
     }
 
     fn workspace(&self) -> Result<PathBuf> {
-        let mut guard = WORKSPACE.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(ws) = guard
-            .as_ref()
-            .filter(|ws| ws.tmp_root == self.root.join("tmp"))
-        {
+        let tmp = self.root.join("tmp");
+        let mut areas = WORKSPACES.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ws) = areas.iter().find(|ws| ws.tmp_root == tmp) {
             return Ok(ws.dir.clone());
         }
-        let tmp = self.root.join("tmp");
         fs::create_dir_all(&tmp).map_err(Error::io("creating the cache directory", &tmp))?;
         let name = format!("{}-{}", std::process::id(), unique_suffix());
         let lock_path = tmp.join(format!("{name}.lock"));
@@ -116,7 +113,7 @@ impl Cache {
         let dir = tmp.join(&name);
         fs::create_dir_all(&dir).map_err(Error::io("creating", &dir))?;
         install_interrupt_handler();
-        *guard = Some(Workspace {
+        areas.push(Workspace {
             tmp_root: tmp,
             dir: dir.clone(),
             lock_path,
@@ -148,7 +145,8 @@ impl Cache {
 
     /// Removes this process's temporary area; call before exec, which skips destructors.
     pub fn finish(&self) {
-        finish_workspace();
+        let tmp = self.root.join("tmp");
+        finish_workspaces(|ws| ws.tmp_root == tmp);
     }
 
     /// Takes a shared lock named `name`: many holders at once, none while someone holds it exclusively.
@@ -192,14 +190,19 @@ struct Workspace {
     _lock: File,
 }
 
-static WORKSPACE: Mutex<Option<Workspace>> = Mutex::new(None);
+/// One area per cache this process writes to (normally exactly one).
+static WORKSPACES: Mutex<Vec<Workspace>> = Mutex::new(Vec::new());
 
-fn finish_workspace() {
-    let taken = WORKSPACE.lock().unwrap_or_else(|e| e.into_inner()).take();
-    if let Some(ws) = taken {
+fn finish_workspaces(which: impl Fn(&Workspace) -> bool) {
+    let mut areas = WORKSPACES.lock().unwrap_or_else(|e| e.into_inner());
+    areas.retain(|ws| {
+        if !which(ws) {
+            return true;
+        }
         let _ = fs::remove_dir_all(&ws.dir);
         let _ = fs::remove_file(&ws.lock_path);
-    }
+        false
+    });
 }
 
 /// Ctrl-C removes this run's temporary files and exits 130, as shells report SIGINT.
@@ -207,7 +210,7 @@ fn install_interrupt_handler() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let _ = ctrlc::set_handler(|| {
-            finish_workspace();
+            finish_workspaces(|_| true);
             std::process::exit(i32::from(crate::error::EXIT_INTERRUPTED));
         });
     });

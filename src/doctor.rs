@@ -173,7 +173,10 @@ pub fn run(cx: &Context<'_>) -> Vec<Check> {
         },
     }
     checks.push(cx.lockfile.clone());
-    checks.push(sources_check(cx));
+    // Without a readable lockfile there are no sources to speak of; that failure is already reported.
+    if cx.lockfile.ok {
+        checks.push(sources_check(cx));
+    }
     checks.push(cache_check(cx.cache));
     if let Some(app) = cx.app {
         checks.extend(app_checks(app));
@@ -259,7 +262,7 @@ fn app_checks(app: &Path) -> Vec<Check> {
             let executable = hook
                 .metadata()
                 .is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
-            let guarded = text.contains("KAMAL_COMMAND") && text.contains("rollback");
+            let guarded = init::skips_rollbacks(&text);
             match (executable, guarded) {
                 (false, _) => Check::fail(
                     "pre-deploy hook",

@@ -41,7 +41,7 @@ pub fn prune(cache: &Cache, older_than: Duration) -> Result<Report> {
 pub fn clean(cache: &Cache) -> Result<Report> {
     let report = collect(cache, |_| true)?;
     // Memos and indexes are cheap to rebuild; logs are only useful next to what they describe.
-    for dir in ["rubies", "index", "logs"] {
+    for dir in ["rubies", "index", "logs", "bytecode"] {
         let path = cache.root().join(dir);
         if path.exists() {
             let _ = remove_tree(cache, &path);
@@ -90,6 +90,17 @@ fn collect(cache: &Cache, stale: impl Fn(SystemTime) -> bool) -> Result<Report> 
             remove_tree(cache, &unit)?;
             report.units += 1;
         }
+    }
+
+    // Compiled bytecode is rebuilt on the next run that needs it; a whole Ruby's worth goes once unused.
+    for ruby in read_dir(&root.join("bytecode"))? {
+        for file in read_dir(&ruby)? {
+            if modified(&file).is_some_and(&stale) {
+                report.bytes += size_of(&file);
+                let _ = fs::remove_file(&file);
+            }
+        }
+        let _ = fs::remove_dir(&ruby);
     }
 
     for file in read_dir(&root.join("downloads"))? {

@@ -69,22 +69,23 @@ fn read(app: &Path, rel: &str) -> Result<Option<String>> {
 fn plan_shim(app: &Path, lockfile_name: &str, plan: &mut Plan) -> Result<()> {
     let shim = shim(lockfile_name);
     let existing = read(app, "bin/kamal")?;
-    match existing {
+    let before = match existing {
         Some(text) if text == shim => return Ok(()),
-        // An older shim of ours: replace it in place, nothing to keep.
-        Some(text) if text.contains(MARKER) => {}
+        // An older shim of ours: replace it in place (its diff shows what changed), nothing to keep.
+        Some(text) if text.contains(MARKER) => Some(text),
         Some(_) => {
             let to = free_name(app, "bin/kamal.bundler");
             plan.changes.push(Change::Rename {
                 from: PathBuf::from("bin/kamal"),
                 to,
             });
+            None
         }
-        None => {}
-    }
+        None => None,
+    };
     plan.changes.push(Change::Write {
         path: PathBuf::from("bin/kamal"),
-        before: None,
+        before,
         after: shim,
         executable: true,
     });
@@ -111,7 +112,16 @@ fn plan_hook(app: &Path, plan: &mut Plan) -> Result<()> {
             after: PRE_DEPLOY.to_string(),
             executable: true,
         }),
-        Some(text) if text == PRE_DEPLOY || runs_db_prepare(&text) => {}
+        Some(text) if text == PRE_DEPLOY => {}
+        Some(text) if runs_db_prepare(&text) => {
+            if !skips_rollbacks(&text) {
+                plan.notes.push(format!(
+                    "{HOOK} runs db:prepare but does not skip rollbacks (a rollback would migrate with the old \
+                     image); it was left alone: wrap its db:prepare in \
+                     `if [ \"${{KAMAL_COMMAND:-}}\" != \"rollback\" ]; then … fi`"
+                ));
+            }
+        }
         Some(_) => plan.notes.push(format!(
             "{HOOK} exists and was left alone; add this to it to run migrations once, on the primary host, \
              before containers restart:\n\n{}",
@@ -119,6 +129,11 @@ fn plan_hook(app: &Path, plan: &mut Plan) -> Result<()> {
         )),
     }
     Ok(())
+}
+
+/// Whether a pre-deploy hook looks at `KAMAL_COMMAND` for rollbacks (what `doctor` requires of it).
+pub fn skips_rollbacks(hook: &str) -> bool {
+    hook.contains("KAMAL_COMMAND") && hook.contains("rollback")
 }
 
 fn runs_db_prepare(hook: &str) -> bool {
@@ -195,10 +210,13 @@ pub fn trim_entrypoint(text: &str) -> Trim {
         if is(end, &str::is_empty) && (start == 0 || is(start - 1, &str::is_empty)) {
             end += 1;
         }
-        let rest: String = lines[..start].concat() + &lines[end..].concat();
-        return match rest.lines().position(|l| l.contains("db:prepare")) {
-            Some(other) => Trim::Unrecognised(other + 1 + (end - start)),
-            None => Trim::Trimmed(rest),
+        // Another db:prepare, before or after the block, is the user's own: report its line, edit nothing.
+        let other = (0..lines.len())
+            .filter(|j| !(start..end).contains(j))
+            .find(|&j| lines[j].contains("db:prepare"));
+        return match other {
+            Some(other) => Trim::Unrecognised(other + 1),
+            None => Trim::Trimmed(lines[..start].concat() + &lines[end..].concat()),
         };
     }
     Trim::Unrecognised(mention + 1)
@@ -308,7 +326,8 @@ while [ -L "$self" ]; do
     *) self=$(dirname "$self")/$link ;;
   esac
 done
-app=$(cd "$(dirname "$self")/.." && pwd)
+# CDPATH could send `cd` elsewhere (and make it print); -P resolves a symlinked bin/ to the real app.
+app=$(CDPATH= cd -P "$(dirname "$self")/.." && pwd -P)
 
 launcher=${KAMAL_LAUNCHER_BIN:-}
 if [ -z "$launcher" ]; then
@@ -349,7 +368,7 @@ if [ -z "${KAMAL_VERSION:-}" ]; then
   exit 1
 fi
 
-app=$(cd "$(dirname "$0")/../.." && pwd)
+app=$(CDPATH= cd -P "$(dirname "$0")/../.." && pwd -P)
 set -- app exec --primary --version="$KAMAL_VERSION"
 if [ -n "${KAMAL_DESTINATION:-}" ]; then
   set -- "$@" -d "$KAMAL_DESTINATION"
@@ -395,7 +414,13 @@ mod tests {
         let custom = "#!/bin/sh\nbundle exec rails db:prepare && exec \"$@\"\n";
         assert_eq!(trim_entrypoint(custom), Trim::Unrecognised(2));
         let twice = RAILS_8.replace("exec \"${@}\"", "./bin/rails db:prepare\nexec \"${@}\"");
-        assert!(matches!(trim_entrypoint(&twice), Trim::Unrecognised(_)));
+        assert_eq!(trim_entrypoint(&twice), Trim::Unrecognised(14));
+        let before = RAILS_8.replacen(
+            "#!/bin/bash -e\n",
+            "#!/bin/bash -e\nbin/rails db:prepare\n",
+            1,
+        );
+        assert_eq!(trim_entrypoint(&before), Trim::Unrecognised(2));
         assert_eq!(trim_entrypoint("#!/bin/sh\nexec \"$@\"\n"), Trim::Clean);
     }
 

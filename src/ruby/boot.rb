@@ -16,6 +16,60 @@ KAMAL_LAUNCHER_IN_USE = begin
 rescue SystemCallError
   nil
 end
+# Compiled bytecode, cached across runs (the technique bootsnap made standard): Ruby asks `load_iseq` for every
+# file it loads; a cached iseq is used only when the file's path, inode, size and mtime and this Ruby's
+# revision and platform all match, and any error falls back to Ruby's own loading.
+module KamalLauncherBytecode
+  DIR = File.expand_path("../../bytecode/#{RUBY_ENGINE}-#{RUBY_VERSION}-#{RUBY_REVISION}-#{RUBY_PLATFORM}", __dir__)
+
+  def self.fetch(path)
+    stat = File.stat(path)
+    stamp = "#{path}\0#{stat.ino}\0#{stat.size}\0#{stat.mtime.to_i}.#{stat.mtime.nsec}\0"
+    file = File.join(DIR, "#{Zlib.crc32(path).to_s(16)}-#{File.basename(path)}.iseq")
+    data = begin
+      File.binread(file)
+    rescue SystemCallError
+      nil
+    end
+    if data&.start_with?(stamp)
+      return RubyVM::InstructionSequence.load_from_binary(data.byteslice(stamp.bytesize..))
+    end
+    iseq = RubyVM::InstructionSequence.compile_file(path)
+    store(file, stamp + iseq.to_binary)
+    iseq
+  end
+
+  # Written beside and renamed, so concurrent runs never read half a file; a read-only cache just does not
+  # keep it.
+  def self.store(file, bytes)
+    unless Dir.exist?(DIR)
+      parent = File.dirname(DIR)
+      Dir.mkdir(parent) unless Dir.exist?(parent)
+      Dir.mkdir(DIR)
+    end
+    tmp = "#{file}.#{Process.pid}.tmp"
+    File.binwrite(tmp, bytes)
+    File.rename(tmp, file)
+  rescue SystemCallError
+    File.unlink(tmp) rescue nil # rubocop:disable Style/RescueModifier
+  end
+end
+
+if RubyVM::InstructionSequence.respond_to?(:load_from_binary) && !ENV.key?("KAMAL_LAUNCHER_NO_BYTECODE")
+  begin
+    require "zlib"
+    class << RubyVM::InstructionSequence
+      def load_iseq(path)
+        KamalLauncherBytecode.fetch(path)
+      rescue StandardError, SyntaxError
+        nil
+      end
+    end
+  rescue LoadError
+    nil
+  end
+end
+
 units = KAMAL_LAUNCHER_UNITS.map { |u| File.expand_path(u, base) }
 # Only the locked gems (and Ruby's default gems) are visible; the environment variables are left alone.
 Gem.use_paths(base, units)
