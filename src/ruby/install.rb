@@ -38,7 +38,12 @@ until queue.empty? && running.empty?
           document: [],
           wrappers: true,
           env_shebang: true,
-          build_args: []
+          build_args: [],
+          # A gem's tar entries carry modes that RubyGems would apply as they are (0777 included); the store
+          # is shared, so files are never group- or world-writable.
+          dir_mode: 0o755,
+          data_mode: 0o644,
+          prog_mode: 0o755
         )
         installer.install
         # RubyGems keeps a copy of the .gem; the launcher's download cache already has it.
