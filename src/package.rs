@@ -566,7 +566,8 @@ fn verify_checksums(yaml: &str, digests: &[(String, String, String)]) -> Result<
         let Some((member, value)) = trimmed.split_once(':') else {
             continue;
         };
-        let value = value.trim();
+        // Psych quotes a digest that could read as another YAML type (e.g. `'049a…e…'`).
+        let value = value.trim().trim_matches(|c| c == '\'' || c == '"');
         let Some((_, sha256, sha512)) = digests.iter().find(|(m, _, _)| m == member.trim()) else {
             continue;
         };
@@ -815,6 +816,18 @@ mod tests {
         ] {
             assert!(verify_identity(&hostile, ok).is_err(), "{hostile}");
         }
+    }
+
+    #[test]
+    fn checksums_yaml_with_quoted_digests() {
+        // As Psych writes a digest that looks like a number: in single quotes.
+        let digests = vec![("data.tar.gz".to_string(), "04".repeat(32), "9e".repeat(64))];
+        let yaml = format!(
+            "---\nSHA256:\n  data.tar.gz: \"{}\"\nSHA512:\n  data.tar.gz: '{}'\n",
+            "04".repeat(32),
+            "9e".repeat(64)
+        );
+        assert!(verify_checksums(&yaml, &digests).is_ok());
     }
 
     #[test]

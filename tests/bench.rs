@@ -244,3 +244,248 @@ fn bench_warm_and_cold() {
         medians[0] / medians[1]
     );
 }
+
+/// Median wall time of `f` over `n` runs.
+fn median_of(n: usize, mut f: impl FnMut()) -> std::time::Duration {
+    let mut times: Vec<_> = (0..n)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[n / 2]
+}
+
+/// A lockfile of `specs` gems in chains of ten, the root depending on every chain head.
+fn synthetic_lockfile(specs: usize) -> String {
+    let mut text =
+        String::from("GEM\n  remote: https://rubygems.org/\n  specs:\n    kamal (2.7.0)\n");
+    for head in (0..specs).step_by(10) {
+        text.push_str(&format!("      gem_{head:05} (~> 1.0)\n"));
+    }
+    for i in 0..specs {
+        text.push_str(&format!("    gem_{i:05} (1.{}.{})\n", i % 7, i % 3));
+        if i % 10 != 9 && i + 1 < specs {
+            text.push_str(&format!("      gem_{:05} (>= 1.0, < 2)\n", i + 1));
+        }
+    }
+    text.push_str("\nPLATFORMS\n  ruby\n  x86_64-linux\n\nDEPENDENCIES\n  kamal\n\nCHECKSUMS\n");
+    for i in 0..specs {
+        text.push_str(&format!(
+            "  gem_{i:05} (1.{}.{}) sha256={:064x}\n",
+            i % 7,
+            i % 3,
+            i
+        ));
+    }
+    text.push_str("\nBUNDLED WITH\n   2.5.22\n");
+    text
+}
+
+#[test]
+#[ignore = "benchmark: run scripts/bench"]
+fn bench_fast_start() {
+    use kamal_launcher::{closure, lockfile::Lockfile, platform::Platform};
+    require_ruby();
+    assert!(which("hyperfine").is_some(), "install hyperfine");
+    let bin = env!("CARGO_BIN_EXE_kamal-launcher");
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("kl");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/kamal_like.rb");
+    let st = Command::new("ruby")
+        .arg(&script)
+        .arg(&root)
+        .arg("https://rubygems.org/")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let server = Server::start(&root);
+    let mirror = server.url();
+    let q = sh_quote;
+    let cache = work.path().join("cache");
+    let env = format!(
+        "env BUNDLE_MIRROR__ALL={mirror} KAMAL_LAUNCHER_CACHE_DIR={}",
+        q(&cache)
+    );
+    let launch = |what: &str| {
+        format!(
+            "{env} {bin} --gem kl_kamal --lockfile {} {what}",
+            q(&root.join("Gemfile.lock"))
+        )
+    };
+
+    // 3. Cold install: the launcher vs `gem install` of the same 23 files vs the bundler/inline binstub.
+    let files: Vec<String> = std::fs::read_dir(root.join("gems"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.to_string_lossy().contains("kl_dep_21-1.22.1"))
+        .map(|p| q(&p))
+        .collect();
+    let gem_home = work.path().join("gemhome");
+    let inline_home = work.path().join("inline");
+    let inline = work.path().join("inline_kamal.rb");
+    std::fs::write(
+        &inline,
+        format!(
+            "require \"bundler/inline\"\ngemfile(true, quiet: true) do\n  source \"{mirror}\"\n  gem \"kl_kamal\", \"2.7.0\"\nend\nload Gem.bin_path(\"kl_kamal\", \"kl_kamal\")\n"
+        ),
+    )
+    .unwrap();
+    let inline_cmd = format!(
+        "env GEM_HOME={h} GEM_PATH={h} BUNDLE_USER_HOME={h}/.bundle ruby {}",
+        q(&inline),
+        h = q(&inline_home)
+    );
+    let cold = hyperfine(
+        3,
+        Some(&format!(
+            "rm -rf {} {} {}",
+            q(&cache),
+            q(&gem_home),
+            q(&inline_home)
+        )),
+        &[
+            ("launcher install (cold)", launch("install -q")),
+            (
+                "gem install (cold)",
+                format!(
+                    "gem install --local --ignore-dependencies --no-document --install-dir {} {}",
+                    q(&gem_home),
+                    files.join(" ")
+                ),
+            ),
+            ("bundler/inline binstub (cold)", inline_cmd.clone()),
+        ],
+    );
+
+    // Warm everything up once, then 1. warm start against the same installed gems run directly, and the
+    // bundler/inline binstub.
+    for cmd in [
+        launch("install -q"),
+        launch("exec -- x"),
+        inline_cmd.clone(),
+    ] {
+        assert!(
+            Command::new("sh")
+                .arg("-c")
+                .arg(&cmd)
+                .status()
+                .unwrap()
+                .success(),
+            "{cmd}"
+        );
+    }
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "gem install --local --ignore-dependencies --no-document --install-dir {} {} >/dev/null",
+            q(&gem_home),
+            files.join(" ")
+        ))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let direct = format!(
+        "env GEM_HOME={h} GEM_PATH={h} ruby {h}/bin/kl_kamal",
+        h = q(&gem_home)
+    );
+    let warm = hyperfine(
+        20,
+        None,
+        &[
+            ("direct ruby", direct),
+            ("kamal-launcher exec", launch("exec -- x")),
+            ("bundler/inline binstub (warm)", inline_cmd),
+            (
+                "launcher without bytecode cache",
+                format!("env KAMAL_LAUNCHER_NO_BYTECODE=1 {}", launch("exec -- x")),
+            ),
+        ],
+    );
+
+    // 4. Reuse: a second app whose closure differs in one pure-Ruby gem.
+    let reuse = format!(
+        "{env} {bin} --gem kl_kamal --lockfile {} install -q",
+        q(&root.join("reuse/Gemfile.lock"))
+    );
+    let start = std::time::Instant::now();
+    assert!(
+        Command::new("sh")
+            .arg("-c")
+            .arg(&reuse)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reuse_time = start.elapsed();
+
+    // 5. Parsing and selecting the closure of a 2,000-spec lockfile, in process.
+    let text = synthetic_lockfile(2000);
+    let local = Platform::parse("x86_64-linux");
+    let parse = median_of(101, || {
+        let lock = Lockfile::parse(&text).unwrap();
+        let closure = closure::select(&lock, "kamal", &local, false).unwrap();
+        assert_eq!(closure.gems.len(), 2001);
+    });
+
+    // 6. Peak RSS before exec: exec a stand-in "ruby" (sh) whose own RSS is smaller than the launcher's.
+    let fake_dir = tempfile::tempdir().unwrap();
+    let fake = fake_dir.path().join("ruby");
+    let probe = std::fs::read_dir(cache.join("v1/rubies"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\n[ \"$1\" = -e ] && cat {}\nexit 0\n", q(&probe)),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let rss = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "/usr/bin/time -f %M {env} KAMAL_LAUNCHER_RUBY={} {bin} --gem kl_kamal --lockfile {} exec -- x 2>&1 >/dev/null | tail -1",
+            q(&fake),
+            q(&root.join("Gemfile.lock"))
+        ))
+        .output()
+        .unwrap();
+    let rss = String::from_utf8_lossy(&rss.stdout).trim().to_string();
+    let size = std::fs::metadata(bin).unwrap().len();
+
+    println!("\nFAST START (kamal-like closure: 23 gems, ~600 files, 3 C extensions)");
+    println!(
+        "1. warm: launcher {:.0} ms, direct ruby {:.0} ms, bundler/inline {:.0} ms: {:.2}x direct, {:.2}x bundler/inline (without bytecode cache: {:.0} ms)",
+        warm[1] * 1e3,
+        warm[0] * 1e3,
+        warm[2] * 1e3,
+        warm[1] / warm[0],
+        warm[1] / warm[2],
+        warm[3] * 1e3
+    );
+    println!(
+        "3. cold: launcher {:.2} s, gem install {:.2} s, bundler/inline {:.2} s: {:.2}x gem install, {:.2}x bundler/inline",
+        cold[0],
+        cold[1],
+        cold[2],
+        cold[0] / cold[1],
+        cold[0] / cold[2]
+    );
+    println!(
+        "4. reuse: second app differing in one pure-Ruby gem installed in {:.2} s",
+        reuse_time.as_secs_f64()
+    );
+    println!(
+        "5. parse + select a 2,000-spec lockfile: {:.3} ms (median of 101)",
+        parse.as_secs_f64() * 1e3
+    );
+    println!(
+        "6. peak RSS before exec: {rss} KiB; binary size {:.2} MiB",
+        size as f64 / 1048576.0
+    );
+}
