@@ -28,6 +28,8 @@ pub struct Lockfile {
     pub ruby_version: Option<String>,
     /// The BUNDLED WITH value, e.g. `2.6.5`.
     pub bundled_with: Option<String>,
+    /// `name-version[-platform]` → index into `checksums`, so lookups stay constant-time on large lockfiles.
+    checksum_index: HashMap<String, usize>,
 }
 
 /// What kind of source a block describes, with its options.
@@ -327,12 +329,10 @@ impl Lockfile {
     /// The recorded sha256 of a gem; the version must be written exactly as
     /// locked, since Bundler keys checksums by the full name's text.
     pub fn checksum(&self, name: &str, version: &Version, platform: &str) -> Option<&[u8; 32]> {
-        self.checksums
-            .iter()
-            .find(|c| {
-                c.name == name && c.version.as_str() == version.as_str() && c.platform == platform
-            })
-            .map(|c| &c.sha256)
+        let full = full_name(name, version, platform);
+        self.checksum_index
+            .get(&full)
+            .map(|&i| &self.checksums[i].sha256)
     }
 
     /// Every locked variant (version and platform) of the named gem.
@@ -464,6 +464,7 @@ impl Parser {
             self.entry(&mut section, line_no, line, indent, content)?;
         }
         close(section)?;
+        self.out.checksum_index = std::mem::take(&mut self.checksum_at);
         Ok(self.out)
     }
 

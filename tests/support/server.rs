@@ -433,7 +433,8 @@ impl Reply {
             status: 200,
             headers: vec![
                 ("Content-Type".into(), content_type.into()),
-                ("ETag".into(), format!("\"{}\"", sha256_hex(&body))),
+                // rubygems.org's ETag is the body's MD5, and Bundler's compact-index client checks exactly that.
+                ("ETag".into(), format!("\"{}\"", md5_hex(&body))),
                 ("Accept-Ranges".into(), "none".into()),
             ],
             body,
@@ -715,4 +716,9 @@ fn base64_encode(input: &[u8]) -> String {
         }
     }
     out
+}
+
+fn md5_hex(bytes: &[u8]) -> String {
+    use md5::Digest;
+    hex::encode(md5::Md5::digest(bytes))
 }
