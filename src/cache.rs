@@ -30,8 +30,18 @@ pub struct Cache {
     root: PathBuf,
 }
 
-/// The platform-appropriate default cache directory (`~/.cache/kamal-launcher` on Linux).
+/// The platform-appropriate default cache directory (`~/.cache/kamal-launcher` on Linux, or under an absolute
+/// `XDG_CACHE_HOME`). `None` without a usable `HOME`: falling back to the password database's home would put
+/// the cache somewhere the caller never named (a service account's, `/root`, `/nonexistent`).
 pub fn default_dir() -> Option<PathBuf> {
+    let absolute = |name: &str| {
+        std::env::var_os(name)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    if absolute("HOME").is_none() && absolute("XDG_CACHE_HOME").is_none() {
+        return None;
+    }
     directories::ProjectDirs::from("", "", "kamal-launcher").map(|d| d.cache_dir().to_path_buf())
 }
 
@@ -203,6 +213,11 @@ fn finish_workspaces(which: impl Fn(&Workspace) -> bool) {
         let _ = fs::remove_file(&ws.lock_path);
         false
     });
+}
+
+/// Removes every temporary area this process made; the CLI calls it on the way out, whatever happened.
+pub fn finish_all() {
+    finish_workspaces(|_| true);
 }
 
 /// Ctrl-C removes this run's temporary files and exits 130, as shells report SIGINT.

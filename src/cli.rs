@@ -238,7 +238,10 @@ pub fn main() -> ExitCode {
         Level::Normal
     };
     let ui = Ui::new(level);
-    match run(cli, &ui) {
+    let result = run(cli, &ui);
+    // Errors can leave this run's temporary area behind (exec already cleaned up before it replaced us).
+    cache::finish_all();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             ui.error(&e.to_string(), e.hint().as_deref());
@@ -293,11 +296,7 @@ fn run(cli: Cli, ui: &Ui) -> Result<()> {
     let opts = Options::resolve(g, file_config, &cwd);
     let cache = Cache::new(match &opts.cache_dir {
         Some(dir) => dir.clone(),
-        None => cache::default_dir().ok_or_else(|| Error::Io {
-            action: "finding the default cache directory (set KAMAL_LAUNCHER_CACHE_DIR or --cache-dir)",
-            path: PathBuf::from("~/.cache"),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "HOME is not set"),
-        })?,
+        None => cache::default_dir().ok_or(Error::NoCacheDir)?,
     });
     if matches!(cli.command, Command::Doctor) {
         return doctor(located.as_ref(), lockfile_problem, &opts, &cache);
@@ -376,15 +375,20 @@ fn run(cli: Cli, ui: &Ui) -> Result<()> {
             let closure = select(&located, &lock, &opts.gem, &local, force_ruby)?;
             let requests = requests(&lock, &closure);
             let sums = fetch::known_checksums(&cache, &settings, &requests, opts.offline);
+            // By name, not by a search per gem: a hostile lockfile with a huge closure must stay linear.
+            let by_name: std::collections::HashMap<&str, Option<[u8; 32]>> = requests
+                .iter()
+                .zip(&sums)
+                .map(|(r, s)| (r.full_name.as_str(), *s))
+                .collect();
             let sums: Vec<Option<[u8; 32]>> = closure
                 .gems
                 .iter()
                 .map(|gem| {
-                    requests
-                        .iter()
-                        .zip(&sums)
-                        .find(|(r, _)| r.full_name == gem.spec.full_name())
-                        .and_then(|(_, s)| *s)
+                    by_name
+                        .get(gem.spec.full_name().as_str())
+                        .copied()
+                        .flatten()
                 })
                 .collect();
             let plan = plan::Plan {
@@ -698,6 +702,10 @@ fn env_key(
     sourced: &[SourceGem<'_>],
 ) -> String {
     let mut parts = vec![cache::LAYOUT.to_string(), info.abi(), info.platform.clone()];
+    let identities: std::collections::HashMap<*const crate::lockfile::Spec, String> = sourced
+        .iter()
+        .map(|s| (std::ptr::from_ref(s.spec), s.identity()))
+        .collect();
     for g in &closure.gems {
         parts.push(format!(
             "{} {} {} {} {}",
@@ -707,8 +715,8 @@ fn env_key(
             lock.sources[g.spec.source].describe(),
             g.sha256.map_or("-".to_string(), hex::encode)
         ));
-        if let Some(s) = sourced.iter().find(|s| std::ptr::eq(s.spec, g.spec)) {
-            parts.push(s.identity());
+        if let Some(identity) = identities.get(&std::ptr::from_ref(g.spec)) {
+            parts.push(identity.clone());
         }
     }
     cache::key_of(parts.iter().map(String::as_str))

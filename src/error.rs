@@ -1,7 +1,7 @@
 //! The launcher's error type: every failure a user can meet, with the context they need to fix it.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Exit status for launcher failures (lockfile, network, install).
 pub const EXIT_FAILURE: u8 = 1;
@@ -35,6 +35,12 @@ pub enum Error {
         path: PathBuf,
         source: io::Error,
     },
+
+    /// No cache directory was configured and there is no home directory to put the default one in.
+    #[error(
+        "no cache directory: HOME is not set (nor XDG_CACHE_HOME), so the default ~/.cache/kamal-launcher has no place to go"
+    )]
+    NoCacheDir,
 
     /// No usable Ruby interpreter.
     #[error("{0}")]
@@ -130,6 +136,16 @@ impl Error {
                  lockfile, or pass --allow-unverified to install without verification"
                     .into(),
             ),
+            Error::Io {
+                action,
+                path,
+                source,
+            } => io_hint(action, path, source),
+            Error::NoCacheDir => Some(
+                "set KAMAL_LAUNCHER_CACHE_DIR to the directory the cache should live in (or pass --cache-dir \
+                 DIR, or set cache_dir in .kamal-launcher.toml)"
+                    .into(),
+            ),
             // A message that already carries its own advice (on an indented line) needs no generic one.
             Error::Network(msg) if msg.contains("\n  ") => None,
             Error::Network(_) => Some(
@@ -144,6 +160,79 @@ impl Error {
 
 /// Shorthand for results in this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How to choose another cache, for advice about one that cannot be used.
+const ANOTHER_CACHE: &str =
+    "or choose another cache directory with --cache-dir DIR or KAMAL_LAUNCHER_CACHE_DIR";
+
+/// Advice for the I/O failures users fix themselves: a full disk, a directory they may not write, a file where
+/// a directory belongs. Everything the launcher writes is in the cache, so writing failures suggest another.
+fn io_hint(action: &str, path: &Path, err: &io::Error) -> Option<String> {
+    let reading = action.starts_with("reading") || action.starts_with("resolving");
+    let elsewhere = if reading {
+        String::new()
+    } else {
+        format!(", {ANOTHER_CACHE}")
+    };
+    match err.raw_os_error()? {
+        libc::ENOSPC | libc::EDQUOT => Some(format!(
+            "the disk holding {} is full{}: free some space (`kamal-launcher cache prune` removes what is \
+             unused) and run again, or choose a cache directory on a disk with room with --cache-dir DIR or \
+             KAMAL_LAUNCHER_CACHE_DIR. Nothing half-written was kept",
+            existing_ancestor(path).display(),
+            if err.raw_os_error() == Some(libc::EDQUOT) {
+                " (your disk quota is used up)"
+            } else {
+                ""
+            }
+        )),
+        libc::EROFS => Some(format!(
+            "{} is on a read-only filesystem{elsewhere}",
+            existing_ancestor(path).display()
+        )),
+        libc::EACCES | libc::EPERM => {
+            let blocker = existing_ancestor(path);
+            let who = format!("this user (uid {})", current_uid());
+            Some(if reading {
+                format!(
+                    "{who} may not read {}: check its permissions",
+                    blocker.display()
+                )
+            } else {
+                format!(
+                    "{who} may not write in {}: fix its owner or permissions (or those of its parents){elsewhere}",
+                    blocker.display()
+                )
+            })
+        }
+        libc::ENOTDIR | libc::EEXIST => {
+            let file = path
+                .ancestors()
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .find(|p| p.exists() && !p.is_dir())?;
+            Some(format!(
+                "{} is a file, not a directory: move it out of the way{elsewhere}",
+                file.display()
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// The path itself if it exists, else its nearest ancestor that does: the directory that refused the write.
+fn existing_ancestor(path: &Path) -> &Path {
+    path.ancestors()
+        .find(|p| p.symlink_metadata().is_ok())
+        .unwrap_or(path)
+}
+
+/// The real user id, for messages.
+fn current_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
 
 /// Removes `user:password@` from a URL.
 pub fn redact_url(url: &str) -> String {
@@ -173,5 +262,78 @@ mod tests {
             "https://gems.example.com/a@b"
         );
         assert_eq!(redact_url("not a url"), "not a url");
+    }
+
+    fn io(action: &'static str, path: &Path, errno: i32) -> Error {
+        Error::io(action, path)(io::Error::from_raw_os_error(errno))
+    }
+
+    #[test]
+    fn io_failures_users_can_fix_get_specific_advice() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+
+        let full = io(
+            "writing the download to",
+            &dir.path().join("v1/tmp/x"),
+            libc::ENOSPC,
+        );
+        assert!(
+            full.to_string()
+                .contains("v1/tmp/x: No space left on device"),
+            "{full}"
+        );
+        let hint = full.hint().unwrap();
+        assert!(
+            hint.contains(&format!(
+                "the disk holding {} is full",
+                dir.path().display()
+            )),
+            "{hint}"
+        );
+        assert!(
+            hint.contains("--cache-dir DIR or KAMAL_LAUNCHER_CACHE_DIR"),
+            "{hint}"
+        );
+        let quota = io("writing", dir.path(), libc::EDQUOT).hint().unwrap();
+        assert!(quota.contains("quota"), "{quota}");
+
+        let denied = io(
+            "creating the cache directory",
+            &cache.join("v1/locks"),
+            libc::EACCES,
+        );
+        let hint = denied.hint().unwrap();
+        assert!(
+            hint.contains(&format!("may not write in {}:", dir.path().display())),
+            "{hint}"
+        );
+        assert!(
+            hint.contains("--cache-dir DIR or KAMAL_LAUNCHER_CACHE_DIR"),
+            "{hint}"
+        );
+        let unreadable = io("reading", &dir.path().join("Gemfile.lock"), libc::EACCES);
+        let hint = unreadable.hint().unwrap();
+        assert!(
+            hint.contains("may not read") && !hint.contains("--cache-dir"),
+            "{hint}"
+        );
+
+        std::fs::write(&cache, "").unwrap();
+        for errno in [libc::ENOTDIR, libc::EEXIST] {
+            let hint = io("creating", &cache.join("v1/tmp"), errno).hint().unwrap();
+            assert!(
+                hint.starts_with(&format!("{} is a file, not a directory", cache.display())),
+                "{hint}"
+            );
+        }
+        // Other failures keep the plain message.
+        assert_eq!(io("writing", dir.path(), libc::EIO).hint(), None);
+        assert!(
+            Error::NoCacheDir
+                .hint()
+                .unwrap()
+                .contains("KAMAL_LAUNCHER_CACHE_DIR")
+        );
     }
 }

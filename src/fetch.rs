@@ -337,7 +337,7 @@ impl Fetcher<'_> {
                 "offline, and the cache in {} lacks {} gem(s): {}\n  fill it by running `kamal-launcher install` once with network access (or restore the CI cache)",
                 self.cache.dir().display(),
                 missing.len(),
-                missing.join(", ")
+                shown_list(&missing)
             )))
         }
     }
@@ -813,6 +813,15 @@ fn mirror_note(ep: &Endpoint) -> String {
             ep.base
         ),
         None => String::new(),
+    }
+}
+
+/// The first few names of a list, and how many more: a lockfile with thousands of gems must not print them all.
+fn shown_list(names: &[String]) -> String {
+    const SHOWN: usize = 20;
+    match names.len().checked_sub(SHOWN) {
+        Some(more) if more > 0 => format!("{}, … and {more} more", names[..SHOWN].join(", ")),
+        _ => names.join(", "),
     }
 }
 

@@ -104,10 +104,31 @@ fn run_installer(
     let stdout = child.stdout.take().expect("piped stdout");
     let mut done = 0;
     let mut failure: Option<Error> = None;
+    // An error that makes the rest of the installer's work useless: the installer is told to stop (it ends its
+    // running installs and waits for them), and its output is drained until it has exited, so that nothing
+    // writes into the temporary area after it is removed.
+    let mut fatal: Option<Error> = None;
+    let stop = |child: &std::process::Child| {
+        if let Ok(pid) = i32::try_from(child.id()) {
+            // SAFETY: kill has no memory preconditions; the child is not yet waited for, so its pid is ours.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+    };
     let progress = ui.progress_bar("Installing", units.len());
     for line in BufReader::new(stdout).lines() {
-        let line =
-            line.map_err(|e| Error::Install(format!("reading the installer's output: {e}")))?;
+        let line = match line {
+            Ok(line) => line,
+            Err(e) => {
+                stop(&child);
+                fatal = Some(Error::Install(format!(
+                    "reading the installer's output: {e}"
+                )));
+                break;
+            }
+        };
+        if fatal.is_some() {
+            continue;
+        }
         let mut parts = line.splitn(3, ' ');
         let (status, index, hint) = (parts.next(), parts.next(), parts.next());
         let Some(i) = index
@@ -123,22 +144,32 @@ fn run_installer(
         }
         if status == Some("ok") {
             let parent = unit.dir.parent().expect("store paths have a parent");
-            fs::create_dir_all(parent)
-                .map_err(Error::io("creating the store directory", parent))?;
-            match fs::rename(&staging[i], &unit.dir) {
-                Ok(()) => {}
-                // A concurrent launcher holding an older lock layout won the race; its result is as good.
-                Err(_) if unit.dir.is_dir() => {}
-                Err(e) => {
-                    return Err(Error::Io {
+            let stored = fs::create_dir_all(parent)
+                .map_err(Error::io("creating the store directory", parent))
+                .and_then(|()| match fs::rename(&staging[i], &unit.dir) {
+                    Ok(()) => Ok(()),
+                    // A concurrent launcher holding an older lock layout won the race; its result is as good.
+                    Err(_) if unit.dir.is_dir() => Ok(()),
+                    Err(e) => Err(Error::Io {
                         action: "moving the installed gem into",
                         path: unit.dir.clone(),
                         source: e,
-                    });
-                }
+                    }),
+                });
+            if let Err(e) = stored {
+                stop(&child);
+                fatal = Some(e);
+                continue;
             }
             done += 1;
             progress.finished(&unit.full_name);
+        } else if failure.is_none() && status == Some("no-space") {
+            // Nothing could be written to explain it, and there is no room for a log: say where and why.
+            failure = Some(Error::Io {
+                action: "installing a gem into",
+                path: unit.dir.clone(),
+                source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+            });
         } else if failure.is_none() {
             let build = status == Some("build-failed");
             failure = Some(install_failure(
@@ -154,7 +185,7 @@ fn run_installer(
         ruby: ruby.path.clone(),
         source: e,
     })?;
-    if let Some(err) = failure {
+    if let Some(err) = fatal.or(failure) {
         return Err(err);
     }
     if !status.success() || done != units.len() {

@@ -200,7 +200,7 @@ pub enum ParseErrorKind {
     },
     /// A gem name with characters RubyGems does not allow.
     #[error(
-        "`{}` is not a valid gem name (only ASCII letters, digits, `.`, `_` and `-` are allowed, and it may not start with `.` or `-`)",
+        "`{}` is not a valid gem name (only ASCII letters, digits, `.`, `_` and `-` are allowed; it may not start with `.` or `-` nor contain `..`)",
         shown(.0)
     )]
     BadName(String),
@@ -889,12 +889,15 @@ fn version_and_platform(paren: &str) -> Result<(Version, String), ParseErrorKind
 }
 
 /// RubyGems' name pattern `[A-Za-z0-9._-]+`, minus a leading `.` or `-` so a
-/// name can be neither `.`/`..` nor look like a command-line flag. A leading
-/// `_` is allowed: RubyGems' policy forbids it for new gems only, and it is
-/// harmless in a path.
+/// name can be neither `.`/`..` nor look like a command-line flag, and minus
+/// `..` anywhere: no real gem or platform has it, and without it no name, alone
+/// or joined with others, can read as a parent directory. A leading `_` is
+/// allowed: RubyGems' policy forbids it for new gems only, and it is harmless in
+/// a path.
 fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with(['.', '-'])
+        && !name.contains("..")
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
@@ -1716,6 +1719,45 @@ BUNDLED WITH
         assert_eq!(e.kind, ParseErrorKind::BadVersion("../2.6".to_owned()));
         // A name may start with `_`, as some old gems do.
         assert_eq!(parse("GEM\n  specs:\n    _x (1.0)\n").specs[0].name, "_x");
+        // Single dots inside names and platforms are fine.
+        let lock = parse("GEM\n  specs:\n    a.b (1.0-x86_64-linux.x)\n");
+        assert_eq!(
+            (lock.specs[0].name.as_str(), lock.specs[0].platform.as_str()),
+            ("a.b", "x86_64-linux.x")
+        );
+    }
+
+    /// Found by `cargo fuzz run lockfile` (fuzz/README.md): `..` inside a name or platform was accepted.
+    #[test]
+    fn double_dots_inside_names_and_platforms_are_rejected() {
+        let fuzzed = "GE.org/\n /ss:\n    kamal (2.5.3)\n      thor3.2)\n\nPLATFORMS\n  ru..\n\nDERUBY VKRSION  kamal\n\ncHECKSUMS\n  kamalbwjndTpG0Z0\n";
+        let e = err(fuzzed);
+        assert_eq!(
+            (e.line, e.kind),
+            (7, ParseErrorKind::BadPlatform("ru..".to_owned()))
+        );
+        for (text, line) in [
+            ("GEM\n  specs:\n    a..b (1.0)\n", 3),
+            ("GEM\n  specs:\n    a.. (1.0)\n", 3),
+            ("GEM\n  specs:\n    ok (1.0)\n      x..y (>= 1)\n", 4),
+            ("DEPENDENCIES\n  a..b!\n", 2),
+            ("CHECKSUMS\n  a..b (1.0)\n", 2),
+        ] {
+            let e = err(text);
+            assert!(
+                matches!(&e.kind, ParseErrorKind::BadName(n) if n.contains("..")),
+                "{text:?}: {e:?}"
+            );
+            assert_eq!(e.line, line, "{text:?}");
+            assert!(e.to_string().contains("nor contain `..`"), "{e}");
+        }
+        for paren in ["1.0-x86_64..linux", "1.0-..", "1.0-x.."] {
+            let e = err(&format!("GEM\n  specs:\n    a ({paren})\n"));
+            assert!(
+                matches!(e.kind, ParseErrorKind::BadPlatform(_)),
+                "{paren:?}: {e:?}"
+            );
+        }
     }
 
     #[test]
