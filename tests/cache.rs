@@ -7,6 +7,8 @@
 
 mod support;
 
+use support::{closure, closure_gems};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -29,35 +31,6 @@ const NOBODY: u32 = 65534;
 const KAMAL_GEM: &str = "/gems/kamal-2.7.0.gem";
 
 // ---- helpers ----
-
-/// The platform RubyGems reports for this machine's Ruby.
-fn local_platform() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "x86_64-linux",
-        "aarch64" => "aarch64-linux",
-        other => panic!("no fixture_native variant for {other}"),
-    }
-}
-
-/// kamal's locked closure on this machine, sorted by name.
-fn closure() -> Vec<(&'static str, &'static str, &'static str)> {
-    vec![
-        ("fixture_dep_a", "1.2.0", "ruby"),
-        ("fixture_dep_b", "0.3.1", "ruby"),
-        ("fixture_ext", "1.0.1", "ruby"),
-        ("fixture_native", "1.0.0", local_platform()),
-        ("kamal", "2.7.0", "ruby"),
-        ("ostruct", "0.1.0", "ruby"),
-    ]
-}
-
-fn closure_gems() -> Vec<&'static GemFile> {
-    let fx = fixtures();
-    closure()
-        .into_iter()
-        .map(|(n, v, p)| fx.gem(n, v, p))
-        .collect()
-}
 
 fn gem_path(gem: &GemFile) -> String {
     format!("/gems/{}", gem.file)

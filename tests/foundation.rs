@@ -5,6 +5,8 @@
 
 mod support;
 
+use support::{closure, closure_gems, local_platform};
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -13,42 +15,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::{
-    App, Fault, GemFile, Launcher, Lock, Output, Server, assert_failure, assert_success,
-    clean_command, fixtures, sha256_hex,
+    App, Fault, Launcher, Lock, Output, Server, assert_failure, assert_success, clean_command,
+    fixtures, sha256_hex,
 };
 
 /// Generous bound for waits on events (a cold run installs a C extension
 /// before kamal prints anything).
 const WAIT: Duration = Duration::from_secs(90);
-
-/// The platform RubyGems reports for this machine's Ruby.
-fn local_platform() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "x86_64-linux",
-        "aarch64" => "aarch64-linux",
-        other => panic!("no fixture_native variant for {other}"),
-    }
-}
-
-/// kamal's locked closure on this machine, sorted by name.
-fn closure() -> Vec<(&'static str, &'static str, &'static str)> {
-    vec![
-        ("fixture_dep_a", "1.2.0", "ruby"),
-        ("fixture_dep_b", "0.3.1", "ruby"),
-        ("fixture_ext", "1.0.1", "ruby"),
-        ("fixture_native", "1.0.0", local_platform()),
-        ("kamal", "2.7.0", "ruby"),
-        ("ostruct", "0.1.0", "ruby"),
-    ]
-}
-
-fn closure_gems() -> Vec<&'static GemFile> {
-    let fx = fixtures();
-    closure()
-        .into_iter()
-        .map(|(n, v, p)| fx.gem(n, v, p))
-        .collect()
-}
 
 /// `/gems/<file>` for every gem of the closure.
 fn closure_gem_paths() -> BTreeSet<String> {

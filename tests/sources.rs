@@ -4,6 +4,8 @@
 
 mod support;
 
+use support::local_platform;
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -22,14 +24,6 @@ use support::{
 /// The line the second commit makes `kamal version` print: building the branch head instead of the locked
 /// revision shows up in the output.
 const HEAD_VERSION_LINE: &str = "  puts \"#{spec.version}-head\"";
-
-fn local_platform() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "x86_64-linux",
-        "aarch64" => "aarch64-linux",
-        other => panic!("no fixture_native variant for {other}"),
-    }
-}
 
 fn kamal_source() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gems/kamal")

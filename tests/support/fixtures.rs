@@ -435,3 +435,33 @@ fn parse_gem(v: &Value) -> GemFile {
         executables: strings(&v["executables"]),
     }
 }
+
+/// The `fixture_native` variant RubyGems picks on this machine.
+pub fn local_platform() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "x86_64-linux",
+        "aarch64" => "aarch64-linux",
+        other => panic!("no fixture_native variant for {other}"),
+    }
+}
+
+/// kamal's locked closure on this machine, sorted by name: (name, version, platform).
+pub fn closure() -> Vec<(&'static str, &'static str, &'static str)> {
+    vec![
+        ("fixture_dep_a", "1.2.0", "ruby"),
+        ("fixture_dep_b", "0.3.1", "ruby"),
+        ("fixture_ext", "1.0.1", "ruby"),
+        ("fixture_native", "1.0.0", local_platform()),
+        ("kamal", "2.7.0", "ruby"),
+        ("ostruct", "0.1.0", "ruby"),
+    ]
+}
+
+/// The built gem files of kamal's closure on this machine.
+pub fn closure_gems() -> Vec<&'static GemFile> {
+    let fx = fixtures();
+    closure()
+        .into_iter()
+        .map(|(n, v, p)| fx.gem(n, v, p))
+        .collect()
+}

@@ -16,7 +16,7 @@ pub mod tls;
 use std::path::PathBuf;
 use std::process::Command;
 
-pub use fixtures::{Dep, Fixtures, GemFile, fixtures};
+pub use fixtures::{Dep, Fixtures, GemFile, closure, closure_gems, fixtures, local_platform};
 pub use launcher::{Launcher, Output, Running, assert_failure, assert_success, spawn};
 pub use lock::{App, Lock, LockedSpec};
 pub use oracle::{assert_same_closure, oracle_closure, plan_closure};
