@@ -437,7 +437,6 @@ fn run(cli: Cli, ui: &Ui) -> Result<()> {
                 let result = prepare(
                     &cache, &settings, &ruby, &info, &lock, &closure, &sourced, &env_dir, &opts, ui,
                 );
-                cache.finish();
                 let summary = result?;
                 ui.summary(&format!(
                     "{} {}: {} gems ready ({summary}) in {:.1}s",

@@ -311,23 +311,37 @@ struct Fetcher<'a> {
 }
 
 impl Fetcher<'_> {
+    /// The verified file with this digest, if the download cache has it.
+    fn cached(&self, sha256: &[u8; 32]) -> Option<Fetched> {
+        let path = self.cache.download(sha256);
+        path.is_file().then_some(Fetched {
+            path,
+            sha256: *sha256,
+            downloaded: false,
+        })
+    }
+
+    /// The gem from the download cache, found by the lockfile's digest or else by the digest in the cached
+    /// compact index; its last use is recorded for `cache prune`.
+    fn already_downloaded(&self, req: &GemRequest) -> Option<Fetched> {
+        let sha = req.expected.or_else(|| {
+            req.remotes
+                .iter()
+                .find_map(|r| self.cached_checksum(r, req))
+        })?;
+        let fetched = self.cached(&sha)?;
+        cache::touch(&fetched.path);
+        Some(fetched)
+    }
+
     /// Satisfies everything from the cache, or lists what is missing.
     fn offline(&self, requests: &[GemRequest]) -> Result<Vec<Fetched>> {
         let mut out = Vec::new();
         let mut missing = Vec::new();
         for req in requests {
-            let sha = req.expected.or_else(|| {
-                req.remotes
-                    .iter()
-                    .find_map(|r| self.cached_checksum(r, req))
-            });
-            match sha.map(|s| (s, self.cache.download(&s))) {
-                Some((sha256, path)) if path.is_file() => out.push(Fetched {
-                    path,
-                    sha256,
-                    downloaded: false,
-                }),
-                _ => missing.push(req.full_name.clone()),
+            match self.already_downloaded(req) {
+                Some(fetched) => out.push(fetched),
+                None => missing.push(req.full_name.clone()),
             }
         }
         if missing.is_empty() {
@@ -343,22 +357,8 @@ impl Fetcher<'_> {
     }
 
     fn fetch(&self, req: &GemRequest, ui: &Ui, progress: &Progress<'_>) -> Result<Fetched> {
-        // Already downloaded: by the lockfile's digest, else by the digest in the cached compact index.
-        let known = req.expected.or_else(|| {
-            req.remotes
-                .iter()
-                .find_map(|r| self.cached_checksum(r, req))
-        });
-        if let Some(sha) = known {
-            let path = self.cache.download(&sha);
-            if path.is_file() {
-                cache::touch(&path);
-                return Ok(Fetched {
-                    path,
-                    sha256: sha,
-                    downloaded: false,
-                });
-            }
+        if let Some(fetched) = self.already_downloaded(req) {
+            return Ok(fetched);
         }
         let mut last_err = None;
         for remote in &req.remotes {
@@ -398,15 +398,8 @@ impl Fetcher<'_> {
                 req.full_name
             ));
         }
-        if let Some(sha) = expected {
-            let path = self.cache.download(&sha);
-            if path.is_file() {
-                return Ok(Fetched {
-                    path,
-                    sha256: sha,
-                    downloaded: false,
-                });
-            }
+        if let Some(fetched) = expected.and_then(|sha| self.cached(&sha)) {
+            return Ok(fetched);
         }
         let lock_name = match expected {
             Some(sha) => format!("download-{}", hex::encode(sha)),
@@ -416,16 +409,9 @@ impl Fetcher<'_> {
             ),
         };
         let _lock = self.cache.lock(&lock_name)?;
-        if let Some(sha) = expected {
-            // A concurrent launcher may have finished it while we waited for the lock.
-            let path = self.cache.download(&sha);
-            if path.is_file() {
-                return Ok(Fetched {
-                    path,
-                    sha256: sha,
-                    downloaded: false,
-                });
-            }
+        // A concurrent launcher may have finished it while we waited for the lock.
+        if let Some(fetched) = expected.and_then(|sha| self.cached(&sha)) {
+            return Ok(fetched);
         }
         let url = format!("{}gems/{}.gem", ep.base, req.full_name);
         progress.started(&req.full_name);
