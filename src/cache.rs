@@ -173,6 +173,16 @@ impl Cache {
         Ok(Lock { _file: file })
     }
 
+    /// Takes an exclusive lock named `name` if it is free now; `None` if someone else holds it.
+    pub fn try_lock(&self, name: &str) -> Result<Option<Lock>> {
+        let (file, path) = self.lock_file(name)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Lock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io("locking", &path)(e)),
+        }
+    }
+
     fn lock_file(&self, name: &str) -> Result<(File, PathBuf)> {
         let dir = self.root.join("locks");
         fs::create_dir_all(&dir).map_err(Error::io("creating the cache directory", &dir))?;

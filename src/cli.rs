@@ -758,37 +758,46 @@ fn prepare(
         sourced,
     )?;
     let requests = requests(lock, closure);
-    let fetched = fetch::fetch_all(
-        cache,
-        settings,
-        &requests,
-        FetchOptions {
-            offline: opts.offline,
-            allow_unverified: opts.allow_unverified,
-            jobs: jobs.max(4),
-        },
-        ui,
-    )?;
-    let downloaded = fetched.iter().filter(|f| f.downloaded).count();
-    let mut units: Vec<Unit> = requests
-        .iter()
-        .zip(&fetched)
-        .map(|(r, f)| Unit {
-            full_name: r.full_name.clone(),
-            gem_file: f.path.clone(),
-            dir: cache.unit(&abi, &r.full_name, &f.sha256),
-        })
-        .collect();
-    units.extend(source_units);
-
     let key = env_dir
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    // Taken before downloading: a concurrent launcher preparing the same environment waits, then finds it done.
     let _env_lock = cache.lock(&format!("env-{key}"))?;
     if install::env_is_intact(env_dir) {
         return Ok("installed by a concurrent run".to_string());
     }
-    let installed = install::install_units(cache, ruby, &units, jobs, ui)?;
+    let unit_of = |r: &GemRequest, f: &fetch::Fetched| Unit {
+        full_name: r.full_name.clone(),
+        gem_file: f.path.clone(),
+        dir: cache.unit(&abi, &r.full_name, &f.sha256),
+    };
+    let mut fetched = Vec::new();
+    // Installing starts with the first verified gem, while the rest download.
+    let installed = install::install_units(cache, ruby, jobs, ui, |feeder| {
+        for unit in &source_units {
+            feeder.submit(unit.clone())?;
+        }
+        fetched = fetch::fetch_all(
+            cache,
+            settings,
+            &requests,
+            FetchOptions {
+                offline: opts.offline,
+                allow_unverified: opts.allow_unverified,
+                jobs: jobs.max(4),
+            },
+            ui,
+            &|i, f| feeder.submit(unit_of(&requests[i], f)),
+        )?;
+        Ok(())
+    })?;
+    let downloaded = fetched.iter().filter(|f| f.downloaded).count();
+    let mut units: Vec<Unit> = requests
+        .iter()
+        .zip(&fetched)
+        .map(|(r, f)| unit_of(r, f))
+        .collect();
+    units.extend(source_units);
     let by_name: std::collections::HashMap<&str, &Unit> =
         units.iter().map(|u| (u.full_name.as_str(), u)).collect();
     let plan = EnvPlan {

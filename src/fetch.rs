@@ -150,19 +150,25 @@ fn split_userinfo(url: &str) -> (String, Option<String>) {
     (redacted, info)
 }
 
-/// Fetches all requested gems, several at a time.
+/// Fetches all requested gems, several at a time, handing each to `on_ready` (with its index in `requests`) as
+/// soon as it is verified and cached, so that installing can start while the rest download.
 pub fn fetch_all(
     cache: &Cache,
     settings: &BundlerSettings,
     requests: &[GemRequest],
     opts: FetchOptions,
     ui: &Ui,
+    on_ready: &(dyn Fn(usize, &Fetched) -> Result<()> + Sync),
 ) -> Result<Vec<Fetched>> {
     let fetcher = Fetcher::new(cache, settings, opts);
     if opts.offline {
-        return fetcher.offline(requests);
+        let fetched = fetcher.offline(requests)?;
+        for (i, f) in fetched.iter().enumerate() {
+            on_ready(i, f)?;
+        }
+        return Ok(fetched);
     }
-    fetcher.parallel(requests, ui)
+    fetcher.parallel(requests, ui, on_ready)
 }
 
 /// The digest of each request as far as it is known: the lockfile's, else the source's compact index (only
@@ -249,7 +255,12 @@ impl<'a> Fetcher<'a> {
             .map_err(|msg| Error::Config(msg.clone()))
     }
 
-    fn parallel(&self, requests: &[GemRequest], ui: &Ui) -> Result<Vec<Fetched>> {
+    fn parallel(
+        &self,
+        requests: &[GemRequest],
+        ui: &Ui,
+        on_ready: &(dyn Fn(usize, &Fetched) -> Result<()> + Sync),
+    ) -> Result<Vec<Fetched>> {
         let fetcher = self;
         let opts = self.opts;
         let progress = ui.progress_bar("Fetching", requests.len());
@@ -270,7 +281,9 @@ impl<'a> Fetcher<'a> {
                             i
                         };
                         let Some(req) = requests.get(i) else { break };
-                        let result = fetcher.fetch(req, ui, progress);
+                        let result = fetcher
+                            .fetch(req, ui, progress)
+                            .and_then(|f| on_ready(i, &f).map(|()| f));
                         let failed = result.is_err();
                         results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(result);
                         progress.finished(&req.full_name);

@@ -3,14 +3,16 @@
 //! killed install never leaves anything a later run mistakes for done.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, mpsc};
 
 use crate::cache::{self, Cache};
 use crate::error::{Error, Result};
 use crate::ruby::Ruby;
-use crate::ui::Ui;
+use crate::ui::{Progress, Ui};
 
 const INSTALLER: &str = include_str!("ruby/install.rb");
 const BOOT: &str = include_str!("ruby/boot.rb");
@@ -26,169 +28,327 @@ pub struct Unit {
     pub dir: PathBuf,
 }
 
-/// Installs every unit missing from the store, several at a time.
+/// What the installer's stdout and the feeding thread tell the loop that drives an install.
+enum Event {
+    /// A line of the installer's output.
+    Line(String),
+    /// The installer closed its output: it has exited, or is about to.
+    Eof,
+    /// The feed has submitted everything it will (or failed).
+    FeedDone(Result<()>),
+}
+
+/// A unit handed to the installer, with the lock that keeps others from installing it too.
+struct Job {
+    unit: Unit,
+    staging: PathBuf,
+    _lock: cache::Lock,
+}
+
+/// The feed's side of a streaming install: [`Feeder::submit`] hands over gems as they become available.
+pub struct Feeder<'a> {
+    cache: &'a Cache,
+    ruby: &'a Ruby,
+    jobs: usize,
+    /// Whether to wait for a unit another launcher is installing (the second, ordered pass) or defer it.
+    blocking: bool,
+    events: mpsc::Sender<Event>,
+    state: Mutex<FeedState>,
+}
+
+#[derive(Default)]
+struct FeedState {
+    child: Option<std::process::Child>,
+    stdin: Option<std::process::ChildStdin>,
+    jobs: Vec<Job>,
+    /// Units another launcher was installing when they became available.
+    deferred: Vec<Unit>,
+    /// Set once the install is failing: later submissions are dropped.
+    stopped: bool,
+}
+
+impl Feeder<'_> {
+    /// Queues `unit` for installation unless the store has it (or another launcher is installing it: then it
+    /// is waited for after this launcher's own installs, which keeps lock waits ordered and deadlock-free).
+    pub fn submit(&self, unit: Unit) -> Result<()> {
+        if unit.dir.is_dir() {
+            return Ok(());
+        }
+        let name = format!(
+            "unit-{}",
+            cache::key_of([unit.dir.to_string_lossy().as_ref()])
+        );
+        let lock = if self.blocking {
+            self.cache.lock(&name)?
+        } else {
+            match self.cache.try_lock(&name)? {
+                Some(lock) => lock,
+                None => {
+                    self.state().deferred.push(unit);
+                    return Ok(());
+                }
+            }
+        };
+        // Another launcher may have installed it while we waited.
+        if unit.dir.is_dir() {
+            return Ok(());
+        }
+        let staging = self.cache.temp_path("unit")?;
+        let weight = crate::package::build_weight(&unit.gem_file);
+        let mut state = self.state();
+        if state.stopped {
+            return Ok(());
+        }
+        if state.child.is_none() {
+            self.spawn(&mut state)?;
+        }
+        let index = state.jobs.len();
+        let mut record = Vec::new();
+        for field in [
+            index.to_string().as_bytes(),
+            weight.to_string().as_bytes(),
+            unit.gem_file.as_os_str().as_bytes(),
+            staging.as_os_str().as_bytes(),
+        ] {
+            record.extend_from_slice(field);
+            record.push(0);
+        }
+        state.jobs.push(Job {
+            unit,
+            staging,
+            _lock: lock,
+        });
+        let sent = state.stdin.as_mut().map(|stdin| stdin.write_all(&record));
+        if let Some(Err(e)) = sent {
+            // The installer is gone; its exit is reported by the loop reading its output.
+            state.stdin = None;
+            return Err(Error::Install(format!(
+                "handing a gem to the installer: {e}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, FeedState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn spawn(&self, state: &mut FeedState) -> Result<()> {
+        let mut cmd = Command::new(&self.ruby.path);
+        cmd.arg("-e").arg(INSTALLER);
+        cmd.env("KAMAL_LAUNCHER_JOBS", self.jobs.to_string())
+            .env("MAKEFLAGS", format!("-j{}", self.jobs))
+            // The caller's Bundler and gem paths must not leak into the installer or extension builds.
+            .env_remove("RUBYOPT")
+            .env_remove("RUBYLIB")
+            .env_remove("BUNDLE_GEMFILE")
+            .env_remove("GEM_HOME")
+            .env_remove("GEM_PATH")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| Error::Exec {
+            ruby: self.ruby.path.clone(),
+            source: e,
+        })?;
+        state.stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let events = self.events.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                match line {
+                    Ok(line) => {
+                        if events.send(Event::Line(line)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+            let _ = events.send(Event::Eof);
+        });
+        state.child = Some(child);
+        Ok(())
+    }
+
+    /// Stops the installer: no new install starts, running ones end, and its exit follows.
+    fn stop(&self) {
+        let mut state = self.state();
+        state.stopped = true;
+        state.stdin = None;
+        if let Some(pid) = state
+            .child
+            .as_ref()
+            .and_then(|c| i32::try_from(c.id()).ok())
+        {
+            // SAFETY: kill has no memory preconditions; the child is not yet waited for, so its pid is ours.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+    }
+}
+
+/// Installs the units `feed` submits, starting each as soon as it is submitted (downloads and installs overlap),
+/// several at a time, native extensions first. Units another launcher is installing are waited for at the end.
+/// Returns how many units this run installed.
 pub fn install_units(
     cache: &Cache,
     ruby: &Ruby,
-    units: &[Unit],
     jobs: usize,
     ui: &Ui,
+    feed: impl FnOnce(&Feeder<'_>) -> Result<()> + Send,
 ) -> Result<usize> {
-    let mut missing: Vec<&Unit> = units.iter().filter(|u| !u.dir.is_dir()).collect();
-    if missing.is_empty() {
-        return Ok(0);
+    let deferred = run(cache, ruby, jobs, false, ui, feed)?;
+    let (installed, mut deferred) = deferred;
+    if deferred.is_empty() {
+        return Ok(installed);
     }
-    // Lock in a fixed order so that two launchers with overlapping closures cannot deadlock.
-    missing.sort_by(|a, b| a.dir.cmp(&b.dir));
-    let mut locks = Vec::with_capacity(missing.len());
-    for unit in &missing {
-        let name = cache::key_of([unit.dir.to_string_lossy().as_ref()]);
-        locks.push(cache.lock(&format!("unit-{name}"))?);
-    }
-    // Another launcher may have installed some while we waited.
-    missing.retain(|u| !u.dir.is_dir());
-    if missing.is_empty() {
-        return Ok(0);
-    }
+    // Waiting in a fixed order, holding no lock from the first pass, so that launchers cannot deadlock.
+    deferred.sort_by(|a, b| a.dir.cmp(&b.dir));
+    deferred.dedup_by(|a, b| a.dir == b.dir);
+    let (more, _) = run(cache, ruby, jobs, true, ui, |feeder| {
+        deferred.into_iter().try_for_each(|u| feeder.submit(u))
+    })?;
+    Ok(installed + more)
+}
 
-    let staging: Vec<PathBuf> = missing
-        .iter()
-        .map(|_| cache.temp_path("unit"))
-        .collect::<Result<_>>()?;
-    let result = run_installer(cache, ruby, &missing, &staging, jobs, ui);
-    for dir in &staging {
-        let _ = fs::remove_dir_all(dir);
-        let _ = fs::remove_file(log_of(dir));
-        let mut err = dir.as_os_str().to_owned();
+/// One pass of [`install_units`]: returns how many were installed and the units deferred to another launcher.
+fn run(
+    cache: &Cache,
+    ruby: &Ruby,
+    jobs: usize,
+    blocking: bool,
+    ui: &Ui,
+    feed: impl FnOnce(&Feeder<'_>) -> Result<()> + Send,
+) -> Result<(usize, Vec<Unit>)> {
+    let (events, received) = mpsc::channel();
+    let feeder = Feeder {
+        cache,
+        ruby,
+        jobs,
+        blocking,
+        events: events.clone(),
+        state: Mutex::new(FeedState::default()),
+    };
+    let progress = ui.progress_bar("Installing", 0);
+    let result = std::thread::scope(|s| {
+        let feeder = &feeder;
+        s.spawn(move || {
+            let done = feed(feeder);
+            let _ = events.send(Event::FeedDone(done));
+        });
+        drive(feeder, &received, &progress)
+    });
+    drop(progress);
+    let state = feeder.state.into_inner().unwrap_or_else(|e| e.into_inner());
+    for job in &state.jobs {
+        let _ = fs::remove_dir_all(&job.staging);
+        let _ = fs::remove_file(log_of(&job.staging));
+        let mut err = job.staging.as_os_str().to_owned();
         err.push(".err");
         let _ = fs::remove_file(err);
     }
-    result?;
-    Ok(missing.len())
+    result.map(|installed| (installed, state.deferred))
 }
 
-fn log_of(dir: &Path) -> PathBuf {
-    let mut s = dir.as_os_str().to_owned();
-    s.push(".log");
-    PathBuf::from(s)
-}
-
-fn run_installer(
-    cache: &Cache,
-    ruby: &Ruby,
-    units: &[&Unit],
-    staging: &[PathBuf],
-    jobs: usize,
-    ui: &Ui,
-) -> Result<()> {
-    let mut cmd = Command::new(&ruby.path);
-    cmd.arg("-e").arg(INSTALLER);
-    for (unit, dir) in units.iter().zip(staging) {
-        cmd.arg(&unit.gem_file).arg(dir);
-    }
-    cmd.env("KAMAL_LAUNCHER_JOBS", jobs.to_string())
-        .env("MAKEFLAGS", format!("-j{jobs}"))
-        // The caller's Bundler and gem paths must not leak into the installer or extension builds.
-        .env_remove("RUBYOPT")
-        .env_remove("RUBYLIB")
-        .env_remove("BUNDLE_GEMFILE")
-        .env_remove("GEM_HOME")
-        .env_remove("GEM_PATH")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| Error::Exec {
-        ruby: ruby.path.clone(),
-        source: e,
-    })?;
-    let stdout = child.stdout.take().expect("piped stdout");
+/// Reacts to the installer's reports and the feed's end until both are over; returns the number installed.
+fn drive(
+    feeder: &Feeder<'_>,
+    events: &mpsc::Receiver<Event>,
+    progress: &Progress<'_>,
+) -> Result<usize> {
     let mut done = 0;
+    let mut feeding = true;
+    let mut output_open = true;
     let mut failure: Option<Error> = None;
     // An error that makes the rest of the installer's work useless: the installer is told to stop (it ends its
     // running installs and waits for them), and its output is drained until it has exited, so that nothing
     // writes into the temporary area after it is removed.
     let mut fatal: Option<Error> = None;
-    let stop = |child: &std::process::Child| {
-        if let Ok(pid) = i32::try_from(child.id()) {
-            // SAFETY: kill has no memory preconditions; the child is not yet waited for, so its pid is ours.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-    };
-    let progress = ui.progress_bar("Installing", units.len());
-    for line in BufReader::new(stdout).lines() {
-        let line = match line {
-            Ok(line) => line,
-            Err(e) => {
-                stop(&child);
-                fatal = Some(Error::Install(format!(
-                    "reading the installer's output: {e}"
-                )));
-                break;
+    while feeding || (output_open && feeder.state().child.is_some()) {
+        let Ok(event) = events.recv() else { break };
+        let line = match event {
+            Event::FeedDone(result) => {
+                feeding = false;
+                if let Err(e) = result {
+                    feeder.stop();
+                    fatal.get_or_insert(e);
+                }
+                // No more jobs: the installer finishes what it has and exits.
+                feeder.state().stdin = None;
+                continue;
             }
+            Event::Eof => {
+                output_open = false;
+                continue;
+            }
+            Event::Line(line) => line,
         };
         if fatal.is_some() {
             continue;
         }
         let mut parts = line.splitn(3, ' ');
         let (status, index, hint) = (parts.next(), parts.next(), parts.next());
-        let Some(i) = index
-            .and_then(|i| i.parse::<usize>().ok())
-            .filter(|i| *i < units.len())
-        else {
+        let Some(i) = index.and_then(|i| i.parse::<usize>().ok()) else {
             continue;
         };
-        let unit = units[i];
-        if status == Some("start") {
-            progress.started(&unit.full_name);
+        let state = feeder.state();
+        let Some(job) = state.jobs.get(i) else {
             continue;
-        }
-        if status == Some("ok") {
-            let parent = unit.dir.parent().expect("store paths have a parent");
-            let stored = fs::create_dir_all(parent)
-                .map_err(Error::io("creating the store directory", parent))
-                .and_then(|()| match fs::rename(&staging[i], &unit.dir) {
-                    Ok(()) => Ok(()),
-                    // A concurrent launcher holding an older lock layout won the race; its result is as good.
-                    Err(_) if unit.dir.is_dir() => Ok(()),
-                    Err(e) => Err(Error::Io {
-                        action: "moving the installed gem into",
-                        path: unit.dir.clone(),
-                        source: e,
-                    }),
-                });
-            if let Err(e) = stored {
-                stop(&child);
-                fatal = Some(e);
-                continue;
+        };
+        let (unit, staging) = (job.unit.clone(), job.staging.clone());
+        drop(state);
+        match status {
+            Some("start") => {
+                progress.add_total(1);
+                progress.started(&unit.full_name);
             }
-            done += 1;
-            progress.finished(&unit.full_name);
-        } else if failure.is_none() && status == Some("no-space") {
-            // Nothing could be written to explain it, and there is no room for a log: say where and why.
-            failure = Some(Error::Io {
-                action: "installing a gem into",
-                path: unit.dir.clone(),
-                source: std::io::Error::from_raw_os_error(libc::ENOSPC),
-            });
-        } else if failure.is_none() {
-            let build = status == Some("build-failed");
-            failure = Some(install_failure(
-                cache,
-                unit,
-                &staging[i],
-                build,
-                hint.unwrap_or(""),
-            ));
+            Some("ok") => match store(&unit, &staging) {
+                Ok(()) => {
+                    done += 1;
+                    progress.finished(&unit.full_name);
+                }
+                Err(e) => {
+                    feeder.stop();
+                    fatal = Some(e);
+                }
+            },
+            Some("no-space") if failure.is_none() => {
+                // Nothing could be written to explain it, and there is no room for a log: say where and why.
+                failure = Some(Error::Io {
+                    action: "installing a gem into",
+                    path: unit.dir.clone(),
+                    source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+                });
+            }
+            Some(other) if failure.is_none() => {
+                let build = other == "build-failed";
+                failure = Some(install_failure(
+                    feeder.cache,
+                    &unit,
+                    &staging,
+                    build,
+                    hint.unwrap_or(""),
+                ));
+            }
+            _ => {}
         }
     }
+    let child = feeder.state().child.take();
+    let Some(mut child) = child else {
+        return match fatal.or(failure) {
+            Some(e) => Err(e),
+            None => Ok(done),
+        };
+    };
     let status = child.wait().map_err(|e| Error::Exec {
-        ruby: ruby.path.clone(),
+        ruby: feeder.ruby.path.clone(),
         source: e,
     })?;
     if let Some(err) = fatal.or(failure) {
         return Err(err);
     }
-    if !status.success() || done != units.len() {
+    let submitted = feeder.state().jobs.len();
+    if !status.success() || done != submitted {
         let mut stderr = String::new();
         if let Some(mut e) = child.stderr.take() {
             use std::io::Read;
@@ -196,11 +356,33 @@ fn run_installer(
         }
         return Err(Error::Install(format!(
             "the gem installer ({}) stopped unexpectedly ({status}): {}",
-            ruby.path.display(),
+            feeder.ruby.path.display(),
             stderr.trim()
         )));
     }
-    Ok(())
+    Ok(done)
+}
+
+/// Moves an installed unit from its staging directory into the store.
+fn store(unit: &Unit, staging: &Path) -> Result<()> {
+    let parent = unit.dir.parent().expect("store paths have a parent");
+    fs::create_dir_all(parent).map_err(Error::io("creating the store directory", parent))?;
+    match fs::rename(staging, &unit.dir) {
+        Ok(()) => Ok(()),
+        // A concurrent launcher holding an older lock layout won the race; its result is as good.
+        Err(_) if unit.dir.is_dir() => Ok(()),
+        Err(e) => Err(Error::Io {
+            action: "moving the installed gem into",
+            path: unit.dir.clone(),
+            source: e,
+        }),
+    }
+}
+
+fn log_of(dir: &Path) -> PathBuf {
+    let mut s = dir.as_os_str().to_owned();
+    s.push(".log");
+    PathBuf::from(s)
 }
 
 /// Keeps the failed gem's log and explains the failure.

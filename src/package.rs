@@ -131,6 +131,55 @@ pub fn inspect(path: &Path, expected: Expected<'_>) -> Result<(), Refused> {
     verify_identity(&metadata, expected)
 }
 
+/// How long the gem is likely to take to install, for scheduling the longest first: the compressed size of its
+/// files if it builds native extensions, 0 if not (or if it cannot be read: the installer reports that).
+pub fn build_weight(path: &Path) -> u64 {
+    let Ok(file) = File::open(path) else {
+        return 0;
+    };
+    let mut outer = tar::Archive::new(file);
+    let Ok(entries) = outer.entries() else {
+        return 0;
+    };
+    let (mut extensions, mut data_size) = (false, 0);
+    for entry in entries.flatten() {
+        match &*entry.path_bytes() {
+            b"data.tar.gz" => data_size = entry.size(),
+            b"metadata.gz" => {
+                let mut raw = Vec::new();
+                let mut entry = entry;
+                if (&mut entry)
+                    .take(MAX_METADATA_BYTES)
+                    .read_to_end(&mut raw)
+                    .is_err()
+                {
+                    return 0;
+                }
+                extensions =
+                    gunzip_text(&raw, "metadata.gz").is_ok_and(|m| declares_extensions(&m));
+            }
+            _ => {}
+        }
+    }
+    if extensions { data_size.max(1) } else { 0 }
+}
+
+/// Whether gem metadata (YAML) lists any extension: `extensions:` followed by `- ` items, not `[]`.
+fn declares_extensions(metadata: &str) -> bool {
+    let mut lines = metadata.lines();
+    while let Some(line) = lines.next() {
+        if let Some(rest) = line.strip_prefix("extensions:") {
+            let rest = rest.trim();
+            return if rest.is_empty() {
+                lines.next().is_some_and(|l| l.starts_with("- "))
+            } else {
+                rest != "[]"
+            };
+        }
+    }
+    false
+}
+
 /// Feeds everything read through it to two hashers, so data.tar.gz is hashed and inspected in one pass.
 struct HashingReader<'a, R> {
     inner: R,
@@ -702,6 +751,17 @@ fn same_platform(found: &str, locked: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extensions_are_read_from_the_metadata() {
+        assert!(declares_extensions(
+            "name: x\nextensions:\n- ext/x/extconf.rb\nfiles: []\n"
+        ));
+        assert!(!declares_extensions("name: x\nextensions: []\nfiles: []\n"));
+        assert!(!declares_extensions("name: x\nextensions:\nfiles: []\n"));
+        assert!(!declares_extensions("name: x\nfiles:\n- extensions: y\n"));
+        assert!(declares_extensions("extensions: [ext/x/extconf.rb]\n"));
+    }
 
     #[test]
     fn names() {

@@ -84,6 +84,8 @@ pub struct Progress<'a> {
 
 #[derive(Default)]
 struct ProgressState {
+    /// Which bar this is: only the newest live bar draws, so that the install's bar waits below the downloads'.
+    id: u64,
     verb: &'static str,
     total: usize,
     done: usize,
@@ -96,7 +98,11 @@ struct ProgressState {
 impl Ui {
     /// Starts a progress display for `total` items (`verb` is "Fetching" or "Installing").
     pub fn progress_bar(&self, verb: &'static str, total: usize) -> Progress<'_> {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        LIVE_BARS.lock().unwrap_or_else(|e| e.into_inner()).push(id);
         let state = std::sync::Arc::new(Mutex::new(ProgressState {
+            id,
             verb,
             total,
             ..ProgressState::default()
@@ -110,8 +116,12 @@ impl Ui {
                         if s.stopped {
                             break;
                         }
-                        s.tick += 1;
-                        let _ = write!(std::io::stderr(), "\r\x1b[2K{}", s.render());
+                        let shown = LIVE_BARS.lock().unwrap_or_else(|e| e.into_inner()).last()
+                            == Some(&s.id);
+                        if shown {
+                            s.tick += 1;
+                            let _ = write!(std::io::stderr(), "\r\x1b[2K{}", s.render());
+                        }
                     }
                     std::thread::sleep(std::time::Duration::from_millis(100));
                 }
@@ -124,6 +134,9 @@ impl Ui {
         }
     }
 }
+
+/// Progress bars alive in this process, oldest first.
+static LIVE_BARS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
 
 impl ProgressState {
     fn render(&self) -> String {
@@ -157,6 +170,11 @@ impl Progress<'_> {
         f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
+    /// Adds `n` items to the total, for work discovered as it goes.
+    pub fn add_total(&self, n: usize) {
+        self.update(|s| s.total += n);
+    }
+
     /// Counts downloaded bytes.
     pub fn add_bytes(&self, n: u64) {
         self.update(|s| s.bytes += n);
@@ -184,6 +202,11 @@ impl Progress<'_> {
 
 impl Drop for Progress<'_> {
     fn drop(&mut self) {
+        let id = self.state.lock().unwrap_or_else(|e| e.into_inner()).id;
+        LIVE_BARS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|&live| live != id);
         self.update(|s| s.stopped = true);
         if let Some(t) = self.ticker.take() {
             let _ = t.join();

@@ -347,6 +347,77 @@ fn warm_exec_that_probes_ruby_leaves_no_temporary_area() {
     );
 }
 
+// ---- 1b. the install pipeline ----
+
+/// Polls the file system (an event: a directory appearing) until `done` holds or `timeout` passes.
+fn wait_for_files(timeout: Duration, what: &str, done: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn installing_starts_while_other_gems_still_download() {
+    let server = serve();
+    let app = app_for(&server);
+    let launcher = Launcher::new(app.path()).env("BUNDLE_TIMEOUT", "300");
+    let ostruct = "/gems/ostruct-0.1.0.gem";
+    server.set_fault(ostruct, Fault::StallAfter(100));
+
+    let running = launcher.clone().args(["-v", "install"]).spawn();
+    server.wait_for_stalled(1, WAIT);
+    // ostruct cannot finish before the release below, yet gems fetched meanwhile are installed into the store.
+    wait_for_files(
+        WAIT,
+        "fixture_ext in the store while ostruct downloads",
+        || {
+            store_units(&launcher)
+                .iter()
+                .any(|u| u.starts_with("fixture_ext-1.0.1-"))
+        },
+    );
+    assert!(
+        !store_units(&launcher)
+            .iter()
+            .any(|u| u.starts_with("ostruct-")),
+        "ostruct was installed before its download finished"
+    );
+    server.clear_faults();
+    server.release();
+    let out = running.wait_timeout(WAIT);
+    assert_success(&out);
+    assert_eq!(server.count(ostruct), 1, "{out}");
+    assert_eq!(store_units(&launcher).len(), closure().len(), "{out}");
+    let out = run(&launcher, &["exec", "--", "version"]);
+    assert_eq!(out.stdout, "2.7.0\n", "{out}");
+}
+
+#[test]
+fn gems_with_native_extensions_are_installed_first() {
+    let server = serve();
+    let app = app_for(&server);
+    let launcher = Launcher::new(app.path());
+    assert_success(&run(&launcher, &["install"]));
+    // Downloads stay cached: every gem is ready at once, and one install slot makes the order visible.
+    remove_envs(&launcher);
+    fs::remove_dir_all(v1(&launcher).join("store")).unwrap();
+    let out = run(&launcher, &["-v", "--jobs", "1", "--offline", "install"]);
+    assert_success(&out);
+    let order: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("Installing "))
+        .collect();
+    assert_eq!(order.len(), closure().len(), "{out}");
+    assert_eq!(order[0], "fixture_ext-1.0.1", "{out}");
+    // The others keep the lockfile's order.
+    let mut rest = order[1..].to_vec();
+    rest.sort();
+    assert_eq!(rest, order[1..], "{out}");
+}
+
 // ---- 2. crashes ----
 
 #[test]
