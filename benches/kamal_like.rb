@@ -1,5 +1,6 @@
 # Builds a kamal-like closure for the benchmarks (not for the test suite): 23 gems, ~600 Ruby files in all,
-# three with C extensions whose compile time resembles ed25519/bcrypt_pbkdf/bigdecimal, a root gem with an
+# three with C extensions shaped like kamal 2.12's (bigdecimal: one large file, about 45% of `gem install`'s
+# time for the whole closure; ed25519: ten small files; bcrypt_pbkdf: four small files), a root gem with an
 # executable that loads everything and prints its version. Writes OUT/gems/*.gem, OUT/info/*, OUT/versions and
 # OUT/Gemfile.lock (with CHECKSUMS; remote REMOTE), and OUT/reuse/Gemfile.lock: the same closure but for one
 # pure-Ruby gem at another version (for the reuse benchmark).
@@ -15,7 +16,9 @@ out, remote = ARGV.fetch(0), ARGV.fetch(1)
 FileUtils.mkdir_p(%W[#{out}/gems #{out}/info #{out}/src])
 GEMS = 22
 FILES = 26
-EXT = [3, 9, 15] # which gems carry a C extension
+# Which gems carry a C extension: gem => [C files, functions per file]. Compile time grows with both: each file
+# parses ruby.h, each function is optimised.
+EXT = { 3 => [10, 10], 9 => [4, 8], 15 => [1, 400] }.freeze
 
 def write(path, text)
   FileUtils.mkdir_p(File.dirname(path))
@@ -33,10 +36,17 @@ GEMS.times do |g|
     files << "lib/#{name}/part_#{f}.rb"
   end
   requires = (0...FILES).map { |f| "require \"#{name}/part_#{f}\"\n" }.join
-  if EXT.include?(g)
-    fns = (0...400).map { |i| "static VALUE f#{i}(VALUE self, VALUE x) { long v = NUM2LONG(x); for (int k = 0; k < #{i % 7 + 1}; k++) v = v * 31 + #{i}; return LONG2NUM(v); }\n" }.join
-    defs = (0...400).map { |i| "  rb_define_singleton_method(m, \"f#{i}\", f#{i}, 1);\n" }.join
-    write("#{dir}/ext/#{name}/#{name}.c", "#include <ruby.h>\n#{fns}void Init_#{name}(void) {\n  VALUE m = rb_define_module(\"KlExt#{g}\");\n#{defs}}\n")
+  if EXT.key?(g)
+    sources, per_file = EXT.fetch(g)
+    init = +""
+    sources.times do |c|
+      fns = (0...per_file).map { |i| "static VALUE f#{i}(VALUE self, VALUE x) { long v = NUM2LONG(x); for (int k = 0; k < #{i % 7 + 1}; k++) v = v * 31 + #{i}; return LONG2NUM(v); }\n" }.join
+      defs = (0...per_file).map { |i| "  rb_define_singleton_method(m, \"f#{c}_#{i}\", f#{i}, 1);\n" }.join
+      write("#{dir}/ext/#{name}/part#{c}.c", "#include <ruby.h>\n#{fns}void kl_init_#{c}(VALUE m) {\n#{defs}}\n")
+      files << "ext/#{name}/part#{c}.c"
+      init << "  void kl_init_#{c}(VALUE);\n  kl_init_#{c}(m);\n"
+    end
+    write("#{dir}/ext/#{name}/#{name}.c", "#include <ruby.h>\nvoid Init_#{name}(void) {\n  VALUE m = rb_define_module(\"KlExt#{g}\");\n#{init}}\n")
     write("#{dir}/ext/#{name}/extconf.rb", "require \"mkmf\"\ncreate_makefile(\"#{name}/#{name}\")\n")
     files += ["ext/#{name}/#{name}.c", "ext/#{name}/extconf.rb"]
     requires += "require \"#{name}/#{name}\"\n"
@@ -49,7 +59,7 @@ GEMS.times do |g|
     s.summary = "kamal-like benchmark dependency"
     s.authors = ["bench"]
     s.files = files
-    s.extensions = ["ext/#{name}/extconf.rb"] if EXT.include?(g)
+    s.extensions = ["ext/#{name}/extconf.rb"] if EXT.key?(g)
     s.add_runtime_dependency(format("kl_dep_%02d", g + 1), "~> 1.#{g + 1}") if g + 1 < GEMS && g % 3 != 2
   end
   specs << [dir, spec]

@@ -216,7 +216,9 @@ fn env_flag(name: &str) -> Option<bool> {
 /// Entry point: parses argv (or treats it as kamal's when invoked as `kamal`) and runs the command.
 pub fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
-    let parsed = if invoked_as_kamal(argv.first()) {
+    let parsed = if let Some(cli) = fast_exec(&argv) {
+        Ok(cli)
+    } else if invoked_as_kamal(argv.first()) {
         let mut as_exec = vec![OsString::from("kamal-launcher"), "exec".into(), "--".into()];
         as_exec.extend(argv.into_iter().skip(1));
         Cli::try_parse_from(as_exec)
@@ -248,6 +250,96 @@ pub fn main() -> ExitCode {
             ExitCode::from(error::EXIT_FAILURE)
         }
     }
+}
+
+/// The common shapes of an `exec` (`kamal …` through the symlink, `kamal-launcher [globals] exec [--] ARGS`)
+/// read without building clap's parser, which costs about as much as the rest of the warm path. Anything else,
+/// or anything clap might reject, returns `None` and takes the full parser, so the two never disagree.
+fn fast_exec(argv: &[OsString]) -> Option<Cli> {
+    let env = |name: &str| match std::env::var_os(name) {
+        None => Some(None),
+        // Empty or not UTF-8: let clap decide what that means.
+        Some(v) if v.is_empty() => None,
+        Some(v) => Some(Some(v)),
+    };
+    let env_string = |name: &str| {
+        env(name).and_then(|v| v.map_or(Some(None), |v| v.into_string().ok().map(Some)))
+    };
+    let mut global = Global {
+        lockfile: None,
+        gem: env_string("KAMAL_LAUNCHER_GEM")?,
+        exe: env_string("KAMAL_LAUNCHER_EXE")?,
+        ruby: env("KAMAL_LAUNCHER_RUBY")?,
+        cache_dir: env("KAMAL_LAUNCHER_CACHE_DIR")?.map(PathBuf::from),
+        offline: false,
+        allow_unverified: false,
+        jobs: match env_string("KAMAL_LAUNCHER_JOBS")? {
+            Some(n) => Some(n.parse().ok()?),
+            None => None,
+        },
+        verbose: false,
+        quiet: false,
+    };
+    if invoked_as_kamal(argv.first()) {
+        let args = argv[1..].to_vec();
+        return Some(Cli {
+            global,
+            command: Command::Exec { args },
+        });
+    }
+    let mut rest = argv.get(1..)?.iter();
+    let mut seen_exec = false;
+    while let Some(arg) = rest.next() {
+        let text = arg.to_str()?;
+        if !seen_exec && text == "exec" {
+            seen_exec = true;
+            continue;
+        }
+        if seen_exec && text == "--" {
+            break;
+        }
+        if seen_exec && !text.starts_with('-') {
+            // The first of kamal's arguments: it and everything after it are kamal's.
+            let args = std::iter::once(arg.clone()).chain(rest.cloned()).collect();
+            return (!(global.verbose && global.quiet)).then_some(Cli {
+                global,
+                command: Command::Exec { args },
+            });
+        }
+        let (flag, inline) = match text.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value)),
+            _ => (text, None),
+        };
+        let mut value = || -> Option<String> {
+            let v = match inline {
+                Some(v) => v.to_string(),
+                None => rest.next()?.to_str()?.to_string(),
+            };
+            (!v.is_empty() && !v.starts_with('-')).then_some(v)
+        };
+        match flag {
+            "--lockfile" => global.lockfile = Some(PathBuf::from(value()?)),
+            "--gem" => global.gem = Some(value()?),
+            "--exe" => global.exe = Some(value()?),
+            "--ruby" => global.ruby = Some(OsString::from(value()?)),
+            "--cache-dir" => global.cache_dir = Some(PathBuf::from(value()?)),
+            "--jobs" => global.jobs = Some(value()?.parse().ok()?),
+            "--offline" if inline.is_none() => global.offline = true,
+            "--allow-unverified" if inline.is_none() => global.allow_unverified = true,
+            "-v" | "--verbose" if inline.is_none() => global.verbose = true,
+            "-q" | "--quiet" if inline.is_none() => global.quiet = true,
+            _ => return None,
+        }
+    }
+    if !seen_exec || (global.verbose && global.quiet) {
+        return None;
+    }
+    Some(Cli {
+        global,
+        command: Command::Exec {
+            args: rest.cloned().collect(),
+        },
+    })
 }
 
 fn invoked_as_kamal(argv0: Option<&OsString>) -> bool {
@@ -843,6 +935,67 @@ mod tests {
             panic!()
         };
         assert_eq!(args, ["app", "--version=1", "-v"]);
+    }
+
+    #[test]
+    fn the_fast_exec_path_agrees_with_clap() {
+        let cases: &[&[&str]] = &[
+            &["kl", "exec", "--", "version"],
+            &["kl", "exec", "version"],
+            &["kl", "exec"],
+            &["kl", "exec", "--"],
+            &["kl", "exec", "--", "--offline", "-v"],
+            &["kl", "exec", "app", "--version=1", "-v", "--", "x"],
+            &["kl", "exec", "--offline", "-v", "--", "deploy", "-d", "x"],
+            &[
+                "kl",
+                "--lockfile",
+                "a/Gemfile.lock",
+                "--gem=kamal",
+                "exec",
+                "--",
+                "x",
+            ],
+            &[
+                "kl", "--jobs", "3", "--exe", "kamal", "-q", "exec", "x", "y",
+            ],
+            &[
+                "kl",
+                "--cache-dir=/tmp/c",
+                "--ruby",
+                "ruby3.3",
+                "--allow-unverified",
+                "exec",
+                "x",
+            ],
+            &["kl", "exec", "--jobs=2", "--", "x"],
+            &["kl", "exec", "--lockfile", "L", "x", "--lockfile", "M"],
+        ];
+        for case in cases {
+            let argv: Vec<OsString> = case.iter().map(OsString::from).collect();
+            let fast = fast_exec(&argv).unwrap_or_else(|| panic!("no fast path for {case:?}"));
+            let full = Cli::try_parse_from(&argv).unwrap();
+            assert_eq!(format!("{fast:?}"), format!("{full:?}"), "{case:?}");
+        }
+        // Help, errors and every other command go to clap.
+        let declined: &[&[&str]] = &[
+            &["kl", "exec", "--help"],
+            &["kl", "--help"],
+            &["kl", "install"],
+            &["kl", "plan", "exec"],
+            &["kl", "-v", "-q", "exec", "x"],
+            &["kl", "--jobs", "many", "exec", "x"],
+            &["kl", "--gem", "exec", "x"],
+            &["kl", "--gem=", "exec", "x"],
+            &["kl", "--offline=yes", "exec", "x"],
+            &["kl", "--unknown", "exec", "x"],
+            &["kl", "exec", "--unknown", "x"],
+            &["kl", "version"],
+        ];
+        for case in declined {
+            let argv: Vec<OsString> = case.iter().map(OsString::from).collect();
+            assert!(fast_exec(&argv).is_none(), "{case:?}");
+        }
     }
 
     #[test]
