@@ -1,7 +1,7 @@
 //! Step 3: select the root gem's dependency closure from the lockfile's own graph, one platform variant per
 //! name, exactly as Bundler would materialise it on this machine. Nothing outside the closure is looked at.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::lockfile::{Lockfile, Spec};
 use crate::platform::{self, Platform};
@@ -13,8 +13,6 @@ pub struct Selected<'a> {
     pub spec: &'a Spec,
     /// Digest recorded in the lockfile's CHECKSUMS, if any.
     pub sha256: Option<[u8; 32]>,
-    /// Names of this gem's locked runtime dependencies (those present in the closure).
-    pub deps: Vec<&'a str>,
 }
 
 /// The closure of a root gem.
@@ -89,6 +87,31 @@ impl std::fmt::Display for ClosureError {
     }
 }
 
+/// Everything known about one locked name during selection.
+struct Name {
+    /// Spec indexes of its platform variants, in file order.
+    variants: Variants,
+    /// The chosen spec index, once the name is reached.
+    chosen: Option<usize>,
+    /// Its index in the sorted closure.
+    position: usize,
+}
+
+/// Most names have a single variant; keeping it inline saves an allocation per name.
+enum Variants {
+    One(usize),
+    Many(Vec<usize>),
+}
+
+impl Variants {
+    fn as_slice(&self) -> &[usize] {
+        match self {
+            Variants::One(index) => std::slice::from_ref(index),
+            Variants::Many(indexes) => indexes,
+        }
+    }
+}
+
 /// Selects the closure of `root` for `local`, honouring Bundler's `force_ruby_platform`.
 pub fn select<'a>(
     lock: &'a Lockfile,
@@ -96,61 +119,93 @@ pub fn select<'a>(
     local: &Platform,
     force_ruby: bool,
 ) -> Result<Closure<'a>, ClosureError> {
-    let mut by_name: HashMap<&str, Vec<&Spec>> = HashMap::new();
-    for spec in &lock.specs {
-        by_name.entry(spec.name.as_str()).or_default().push(spec);
+    let specs = &lock.specs;
+    let mut names: HashMap<&str, Name> = HashMap::with_capacity(specs.len());
+    for (index, spec) in specs.iter().enumerate() {
+        names
+            .entry(spec.name.as_str())
+            .and_modify(|name| match &mut name.variants {
+                Variants::One(first) => name.variants = Variants::Many(vec![*first, index]),
+                Variants::Many(all) => all.push(index),
+            })
+            .or_insert(Name {
+                variants: Variants::One(index),
+                chosen: None,
+                position: 0,
+            });
     }
-    let choose = |name: &str| -> Option<Result<&'a Spec, ClosureError>> {
-        let variants = by_name.get(name)?;
-        let platforms: Vec<&str> = variants.iter().map(|s| s.platform.as_str()).collect();
-        Some(
-            match platform::select_variant(&platforms, local, force_ruby) {
-                Some(i) => Ok(variants[i]),
-                None => Err(ClosureError::NoVariant {
-                    name: name.to_string(),
-                    platforms: platforms.iter().map(|p| p.to_string()).collect(),
-                    local: local.to_string(),
-                }),
-            },
-        )
+    let platform_of = |index: &usize| specs[*index].platform.as_str();
+    let choose = |name: &str, variants: &Variants| -> Result<usize, ClosureError> {
+        let variants = variants.as_slice();
+        let pick = match variants {
+            [only] => platform::select_variant(&[platform_of(only)], local, force_ruby),
+            _ => {
+                let platforms: Vec<&str> = variants.iter().map(platform_of).collect();
+                platform::select_variant(&platforms, local, force_ruby)
+            }
+        };
+        pick.map(|i| variants[i])
+            .ok_or_else(|| ClosureError::NoVariant {
+                name: name.to_string(),
+                platforms: variants
+                    .iter()
+                    .map(|i| platform_of(i).to_string())
+                    .collect(),
+                local: local.to_string(),
+            })
     };
 
-    let root_spec = choose(root).ok_or_else(|| ClosureError::RootMissing {
-        root: root.to_string(),
-    })??;
-    let mut chosen: BTreeMap<&str, &Spec> = BTreeMap::new();
-    chosen.insert(root_spec.name.as_str(), root_spec);
+    let root_name = names
+        .get_mut(root)
+        .ok_or_else(|| ClosureError::RootMissing {
+            root: root.to_string(),
+        })?;
+    let root_spec = choose(root, &root_name.variants)?;
+    root_name.chosen = Some(root_spec);
+    let mut chosen = vec![root_spec];
     let mut queue = vec![root_spec];
-    while let Some(spec) = queue.pop() {
+    while let Some(index) = queue.pop() {
+        let spec = &specs[index];
         for dep in &spec.dependencies {
-            if chosen.contains_key(dep.name.as_str()) {
+            let Some(name) = names.get_mut(dep.name.as_str()) else {
+                // Bundler itself is never locked as a spec; it is the tool that wrote the lockfile.
+                if dep.name == "bundler" {
+                    continue;
+                }
+                return Err(ClosureError::DependencyMissing {
+                    parent: spec.full_name(),
+                    dep: dep.name.clone(),
+                    line: dep.line,
+                });
+            };
+            if name.chosen.is_some() {
                 continue;
             }
-            let found = match choose(&dep.name) {
-                Some(found) => found?,
-                // Bundler itself is never locked as a spec; it is the tool that wrote the lockfile.
-                None if dep.name == "bundler" => continue,
-                None => {
-                    return Err(ClosureError::DependencyMissing {
-                        parent: spec.full_name(),
-                        dep: dep.name.clone(),
-                        line: dep.line,
-                    });
-                }
-            };
-            chosen.insert(found.name.as_str(), found);
+            let found = choose(&dep.name, &name.variants)?;
+            name.chosen = Some(found);
+            chosen.push(found);
             queue.push(found);
         }
     }
 
-    let names: Vec<&str> = chosen.keys().copied().collect();
-    let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-    let mut gems = Vec::with_capacity(names.len());
-    for name in &names {
-        let spec = chosen[name];
-        let mut deps = Vec::new();
+    chosen.sort_unstable_by(|&a, &b| specs[a].name.cmp(&specs[b].name));
+    for (position, &index) in chosen.iter().enumerate() {
+        if let Some(name) = names.get_mut(specs[index].name.as_str()) {
+            name.position = position;
+        }
+    }
+    // Dependency edges as positions, flat: gem `i`'s are `edges[starts[i]..starts[i + 1]]`.
+    let mut edges = Vec::with_capacity(chosen.len());
+    let mut starts = Vec::with_capacity(chosen.len() + 1);
+    let mut gems = Vec::with_capacity(chosen.len());
+    for &index in &chosen {
+        let spec = &specs[index];
+        starts.push(edges.len());
         for dep in &spec.dependencies {
-            let Some(locked) = chosen.get(dep.name.as_str()) else {
+            let Some((locked, position)) = names
+                .get(dep.name.as_str())
+                .and_then(|name| Some((&specs[name.chosen?], name.position)))
+            else {
                 continue;
             };
             if !dep.requirement.matches(&locked.version) {
@@ -162,20 +217,18 @@ pub fn select<'a>(
                     line: dep.line,
                 });
             }
-            deps.push(locked.name.as_str());
+            edges.push(position);
         }
         gems.push(Selected {
             spec,
-            sha256: lock
-                .checksum(&spec.name, &spec.version, &spec.platform)
-                .copied(),
-            deps,
+            sha256: spec.sha256,
         });
     }
+    starts.push(edges.len());
 
-    let activation_order = topological(&gems, &index);
+    let activation_order = topological(&edges, &starts);
     Ok(Closure {
-        root: index[root_spec.name.as_str()],
+        root: names[root].position,
         gems,
         activation_order,
     })
@@ -183,18 +236,21 @@ pub fn select<'a>(
 
 /// Depth-first post-order: every gem after its dependencies; cycles (legal in RubyGems) are broken arbitrarily
 /// but deterministically.
-fn topological(gems: &[Selected<'_>], index: &HashMap<&str, usize>) -> Vec<usize> {
+fn topological(edges: &[usize], starts: &[usize]) -> Vec<usize> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,
         Open,
         Done,
     }
-    let mut marks = vec![Mark::New; gems.len()];
-    let mut order = Vec::with_capacity(gems.len());
-    for start in 0..gems.len() {
-        // Explicit stack: (node, next dependency to visit) keeps deep graphs off the call stack.
-        let mut stack = vec![(start, 0usize)];
+    let count = starts.len() - 1;
+    let deps = |node: usize| &edges[starts[node]..starts[node + 1]];
+    let mut marks = vec![Mark::New; count];
+    let mut order = Vec::with_capacity(count);
+    // Explicit stack: (node, next dependency to visit) keeps deep graphs off the call stack.
+    let mut stack = Vec::new();
+    for start in 0..count {
+        stack.push((start, 0usize));
         while let Some((node, next)) = stack.pop() {
             if next == 0 {
                 if marks[node] != Mark::New {
@@ -202,9 +258,8 @@ fn topological(gems: &[Selected<'_>], index: &HashMap<&str, usize>) -> Vec<usize
                 }
                 marks[node] = Mark::Open;
             }
-            if let Some(dep) = gems[node].deps.get(next) {
+            if let Some(&d) = deps(node).get(next) {
                 stack.push((node, next + 1));
-                let d = index[dep];
                 if marks[d] == Mark::New {
                     stack.push((d, 0));
                 }

@@ -6,6 +6,7 @@
 //! understood is an error with its line number, never a guess.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
 use base64::Engine as _;
 
@@ -28,8 +29,6 @@ pub struct Lockfile {
     pub ruby_version: Option<String>,
     /// The BUNDLED WITH value, e.g. `2.6.5`.
     pub bundled_with: Option<String>,
-    /// `name-version[-platform]` → index into `checksums`, so lookups stay constant-time on large lockfiles.
-    checksum_index: HashMap<String, usize>,
 }
 
 /// What kind of source a block describes, with its options.
@@ -112,6 +111,8 @@ pub struct Spec {
     pub source: usize,
     /// The gem's runtime dependencies as listed under it.
     pub dependencies: Vec<Dependency>,
+    /// The sha256 that CHECKSUMS records for this full name, if any.
+    pub sha256: Option<[u8; 32]>,
     /// 1-based line of the spec.
     pub line: usize,
 }
@@ -119,15 +120,64 @@ pub struct Spec {
 impl Spec {
     /// The RubyGems full name, e.g. `rake-13.0.6` or `nokogiri-1.16.0-x86_64-linux-gnu`.
     pub fn full_name(&self) -> String {
-        full_name(&self.name, &self.version, &self.platform)
+        FullName::new(&self.name, self.version.as_str(), &self.platform).joined()
     }
 }
 
-fn full_name(name: &str, version: &Version, platform: &str) -> String {
-    if platform == RUBY {
-        format!("{name}-{version}")
-    } else {
-        format!("{name}-{version}-{platform}")
+/// A full name (`name-version[-platform]`) kept as its parts. Bundler keys
+/// specs and checksums by the joined text, so keys are equal, and hash alike,
+/// exactly when their joined texts are; the text itself is only built for messages.
+#[derive(Clone, Copy)]
+struct FullName<'t> {
+    pieces: [&'t str; 5],
+}
+
+impl<'t> FullName<'t> {
+    fn new(name: &'t str, version: &'t str, platform: &'t str) -> FullName<'t> {
+        let pieces = if platform == RUBY {
+            [name, "-", version, "", ""]
+        } else {
+            [name, "-", version, "-", platform]
+        };
+        FullName { pieces }
+    }
+
+    fn len(&self) -> usize {
+        self.pieces.iter().map(|p| p.len()).sum()
+    }
+
+    fn bytes(&self) -> impl Iterator<Item = u8> + 't {
+        self.pieces.into_iter().flat_map(str::bytes)
+    }
+
+    fn joined(&self) -> String {
+        self.pieces.concat()
+    }
+}
+
+impl PartialEq for FullName<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.pieces == other.pieces || (self.len() == other.len() && self.bytes().eq(other.bytes()))
+    }
+}
+
+impl Eq for FullName<'_> {}
+
+impl Hash for FullName<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Hashers may treat split writes differently from one joined write, so
+        // the joined bytes are hashed, from the stack when they are short.
+        let mut buffer = [0u8; 128];
+        let len = self.len();
+        match buffer.get_mut(..len) {
+            Some(joined) => {
+                for (slot, b) in joined.iter_mut().zip(self.bytes()) {
+                    *slot = b;
+                }
+                state.write(joined);
+            }
+            None => state.write(self.joined().as_bytes()),
+        }
     }
 }
 
@@ -327,12 +377,14 @@ impl Lockfile {
     }
 
     /// The recorded sha256 of a gem; the version must be written exactly as
-    /// locked, since Bundler keys checksums by the full name's text.
+    /// locked, since Bundler keys checksums by the full name's text. This scans
+    /// the entries: for a locked spec, [`Spec::sha256`] is the direct answer.
     pub fn checksum(&self, name: &str, version: &Version, platform: &str) -> Option<&[u8; 32]> {
-        let full = full_name(name, version, platform);
-        self.checksum_index
-            .get(&full)
-            .map(|&i| &self.checksums[i].sha256)
+        let wanted = FullName::new(name, version.as_str(), platform);
+        self.checksums
+            .iter()
+            .find(|c| FullName::new(&c.name, c.version.as_str(), &c.platform) == wanted)
+            .map(|c| &c.sha256)
     }
 
     /// Every locked variant (version and platform) of the named gem.
@@ -382,12 +434,21 @@ enum Section {
     BundledWith,
 }
 
+/// What is known under one full name so far.
 #[derive(Default)]
-struct Parser {
+struct Locked {
+    /// Index into the specs.
+    spec: Option<usize>,
+    /// Index into the checksums.
+    checksum: Option<usize>,
+}
+
+/// The parser's indexes borrow the text, so reading an entry allocates only what the result keeps.
+#[derive(Default)]
+struct Parser<'t> {
     out: Lockfile,
-    spec_lines: HashMap<String, usize>,
-    dependency_lines: HashMap<String, usize>,
-    checksum_at: HashMap<String, usize>,
+    full_names: HashMap<FullName<'t>, Locked>,
+    dependency_lines: HashMap<&'t str, usize>,
 }
 
 const EXPECT_INDENT: &str = "an entry indented by 2, 4 or 6 spaces";
@@ -408,16 +469,28 @@ fn is_space(c: char) -> bool {
 }
 
 fn is_conflict_marker(line: &str) -> bool {
-    ["<<<<<<<", "=======", ">>>>>>>", "|||||||"]
-        .iter()
-        .any(|m| line.starts_with(m))
+    line.starts_with(['<', '=', '>', '|'])
+        && ["<<<<<<<", "=======", ">>>>>>>", "|||||||"]
+            .iter()
+            .any(|m| line.starts_with(m))
 }
 
-impl Parser {
-    fn run(mut self, text: &str) -> Result<Lockfile, ParseError> {
+/// Whether `line` has a control character; printable ASCII, nearly every line, is settled without decoding.
+fn has_control(line: &str) -> bool {
+    !line.bytes().all(|b| (0x20..0x7f).contains(&b)) && line.chars().any(char::is_control)
+}
+
+impl<'t> Parser<'t> {
+    fn run(mut self, text: &'t str) -> Result<Lockfile, ParseError> {
         // A byte-order mark would turn the first header into an unknown
         // section and silently hide it.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        // Each locked gem takes a spec line, a checksum line and usually a dependency or two, well over 100
+        // bytes in all; reserving for that spares large lockfiles repeated rehashing and copying.
+        let gems = text.len() / 128;
+        self.full_names.reserve(gems);
+        self.out.specs.reserve(gems);
+        self.out.checksums.reserve(gems);
         let mut section = Section::Ignored;
         for (index, raw) in text.split('\n').enumerate() {
             let line_no = index + 1;
@@ -453,7 +526,7 @@ impl Parser {
             if matches!(section, Section::Ignored) {
                 continue;
             }
-            if line.chars().any(char::is_control) {
+            if has_control(line) {
                 return Err(at(ParseErrorKind::ControlCharacter(line.to_owned())));
             }
             let indent = line.len() - line.trim_start_matches(' ').len();
@@ -464,7 +537,11 @@ impl Parser {
             self.entry(&mut section, line_no, line, indent, content)?;
         }
         close(section)?;
-        self.out.checksum_index = std::mem::take(&mut self.checksum_at);
+        for locked in self.full_names.values() {
+            if let (Some(spec), Some(checksum)) = (locked.spec, locked.checksum) {
+                self.out.specs[spec].sha256 = Some(self.out.checksums[checksum].sha256);
+            }
+        }
         Ok(self.out)
     }
 
@@ -472,9 +549,9 @@ impl Parser {
         &mut self,
         section: &mut Section,
         line_no: usize,
-        line: &str,
+        line: &'t str,
         indent: usize,
-        content: &str,
+        content: &'t str,
     ) -> Result<(), ParseError> {
         let at = |kind| ParseError {
             line: line_no,
@@ -502,14 +579,13 @@ impl Parser {
                     return Err(at(malformed(line, EXPECT_DEPENDENCY)));
                 }
                 let dependency = item.dependency(line_no).map_err(at)?;
-                if let Some(&first_line) = self.dependency_lines.get(&dependency.name) {
+                if let Some(&first_line) = self.dependency_lines.get(item.name) {
                     return Err(at(ParseErrorKind::DuplicateDependency {
                         name: dependency.name,
                         first_line,
                     }));
                 }
-                self.dependency_lines
-                    .insert(dependency.name.clone(), line_no);
+                self.dependency_lines.insert(item.name, line_no);
                 self.out.dependencies.push(dependency);
                 Ok(())
             }
@@ -544,9 +620,9 @@ impl Parser {
         &mut self,
         open: &mut OpenSource,
         line_no: usize,
-        line: &str,
+        line: &'t str,
         indent: usize,
-        content: &str,
+        content: &'t str,
     ) -> Result<(), ParseError> {
         let at = |kind| ParseError {
             line: line_no,
@@ -579,16 +655,17 @@ impl Parser {
                 let source = open
                     .index
                     .ok_or_else(|| at(ParseErrorKind::SpecOutsideSource))?;
-                let spec = spec_entry(line, content, source, line_no).map_err(at)?;
-                let full = spec.full_name();
-                if let Some(&first_line) = self.spec_lines.get(&full) {
+                let (spec, key) = spec_entry(line, content, source, line_no).map_err(at)?;
+                let index = self.out.specs.len();
+                let locked = self.full_names.entry(key).or_default();
+                if let Some(first) = locked.spec {
                     return Err(at(ParseErrorKind::DuplicateSpec {
-                        full_name: full,
-                        first_line,
+                        full_name: key.joined(),
+                        first_line: self.out.specs[first].line,
                     }));
                 }
-                self.spec_lines.insert(full, line_no);
-                open.current_spec = Some(self.out.specs.len());
+                locked.spec = Some(index);
+                open.current_spec = Some(index);
                 self.out.specs.push(spec);
                 Ok(())
             }
@@ -612,14 +689,14 @@ impl Parser {
         &mut self,
         line_no: usize,
         line: &str,
-        content: &str,
+        content: &'t str,
     ) -> Result<(), ParseErrorKind> {
         let item = Item::split(line, content, EXPECT_CHECKSUM)?;
         let paren = item.paren.ok_or_else(|| malformed(line, EXPECT_CHECKSUM))?;
         if item.pinned {
             return Err(malformed(line, EXPECT_CHECKSUM));
         }
-        let (version, platform) = version_and_platform(paren)?;
+        let (version_text, version, platform) = version_and_platform(paren)?;
         let Some(trailer) = item.trailer else {
             // Git and path gems are listed without a digest; nothing to verify.
             return Ok(());
@@ -627,22 +704,23 @@ impl Parser {
         let Some(sha256) = sha256_of(trailer)? else {
             return Ok(());
         };
-        let full = full_name(item.name, &version, &platform);
-        if let Some(&existing) = self.checksum_at.get(&full) {
+        let key = FullName::new(item.name, version_text, platform);
+        let locked = self.full_names.entry(key).or_default();
+        if let Some(existing) = locked.checksum {
             let first = &self.out.checksums[existing];
             if first.sha256 == sha256 {
                 return Ok(());
             }
             return Err(ParseErrorKind::ConflictingChecksum {
-                full_name: full,
+                full_name: key.joined(),
                 first_line: first.line,
             });
         }
-        self.checksum_at.insert(full, self.out.checksums.len());
+        locked.checksum = Some(self.out.checksums.len());
         self.out.checksums.push(ChecksumEntry {
             name: item.name.to_owned(),
             version,
-            platform,
+            platform: platform.to_owned(),
             sha256,
             line: line_no,
         });
@@ -797,7 +875,7 @@ impl<'a> Item<'a> {
         expected: &'static str,
     ) -> Result<Item<'a>, ParseErrorKind> {
         let bad = || malformed(line, expected);
-        let (name, paren, after) = match content.split_once(" (") {
+        let (name, paren, after) = match split_at_paren(content) {
             Some((name, rest)) => {
                 let (paren, after) = rest.split_once(')').ok_or_else(bad)?;
                 (name, Some(paren), after)
@@ -851,41 +929,58 @@ impl<'a> Item<'a> {
     }
 }
 
-fn spec_entry(
+/// `name (rest` split at the first ` (`, the opening of a version or requirement.
+fn split_at_paren(content: &str) -> Option<(&str, &str)> {
+    let bytes = content.as_bytes();
+    let mut from = 1;
+    while let Some(offset) = bytes.get(from..)?.iter().position(|&b| b == b'(') {
+        let at = from + offset;
+        if bytes[at - 1] == b' ' {
+            return Some((&content[..at - 1], &content[at + 1..]));
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// A spec line as a [`Spec`] and the full name it locks.
+fn spec_entry<'t>(
     line: &str,
-    content: &str,
+    content: &'t str,
     source: usize,
     line_no: usize,
-) -> Result<Spec, ParseErrorKind> {
+) -> Result<(Spec, FullName<'t>), ParseErrorKind> {
     let item = Item::split(line, content, EXPECT_SPEC)?;
     let paren = item.paren.ok_or_else(|| malformed(line, EXPECT_SPEC))?;
     if item.pinned || item.trailer.is_some() {
         return Err(malformed(line, EXPECT_SPEC));
     }
-    let (version, platform) = version_and_platform(paren)?;
-    Ok(Spec {
+    let (version_text, version, platform) = version_and_platform(paren)?;
+    let spec = Spec {
         name: item.name.to_owned(),
         version,
-        platform,
+        platform: platform.to_owned(),
         source,
         dependencies: Vec::new(),
+        sha256: None,
         line: line_no,
-    })
+    };
+    Ok((spec, FullName::new(item.name, version_text, platform)))
 }
 
 /// Splits `1.16.0-x86_64-linux-gnu` at the first `-`: versions as Bundler
-/// writes them never contain one, platforms often do.
-fn version_and_platform(paren: &str) -> Result<(Version, String), ParseErrorKind> {
-    let (version, platform) = match paren.split_once('-') {
+/// writes them never contain one, platforms often do. The version comes back
+/// as written and parsed.
+fn version_and_platform(paren: &str) -> Result<(&str, Version, &str), ParseErrorKind> {
+    let (text, platform) = match paren.split_once('-') {
         Some((version, platform)) => (version, platform),
         None => (paren, RUBY),
     };
-    let version =
-        Version::parse(version).map_err(|_| ParseErrorKind::BadVersion(version.to_owned()))?;
+    let version = Version::parse(text).map_err(|_| ParseErrorKind::BadVersion(text.to_owned()))?;
     if !is_valid_platform(platform) {
         return Err(ParseErrorKind::BadPlatform(platform.to_owned()));
     }
-    Ok((version, platform.to_owned()))
+    Ok((text, version, platform))
 }
 
 /// RubyGems' name pattern `[A-Za-z0-9._-]+`, minus a leading `.` or `-` so a
@@ -895,12 +990,17 @@ fn version_and_platform(paren: &str) -> Result<(Version, String), ParseErrorKind
 /// allowed: RubyGems' policy forbids it for new gems only, and it is harmless in
 /// a path.
 fn is_valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with(['.', '-'])
-        && !name.contains("..")
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    let mut previous = b'.';
+    !name.starts_with('-')
+        && !name.is_empty()
+        && name.bytes().all(|b| {
+            // Starting `previous` at `.` also refuses a leading dot.
+            let ok = b.is_ascii_alphanumeric()
+                || matches!(b, b'_' | b'-')
+                || (b == b'.' && previous != b'.');
+            previous = b;
+            ok
+        })
 }
 
 /// Platforms use the same alphabet as names (`x86_64-linux-gnu`, `universal-java-17`).
@@ -930,11 +1030,22 @@ fn sha256_of(trailer: &str) -> Result<Option<[u8; 32]>, ParseErrorKind> {
     Ok(found)
 }
 
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
 /// Bundler accepts a sha256 as 64 hex digits or as (URL-safe) base64.
 fn decode_sha256(value: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     if value.len() == 64 {
-        hex::decode_to_slice(value, &mut out).ok()?;
+        for (byte, pair) in out.iter_mut().zip(value.as_bytes().chunks_exact(2)) {
+            *byte = hex_digit(pair[0])? << 4 | hex_digit(pair[1])?;
+        }
         return Some(out);
     }
     let core = value.trim_end_matches('=');

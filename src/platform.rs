@@ -157,6 +157,12 @@ pub fn machine_platform() -> Platform {
 /// or its platform matches `local`; an exact platform wins, then the lowest
 /// specificity score, then the earliest entry. `force_ruby` keeps only "ruby".
 pub fn select_variant(variants: &[&str], local: &Platform, force_ruby: bool) -> Option<usize> {
+    // Most gems are locked once, as "ruby": nothing to parse or rank.
+    if let [only] = variants
+        && is_ruby(only)
+    {
+        return Some(0);
+    }
     let candidates: Vec<(usize, Option<Platform>)> = variants
         .iter()
         .enumerate()

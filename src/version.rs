@@ -39,78 +39,202 @@ pub(crate) fn shown(text: &str) -> String {
     out
 }
 
-/// One comparable piece of a version.
+/// One comparable piece of a version, as stored in the general representation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Segment {
-    /// Decimal digits without leading zeros ("0" for zero); kept as text so
-    /// that arbitrarily long numbers compare correctly without overflow.
-    Num(String),
-    Str(String),
+    /// A number that fits in 64 bits.
+    Num(u64),
+    /// Decimal digits without leading zeros, too many for `Num`; kept as text
+    /// so that arbitrarily long numbers compare correctly without overflow.
+    Big(Box<str>),
+    Str(Box<str>),
 }
 
 impl Segment {
     fn is_zero(&self) -> bool {
-        matches!(self, Segment::Num(n) if n == "0")
+        matches!(self, Segment::Num(0))
     }
-}
 
-impl Ord for Segment {
-    fn cmp(&self, other: &Self) -> Ordering {
-        match (self, other) {
-            (Segment::Num(a), Segment::Num(b)) => a.len().cmp(&b.len()).then_with(|| a.cmp(b)),
-            (Segment::Str(a), Segment::Str(b)) => a.as_bytes().cmp(b.as_bytes()),
-            // A letter segment marks a prerelease, which sorts before any release.
-            (Segment::Str(_), Segment::Num(_)) => Ordering::Less,
-            (Segment::Num(_), Segment::Str(_)) => Ordering::Greater,
+    fn view(&self) -> Seg<'_> {
+        match self {
+            Segment::Num(n) => Seg::Num(*n),
+            Segment::Big(s) => Seg::Big(s),
+            Segment::Str(s) => Seg::Str(s),
         }
     }
-}
 
-impl PartialOrd for Segment {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
+    /// One more, for the numeric segment that `~>` bumps; letters are left alone.
+    fn incremented(&self) -> Segment {
+        match self {
+            Segment::Num(n) => n.checked_add(1).map_or_else(
+                || Segment::Big(increment_decimal(&n.to_string()).into()),
+                Segment::Num,
+            ),
+            Segment::Big(digits) => Segment::Big(increment_decimal(digits).into()),
+            Segment::Str(_) => self.clone(),
+        }
     }
 }
 
 impl fmt::Display for Segment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Segment::Num(s) | Segment::Str(s) => f.write_str(s),
+            Segment::Num(n) => write!(f, "{n}"),
+            Segment::Big(s) | Segment::Str(s) => f.write_str(s),
         }
+    }
+}
+
+/// A borrowed segment, so both representations compare through one rule.
+#[derive(Clone, Copy)]
+enum Seg<'a> {
+    Num(u64),
+    Big(&'a str),
+    Str(&'a str),
+}
+
+impl Seg<'_> {
+    fn compare(self, other: Seg<'_>) -> Ordering {
+        match (self, other) {
+            (Seg::Num(a), Seg::Num(b)) => a.cmp(&b),
+            // `Big` only holds numbers beyond `u64::MAX`.
+            (Seg::Num(_), Seg::Big(_)) => Ordering::Less,
+            (Seg::Big(_), Seg::Num(_)) => Ordering::Greater,
+            (Seg::Big(a), Seg::Big(b)) => a.len().cmp(&b.len()).then_with(|| a.cmp(b)),
+            (Seg::Str(a), Seg::Str(b)) => a.as_bytes().cmp(b.as_bytes()),
+            // A letter segment marks a prerelease, which sorts before any release.
+            (Seg::Str(_), _) => Ordering::Less,
+            (_, Seg::Str(_)) => Ordering::Greater,
+        }
+    }
+}
+
+/// How many numeric parts a version may have and still be stored inline.
+const INLINE_PARTS: usize = 4;
+
+/// Segments with trailing zeros removed from the release part and from the
+/// prerelease part, which is what makes "1.0" equal "1.0.0". Each canonical
+/// list has exactly one representation, so derived equality and hashing agree
+/// with version equality.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Canonical {
+    /// At most `INLINE_PARTS` numbers, zero-padded: nearly every real version,
+    /// compared without allocating.
+    Numeric([u64; INLINE_PARTS]),
+    /// Everything else.
+    General(Box<[Segment]>),
+}
+
+impl Canonical {
+    fn from_segments(segs: Vec<Segment>) -> Canonical {
+        if segs.len() <= INLINE_PARTS {
+            let mut parts = [0u64; INLINE_PARTS];
+            let all_numeric = segs.iter().zip(&mut parts).all(|(s, p)| match s {
+                Segment::Num(n) => {
+                    *p = *n;
+                    true
+                }
+                _ => false,
+            });
+            if all_numeric {
+                return Canonical::Numeric(parts);
+            }
+        }
+        Canonical::General(segs.into_boxed_slice())
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Canonical::Numeric(parts) => parts.iter().rposition(|&p| p != 0).map_or(0, |i| i + 1),
+            Canonical::General(segs) => segs.len(),
+        }
+    }
+
+    /// The segment at `i`; missing ones count as zero.
+    fn get(&self, i: usize) -> Seg<'_> {
+        match self {
+            Canonical::Numeric(parts) => Seg::Num(parts.get(i).copied().unwrap_or(0)),
+            Canonical::General(segs) => segs.get(i).map_or(Seg::Num(0), Segment::view),
+        }
+    }
+}
+
+/// Version text as written; short ones (nearly all) are kept without a heap allocation.
+#[derive(Clone)]
+enum Text {
+    Inline { len: u8, bytes: [u8; 22] },
+    Heap(Box<str>),
+}
+
+impl Text {
+    fn new(s: &str) -> Text {
+        let mut bytes = [0u8; 22];
+        match bytes.get_mut(..s.len()) {
+            Some(prefix) => {
+                prefix.copy_from_slice(s.as_bytes());
+                Text::Inline {
+                    len: s.len() as u8,
+                    bytes,
+                }
+            }
+            None => Text::Heap(s.into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // The bytes were copied whole from a `str`, so this cannot fail.
+            Text::Inline { len, bytes } => std::str::from_utf8(&bytes[..usize::from(*len)])
+                .expect("inline version text is a copied str"),
+            Text::Heap(s) => s,
+        }
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
 /// A RubyGems version; equality and ordering follow `Gem::Version#<=>`.
 #[derive(Debug, Clone)]
 pub struct Version {
-    text: String,
-    /// Segments with trailing zeros removed from the release part and from the
-    /// prerelease part, which is what makes "1.0" equal "1.0.0".
-    canonical: Vec<Segment>,
+    text: Text,
+    canonical: Canonical,
+    /// Dot-separated parts as written, for `Numeric` versions only (0 otherwise): `~>` bumps by position.
+    parts: u8,
 }
 
 impl Version {
     /// Parses a version such as `1.2.3`, `8.2.0.alpha` or `1.0-pre`.
     pub fn parse(s: &str) -> Result<Version, VersionError> {
+        if let Some((numbers, parts)) = plain_numeric(s) {
+            return Ok(Version {
+                text: Text::new(s),
+                canonical: Canonical::Numeric(numbers),
+                parts,
+            });
+        }
         if !is_valid_version(s) {
             return Err(VersionError::BadVersion(s.to_owned()));
         }
-        let canonical = canonicalize(segments_of(s));
         Ok(Version {
-            text: s.to_owned(),
-            canonical,
+            text: Text::new(s),
+            canonical: Canonical::from_segments(canonicalize(segments_of(s))),
+            parts: 0,
         })
     }
 
     /// The version exactly as it was written.
     pub fn as_str(&self) -> &str {
-        &self.text
+        self.text.as_str()
     }
 
     /// True when the version contains a letter (RubyGems treats `-` as `.pre.`).
     #[cfg(test)]
     pub fn is_prerelease(&self) -> bool {
-        self.text
+        self.as_str()
             .bytes()
             .any(|b| b.is_ascii_alphabetic() || b == b'-')
     }
@@ -118,7 +242,7 @@ impl Version {
     /// The version with every segment from the first letter on dropped
     /// (`1.2.0.a` gives `1.2.0`).
     fn release(&self) -> Version {
-        let mut segs = segments_of(&self.text);
+        let mut segs = segments_of(self.as_str());
         truncate_at_first_letter(&mut segs);
         Version::from_segments(segs)
     }
@@ -127,15 +251,34 @@ impl Version {
     /// segment if more than one remains, then increment the last one
     /// (`1.6.1` gives `1.7`, `1.6` gives `2`).
     fn bump(&self) -> Version {
-        let mut segs = segments_of(&self.text);
+        let mut segs = segments_of(self.as_str());
         truncate_at_first_letter(&mut segs);
         if segs.len() > 1 {
             segs.pop();
         }
-        if let Some(Segment::Num(last)) = segs.last_mut() {
-            *last = increment_decimal(last);
+        if let Some(last) = segs.last_mut() {
+            *last = last.incremented();
         }
         Version::from_segments(segs)
+    }
+
+    /// `self.release() < limit.bump()` without building either, when both are
+    /// plain numbers (`None` otherwise).
+    fn below_bump_of(&self, limit: &Version) -> Option<bool> {
+        let (Canonical::Numeric(mine), Canonical::Numeric(theirs)) =
+            (&self.canonical, &limit.canonical)
+        else {
+            return None;
+        };
+        let parts = usize::from(limit.parts);
+        if parts == 0 || parts > INLINE_PARTS {
+            return None;
+        }
+        let kept = if parts > 1 { parts - 1 } else { parts };
+        let mut bound = [0u64; INLINE_PARTS];
+        bound[..kept].copy_from_slice(&theirs[..kept]);
+        bound[kept - 1] = bound[kept - 1].checked_add(1)?;
+        Some(*mine < bound)
     }
 
     fn from_segments(segs: Vec<Segment>) -> Version {
@@ -145,10 +288,49 @@ impl Version {
             .collect::<Vec<_>>()
             .join(".");
         Version {
-            text,
-            canonical: canonicalize(segs),
+            text: Text::new(&text),
+            canonical: Canonical::from_segments(canonicalize(segs)),
+            parts: 0,
         }
     }
+}
+
+/// Reads digits separated by single dots (`1.2.3`, the shape of almost every
+/// locked version) into inline numbers and the count of parts; `None` sends
+/// anything else, including numbers beyond `u64`, down the general path.
+fn plain_numeric(s: &str) -> Option<([u64; INLINE_PARTS], u8)> {
+    let mut numbers = [0u64; INLINE_PARTS];
+    let mut index = 0usize;
+    let mut value = 0u64;
+    let mut digits = 0usize;
+    let mut store = |index: usize, value: u64| match numbers.get_mut(index) {
+        Some(slot) => {
+            *slot = value;
+            Some(())
+        }
+        // Past the inline parts only zeros may follow, which canonical form drops.
+        None => (value == 0).then_some(()),
+    };
+    for &b in s.as_bytes() {
+        match b {
+            b'0'..=b'9' => {
+                value = value.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+                digits += 1;
+            }
+            b'.' if digits > 0 => {
+                store(index, value)?;
+                index += 1;
+                value = 0;
+                digits = 0;
+            }
+            _ => return None,
+        }
+    }
+    if digits == 0 {
+        return None;
+    }
+    store(index, value)?;
+    Some((numbers, u8::try_from(index + 1).unwrap_or(u8::MAX)))
 }
 
 fn truncate_at_first_letter(segs: &mut Vec<Segment>) {
@@ -207,7 +389,7 @@ fn segments_of(s: &str) -> Vec<Segment> {
     while i < bytes.len() {
         let b = bytes[i];
         if b == b'-' {
-            out.push(Segment::Str("pre".to_owned()));
+            out.push(Segment::Str("pre".into()));
             i += 1;
         } else if b.is_ascii_digit() {
             let start = i;
@@ -215,14 +397,17 @@ fn segments_of(s: &str) -> Vec<Segment> {
                 i += 1;
             }
             let trimmed = s[start..i].trim_start_matches('0');
-            let digits = if trimmed.is_empty() { "0" } else { trimmed };
-            out.push(Segment::Num(digits.to_owned()));
+            out.push(match trimmed.parse::<u64>() {
+                Ok(n) => Segment::Num(n),
+                Err(_) if trimmed.is_empty() => Segment::Num(0),
+                Err(_) => Segment::Big(trimmed.into()),
+            });
         } else if b.is_ascii_alphabetic() {
             let start = i;
             while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
                 i += 1;
             }
-            out.push(Segment::Str(s[start..i].to_owned()));
+            out.push(Segment::Str(s[start..i].into()));
         } else {
             i += 1;
         }
@@ -248,12 +433,13 @@ fn canonicalize(mut segs: Vec<Segment>) -> Vec<Segment> {
 
 impl Ord for Version {
     fn cmp(&self, other: &Self) -> Ordering {
-        let zero = Segment::Num("0".to_owned());
-        let len = self.canonical.len().max(other.canonical.len());
-        for i in 0..len {
-            let a = self.canonical.get(i).unwrap_or(&zero);
-            let b = other.canonical.get(i).unwrap_or(&zero);
-            match a.cmp(b) {
+        let (a, b) = (&self.canonical, &other.canonical);
+        if let (Canonical::Numeric(a), Canonical::Numeric(b)) = (a, b) {
+            // Zero padding stands for the missing segments, so arrays compare like versions.
+            return a.cmp(b);
+        }
+        for i in 0..a.len().max(b.len()) {
+            match a.get(i).compare(b.get(i)) {
                 Ordering::Equal => {}
                 unequal => return unequal,
             }
@@ -270,7 +456,8 @@ impl PartialOrd for Version {
 
 impl PartialEq for Version {
     fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
+        // One representation per canonical list makes this the same as `cmp == Equal`.
+        self.canonical == other.canonical
     }
 }
 
@@ -286,7 +473,7 @@ impl Hash for Version {
 
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
+        f.write_str(self.as_str())
     }
 }
 
@@ -377,7 +564,9 @@ impl Requirement {
             Op::Lt => v < r,
             Op::Ge => v >= r,
             Op::Le => v <= r,
-            Op::Pessimistic => v >= r && v.release() < r.bump(),
+            Op::Pessimistic => {
+                v >= r && v.below_bump_of(r).unwrap_or_else(|| v.release() < r.bump())
+            }
         })
     }
 }
