@@ -462,7 +462,30 @@ fn bench_fast_start() {
     let rss = String::from_utf8_lossy(&rss.stdout).trim().to_string();
     let size = std::fs::metadata(bin).unwrap().len();
 
+    // What the machine's CPUs deliver together: no parallel install can beat a serial one by more than this.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let burn = "ruby -e 'x = 0; 20_000_000.times { x += 1 }'";
+    let parallel = (0..cpus)
+        .map(|_| format!("{burn} &"))
+        .collect::<Vec<_>>()
+        .join(" ")
+        + " wait";
+    let capacity = hyperfine(
+        3,
+        None,
+        &[
+            ("one CPU-bound job", burn.to_string()),
+            ("one per CPU at once", parallel),
+        ],
+    );
+    let speedup = cpus as f64 * capacity[0] / capacity[1];
+
     println!("\nFAST START (kamal-like closure: 23 gems, ~600 files, 3 C extensions)");
+    println!(
+        "0. machine: {cpus} CPUs run {cpus} CPU-bound jobs {speedup:.2}x as fast as one after another, so a parallel \
+         install can take at best {:.2}x a serial one",
+        1.0 / speedup
+    );
     println!(
         "1. warm: launcher {:.0} ms, direct ruby {:.0} ms, bundler/inline {:.0} ms: {:.2}x direct, {:.2}x bundler/inline (without bytecode cache: {:.0} ms)",
         warm[1] * 1e3,
