@@ -463,9 +463,21 @@ const EXPECT_VALUE: &str = "a single value indented by 2 or 3 spaces, like `   2
 const EXPECT_SUBMODULES: &str = "`  submodules: true` or `  submodules: false`";
 const EXPECT_REVISION: &str = "a Git commit id like `  revision: 1a2b3c4…` (hexadecimal)";
 
-/// Ruby's `\s`, which is what Bundler uses to tell headers from entries.
-fn is_space(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r')
+/// Ruby's `\s`, which is what Bundler uses to tell headers from entries; all
+/// of it is ASCII, so no byte of a multi-byte character can match.
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')
+}
+
+/// `s` split around the first ASCII byte `b`; a byte search is cheaper than a `char` pattern.
+fn split_once_byte(s: &str, b: u8) -> Option<(&str, &str)> {
+    let at = s.bytes().position(|c| c == b)?;
+    Some((&s[..at], &s[at + 1..]))
+}
+
+/// Whether `s` contains a space.
+fn has_space(s: &str) -> bool {
+    s.bytes().any(|c| c == b' ')
 }
 
 fn is_conflict_marker(line: &str) -> bool {
@@ -477,7 +489,11 @@ fn is_conflict_marker(line: &str) -> bool {
 
 /// Whether `line` has a control character; printable ASCII, nearly every line, is settled without decoding.
 fn has_control(line: &str) -> bool {
-    !line.bytes().all(|b| (0x20..0x7f).contains(&b)) && line.chars().any(char::is_control)
+    // A fold without early exit lets the compiler check many bytes at once.
+    let printable = line
+        .bytes()
+        .fold(true, |all, b| all & (0x20..0x7f).contains(&b));
+    !printable && line.chars().any(char::is_control)
 }
 
 impl<'t> Parser<'t> {
@@ -503,11 +519,15 @@ impl<'t> Parser<'t> {
                 return Err(at(ParseErrorKind::MergeConflict));
             }
             // Trailing blanks are invisible in editors; they must not change meaning.
-            let line = line.trim_end_matches([' ', '\t']);
-            if line.chars().all(is_space) {
+            let blank_end = line
+                .bytes()
+                .rposition(|b| b != b' ' && b != b'\t')
+                .map_or(0, |i| i + 1);
+            let line = &line[..blank_end];
+            if line.bytes().all(is_space) {
                 continue;
             }
-            if !line.starts_with(is_space) {
+            if !line.bytes().next().is_some_and(is_space) {
                 close(section)?;
                 section = match line {
                     "GEM" => open(SourceHeader::Gem, line_no),
@@ -529,9 +549,9 @@ impl<'t> Parser<'t> {
             if has_control(line) {
                 return Err(at(ParseErrorKind::ControlCharacter(line.to_owned())));
             }
-            let indent = line.len() - line.trim_start_matches(' ').len();
+            let indent = line.bytes().position(|b| b != b' ').unwrap_or(line.len());
             let content = &line[indent..];
-            if content.starts_with(is_space) {
+            if content.bytes().next().is_some_and(is_space) {
                 return Err(at(malformed(line, EXPECT_INDENT)));
             }
             self.entry(&mut section, line_no, line, indent, content)?;
@@ -877,10 +897,10 @@ impl<'a> Item<'a> {
         let bad = || malformed(line, expected);
         let (name, paren, after) = match split_at_paren(content) {
             Some((name, rest)) => {
-                let (paren, after) = rest.split_once(')').ok_or_else(bad)?;
+                let (paren, after) = split_once_byte(rest, b')').ok_or_else(bad)?;
                 (name, Some(paren), after)
             }
-            None if content.contains(' ') => return Err(bad()),
+            None if has_space(content) => return Err(bad()),
             None => match content.strip_suffix('!') {
                 Some(name) => (name, None, "!"),
                 None => (content, None, ""),
@@ -894,13 +914,13 @@ impl<'a> Item<'a> {
             "" => None,
             _ => {
                 let trailer = after.strip_prefix(' ').ok_or_else(bad)?;
-                if trailer.is_empty() || trailer.contains(' ') {
+                if trailer.is_empty() || has_space(trailer) {
                     return Err(bad());
                 }
                 Some(trailer)
             }
         };
-        if name.contains(' ') {
+        if has_space(name) {
             return Err(bad());
         }
         if !is_valid_name(name) {
@@ -972,7 +992,7 @@ fn spec_entry<'t>(
 /// writes them never contain one, platforms often do. The version comes back
 /// as written and parsed.
 fn version_and_platform(paren: &str) -> Result<(&str, Version, &str), ParseErrorKind> {
-    let (text, platform) = match paren.split_once('-') {
+    let (text, platform) = match split_once_byte(paren, b'-') {
         Some((version, platform)) => (version, platform),
         None => (paren, RUBY),
     };
@@ -1014,7 +1034,7 @@ fn sha256_of(trailer: &str) -> Result<Option<[u8; 32]>, ParseErrorKind> {
     let mut found: Option<[u8; 32]> = None;
     for item in trailer.split(',') {
         let bad = || ParseErrorKind::BadChecksum(item.to_owned());
-        let (algo, value) = item.split_once('=').ok_or_else(bad)?;
+        let (algo, value) = split_once_byte(item, b'=').ok_or_else(bad)?;
         if algo.is_empty() || !algo.bytes().all(|b| b.is_ascii_alphanumeric()) || value.is_empty() {
             return Err(bad());
         }
