@@ -119,12 +119,11 @@ impl Feeder<'_> {
             _lock: lock,
         });
         let sent = state.stdin.as_mut().map(|stdin| stdin.write_all(&record));
-        if let Some(Err(e)) = sent {
-            // The installer is gone; its exit is reported by the loop reading its output.
+        if let Some(Err(_)) = sent {
+            // The installer is gone. The loop reading its output reports why (its exit status and stderr say more
+            // than a broken pipe), counting this job as not done.
             state.stdin = None;
-            return Err(Error::Install(format!(
-                "handing a gem to the installer: {e}"
-            )));
+            state.stopped = true;
         }
         Ok(())
     }

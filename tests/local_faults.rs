@@ -793,3 +793,27 @@ fn credentials_never_reach_the_cache() {
         assert_secret_absent_from_cache(launcher.cache_path(), secret);
     }
 }
+
+#[test]
+fn an_installer_that_dies_is_reported_with_its_own_words() {
+    let server = serve();
+    let app = app_for(&server);
+    // A Ruby that answers the probe and runs everything else, except that the installer dies at once.
+    let bin = tempfile::tempdir().unwrap();
+    let ruby = bin.path().join("ruby");
+    fs::write(
+        &ruby,
+        "#!/bin/sh\ncase \"$2\" in *Gem::Installer*) echo 'installer exploded' >&2; exit 3;; esac\nexec ruby \"$@\"\n",
+    )
+    .unwrap();
+    fs::set_permissions(&ruby, fs::Permissions::from_mode(0o755)).unwrap();
+    let launcher = Launcher::new(app.path()).env("KAMAL_LAUNCHER_RUBY", &ruby);
+    let out = launcher.clone().arg("install").run();
+    assert_eq!(out.code(), Some(1), "{out}");
+    assert!(out.stderr.contains("stopped unexpectedly"), "{out}");
+    assert!(out.stderr.contains("installer exploded"), "{out}");
+    assert!(!out.stderr.contains("panicked"), "{out}");
+    let cache = launcher.cache_path().to_path_buf();
+    assert!(store_units(&cache).is_empty(), "{out}");
+    assert_consistent(&cache);
+}
