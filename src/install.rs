@@ -272,8 +272,12 @@ fn drive(
                     feeder.stop();
                     fatal.get_or_insert(e);
                 }
-                // No more jobs: the installer finishes what it has and exits.
-                feeder.state().stdin = None;
+                // No more jobs: the installer finishes what it has and exits. The end is said explicitly, so that
+                // a launcher that dies (its stdin closing without it) makes the installer stop instead.
+                let mut state = feeder.state();
+                if let Some(mut stdin) = state.stdin.take() {
+                    let _ = stdin.write_all(b"end\0");
+                }
                 continue;
             }
             Event::Eof => {

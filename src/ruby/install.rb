@@ -1,7 +1,7 @@
 # Installs verified .gem files, each into its own GEM_HOME, with RubyGems' own installer so that the layout
 # (specifications, extensions under this Ruby's API-version directory) is exactly what RubyGems expects.
 # Jobs arrive on stdin while the launcher is still downloading, as NUL-terminated fields INDEX WEIGHT GEM_FILE
-# DEST_DIR; stdin's end means no more. Reports "start N", then "ok N", "failed N", "build-failed N HINT" or
+# DEST_DIR; the field "end" means no more. Stdin closing without it means the launcher died: everything stops. Reports "start N", then "ok N", "failed N", "build-failed N HINT" or
 # "no-space N" (the disk is full) on stdout; each gem's own output goes to DEST_DIR.log. Gems install in forked
 # children, several at a time, the heaviest waiting job (native extensions, largest first) first: the
 # slowest build bounds the whole install only if it starts at once. Forking after RubyGems is loaded costs
@@ -81,9 +81,17 @@ Signal.trap("CHLD") { chld_w.write_nonblock(".", exception: false) }
 # new install starts, the running ones are ended, and each is waited for, so that nothing writes into the
 # launcher's temporary area once this process has exited. The launcher also closes stdin, which wakes the loop.
 stopping = false
-Signal.trap("TERM") do
+ended = false
+stop = lambda do
   stopping = true
   running.each_key { |pid| Process.kill("TERM", pid) rescue nil } # rubocop:disable Style/RescueModifier
+end
+Signal.trap("TERM") { stop.call }
+# A launcher that is gone cannot read reports: writing one then fails, and everything stops.
+report = lambda do |line|
+  puts line
+rescue Errno::EPIPE
+  stop.call
 end
 loop do
   while running.size < max && !pending.empty? && !stopping
@@ -96,7 +104,7 @@ loop do
       install(gem, dest)
     end
     running[pid] = index
-    puts "start #{index}"
+    report.call("start #{index}")
   end
   until running.empty?
     pid, status = Process.wait2(-1, Process::WNOHANG)
@@ -104,13 +112,13 @@ loop do
 
     index = running.delete(pid)
     if status.success?
-      puts "ok #{index}"
+      report.call("ok #{index}")
     elsif status.exitstatus == 4
-      puts "no-space #{index}"
+      report.call("no-space #{index}")
     elsif status.exitstatus == 3
-      puts "build-failed #{index} #{hint}".rstrip
+      report.call("build-failed #{index} #{hint}".rstrip)
     else
-      puts "failed #{index}"
+      report.call("failed #{index}")
     end
   end
   next if running.size < max && !pending.empty? && !stopping
@@ -123,15 +131,24 @@ loop do
   chunk = $stdin.read_nonblock(65_536, exception: false)
   if chunk.nil?
     eof = true
+    # The launcher is gone without saying "end": nobody will use what is installed, into a temporary area the
+    # next run sweeps.
+    stop.call unless ended
   elsif chunk != :wait_readable
     input << chunk
     # Complete jobs only: a record may arrive in pieces.
-    while input.count("\0") >= 4
-      fields = Array.new(4) do
-        field, input = input.split("\0", 2)
-        field
+    until ended
+      if input.start_with?("end\0")
+        ended = true
+      elsif input.count("\0") >= 4
+        fields = Array.new(4) do
+          field, input = input.split("\0", 2)
+          field
+        end
+        pending << [Integer(fields[0]), Integer(fields[1]), fields[2], fields[3]]
+      else
+        break
       end
-      pending << [Integer(fields[0]), Integer(fields[1]), fields[2], fields[3]]
     end
   end
 end
