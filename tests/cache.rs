@@ -499,6 +499,76 @@ fn kill_9_mid_install_is_swept_and_the_next_run_succeeds() {
     assert_downloads_verified(&launcher);
 }
 
+/// Pids of `parent`'s children named `comm`, from /proc.
+fn children_named(parent: u32, comm: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`; comm may hold spaces, so split after its closing parenthesis.
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let ppid = rest.split(' ').nth(1).and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(parent) && head.ends_with(&format!("({comm}")) {
+            found.extend(head.split(' ').next().and_then(|p| p.parse::<u32>().ok()));
+        }
+    }
+    found
+}
+
+/// Whether a process is gone (or a zombie nobody will reap until its parent's own end).
+fn is_gone(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z'))
+    })
+}
+
+#[test]
+fn a_killed_launcher_stops_its_installer_instead_of_letting_it_finish() {
+    let server = serve();
+    let app = app_for(&server);
+    let launcher = Launcher::new(app.path()).env("BUNDLE_TIMEOUT", "300");
+    // ostruct's download never ends, so the launcher is still feeding the installer when it is killed.
+    server.set_fault("/gems/ostruct-0.1.0.gem", Fault::StallAfter(100));
+    let mut running = launcher
+        .clone()
+        .args(["-v", "--jobs", "1", "install"])
+        .spawn();
+    server.wait_for_stalled(1, WAIT);
+    // With one slot, fixture_ext's native build is what the installer is doing now (it goes first).
+    running.wait_for_stderr("Installing fixture_ext-1.0.1", WAIT);
+    let installers = children_named(running.pid(), "ruby");
+    assert_eq!(installers.len(), 1, "{installers:?}");
+    running.signal("KILL");
+    let out = running.wait_timeout(WAIT);
+    assert_eq!(out.signal(), Some(9), "{out}");
+    wait_for_files(WAIT, "the installer to exit", || is_gone(installers[0]));
+    // Its stdin closed without the launcher's "end": it stopped the build rather than finishing the gem into a
+    // temporary area nobody will use.
+    let finished: Vec<String> = tmp_entries(&launcher)
+        .iter()
+        .flat_map(|area| {
+            let area = v1(&launcher).join("tmp").join(area);
+            entries(&area).into_iter().map(move |unit| {
+                area.join(unit)
+                    .join("specifications/fixture_ext-1.0.1.gemspec")
+            })
+        })
+        .filter(|spec| spec.exists())
+        .map(|spec| spec.display().to_string())
+        .collect();
+    assert_eq!(finished, Vec::<String>::new(), "{out}");
+    server.clear_faults();
+    server.release();
+    let out = run(&launcher, &["install"]);
+    assert_success(&out);
+    assert_eq!(tmp_entries(&launcher), Vec::<String>::new(), "{out}");
+    assert_units_complete(&launcher);
+}
+
 // ---- 3. Ctrl-C ----
 
 #[test]
