@@ -241,10 +241,8 @@ fn run(
     let state = feeder.state.into_inner().unwrap_or_else(|e| e.into_inner());
     for job in &state.jobs {
         let _ = fs::remove_dir_all(&job.staging);
-        let _ = fs::remove_file(log_of(&job.staging));
-        let mut err = job.staging.as_os_str().to_owned();
-        err.push(".err");
-        let _ = fs::remove_file(err);
+        let _ = fs::remove_file(beside(&job.staging, ".log"));
+        let _ = fs::remove_file(beside(&job.staging, ".err"));
     }
     result.map(|installed| (installed, state.deferred))
 }
@@ -382,25 +380,21 @@ fn store(unit: &Unit, staging: &Path) -> Result<()> {
     }
 }
 
-fn log_of(dir: &Path) -> PathBuf {
+/// The installer's `<staging>.log` (the gem's output) or `<staging>.err` (its short failure) beside a unit.
+fn beside(dir: &Path, suffix: &str) -> PathBuf {
     let mut s = dir.as_os_str().to_owned();
-    s.push(".log");
+    s.push(suffix);
     PathBuf::from(s)
 }
 
 /// Keeps the failed gem's log and explains the failure.
 fn install_failure(cache: &Cache, unit: &Unit, staging: &Path, build: bool, hint: &str) -> Error {
-    let log = fs::read_to_string(log_of(staging)).unwrap_or_default();
+    let log = fs::read_to_string(beside(staging, ".log")).unwrap_or_default();
     let kept = cache.logs().join(format!("{}.log", unit.full_name));
     let saved = fs::create_dir_all(cache.logs())
         .and_then(|_| fs::write(&kept, &log))
         .is_ok();
-    let err_file = {
-        let mut p = staging.as_os_str().to_owned();
-        p.push(".err");
-        PathBuf::from(p)
-    };
-    let summary = fs::read_to_string(&err_file)
+    let summary = fs::read_to_string(beside(staging, ".err"))
         .ok()
         .filter(|s| !s.trim().is_empty())
         .unwrap_or_else(|| {

@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use support::{App, Launcher, Lock, Server, assert_success, fixtures, require_ruby, which};
@@ -132,27 +132,7 @@ fn bench_warm_and_cold() {
 
     // The launcher's own time, and whether it grows with the cache: exec a stand-in "ruby" that exits at once
     // (it answers the launcher's one-time probe with the real Ruby's answers), with 1 and with 101 environments.
-    let fake_dir = tempfile::tempdir().unwrap();
-    let fake_ruby = fake_dir.path().join("ruby");
-    let probe = std::fs::read_dir(cache.join("v1/rubies"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    std::fs::write(
-        &fake_ruby,
-        format!(
-            "#!/bin/sh\n[ \"$1\" = -e ] && cat {}\nexit 0\n",
-            sh_quote(&probe)
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &fake_ruby,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let (_fake_dir, fake_ruby) = stand_in_ruby(&cache);
     let own = format!(
         "env KAMAL_LAUNCHER_CACHE_DIR={} KAMAL_LAUNCHER_RUBY={} {} --lockfile {} exec -- version",
         sh_quote(&cache),
@@ -257,6 +237,29 @@ fn bench_warm_and_cold() {
         medians[1],
         medians[0] / medians[1]
     );
+}
+
+/// A stand-in "ruby" that exits at once, answering the launcher's one-time probe with the real Ruby's memo from
+/// `cache`: what the launcher execs is then nearly free, leaving its own work to measure.
+fn stand_in_ruby(cache: &Path) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let ruby = dir.path().join("ruby");
+    let probe = std::fs::read_dir(cache.join("v1/rubies"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(
+        &ruby,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = -e ] && cat {}\nexit 0\n",
+            sh_quote(&probe)
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&ruby, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    (dir, ruby)
 }
 
 /// Median wall time of `f` over `n` runs.
@@ -436,20 +439,7 @@ fn bench_fast_start() {
     let reuse_time = start.elapsed();
 
     // 6. Peak RSS before exec: exec a stand-in "ruby" (sh) whose own RSS is smaller than the launcher's.
-    let fake_dir = tempfile::tempdir().unwrap();
-    let fake = fake_dir.path().join("ruby");
-    let probe = std::fs::read_dir(cache.join("v1/rubies"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    std::fs::write(
-        &fake,
-        format!("#!/bin/sh\n[ \"$1\" = -e ] && cat {}\nexit 0\n", q(&probe)),
-    )
-    .unwrap();
-    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (_fake_dir, fake) = stand_in_ruby(&cache);
     let rss = Command::new("sh")
         .arg("-c")
         .arg(format!(

@@ -7,13 +7,13 @@
 
 mod support;
 
+use support::nobody::{NOBODY, add_mode, as_nobody, launcher_for_others};
 use support::{closure, closure_gems};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
@@ -24,9 +24,6 @@ use support::{
 
 /// Generous bound for waits on events (a cold run builds a C extension first).
 const WAIT: Duration = Duration::from_secs(90);
-
-/// The uid/gid the read-only cache test runs the launcher as (`nobody` on Debian).
-const NOBODY: u32 = 65534;
 
 const KAMAL_GEM: &str = "/gems/kamal-2.7.0.gem";
 
@@ -862,59 +859,6 @@ impl Drop for RestoreWrite {
     fn drop(&mut self) {
         chmod_tree(&self.0, true);
     }
-}
-
-fn add_mode(path: &Path, bits: u32) {
-    let mode = fs::metadata(path).expect("stat").permissions().mode();
-    fs::set_permissions(path, fs::Permissions::from_mode(mode | bits)).expect("chmod");
-}
-
-/// Whether every directory above `file` lets others in and `file` lets them read and execute it.
-fn usable_by_others(file: &Path) -> bool {
-    let mode = |p: &Path| fs::metadata(p).map(|m| m.permissions().mode()).unwrap_or(0);
-    mode(file) & 0o005 == 0o005 && file.ancestors().skip(1).all(|d| mode(d) & 0o001 != 0)
-}
-
-/// The launcher binary at a path uid 65534 can execute: where cargo put it when every parent directory
-/// allows that, else a copy in a world-readable temporary directory.
-fn launcher_for_others() -> (PathBuf, Option<tempfile::TempDir>) {
-    let built = canonical(Path::new(env!("CARGO_BIN_EXE_kamal-launcher")));
-    if usable_by_others(&built) {
-        return (built, None);
-    }
-    let dir = tempfile::Builder::new()
-        .prefix("launcher-bin-")
-        .tempdir()
-        .expect("tempdir");
-    add_mode(dir.path(), 0o755);
-    let copy = dir.path().join("kamal-launcher");
-    fs::copy(&built, &copy).expect("copy launcher");
-    fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).expect("chmod launcher");
-    assert!(usable_by_others(&copy), "{} is not usable", copy.display());
-    (copy, Some(dir))
-}
-
-/// `program args...` as uid/gid 65534 with no supplementary groups, in the launcher's working directory
-/// and environment, with HOME replaced.
-fn as_nobody(launcher: &Launcher, home: &Path, program: &Path, args: &[&str]) -> Output {
-    let base = launcher.command();
-    let mut cmd = Command::new("setpriv");
-    cmd.env_clear()
-        .arg(format!("--reuid={NOBODY}"))
-        .arg(format!("--regid={NOBODY}"))
-        .arg("--clear-groups")
-        .arg(program)
-        .args(args);
-    if let Some(dir) = base.get_current_dir() {
-        cmd.current_dir(dir);
-    }
-    for (key, value) in base.get_envs() {
-        if let Some(value) = value {
-            cmd.env(key, value);
-        }
-    }
-    cmd.env("HOME", home);
-    support::spawn(cmd).wait()
 }
 
 #[test]

@@ -17,11 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use support::nobody::{NOBODY, add_mode, as_nobody, launcher_for_others};
 use support::{App, Launcher, Lock, Output, Server, assert_success, fixtures, sha256_hex};
 
 /// The uid/gid of `nobody` on Debian, as in tests/cache.rs.
-const NOBODY: u32 = 65534;
-
 fn serve() -> Server {
     Server::start(&fixtures().dir)
 }
@@ -405,58 +404,6 @@ fn a_disk_too_small_for_even_the_first_download() {
 }
 
 // ---- 2. a cache directory this user may not write ----
-
-fn add_mode(path: &Path, bits: u32) {
-    let mode = fs::metadata(path).unwrap().permissions().mode();
-    fs::set_permissions(path, fs::Permissions::from_mode(mode | bits)).unwrap();
-}
-
-/// Whether every directory above `file` lets others in and `file` lets them read and execute it.
-fn usable_by_others(file: &Path) -> bool {
-    let mode = |p: &Path| fs::metadata(p).map(|m| m.permissions().mode()).unwrap_or(0);
-    mode(file) & 0o005 == 0o005 && file.ancestors().skip(1).all(|d| mode(d) & 0o001 != 0)
-}
-
-/// The launcher binary at a path uid 65534 can execute (as in tests/cache.rs).
-fn launcher_for_others() -> (PathBuf, Option<tempfile::TempDir>) {
-    let built = Path::new(env!("CARGO_BIN_EXE_kamal-launcher"))
-        .canonicalize()
-        .unwrap();
-    if usable_by_others(&built) {
-        return (built, None);
-    }
-    let dir = tempfile::Builder::new()
-        .prefix("launcher-bin-")
-        .tempdir()
-        .unwrap();
-    add_mode(dir.path(), 0o755);
-    let copy = dir.path().join("kamal-launcher");
-    fs::copy(&built, &copy).unwrap();
-    fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
-    (copy, Some(dir))
-}
-
-/// `launcher args...` as uid/gid 65534 with no supplementary groups, HOME replaced.
-fn as_nobody(launcher: &Launcher, home: &Path, program: &Path, args: &[&str]) -> Output {
-    let base = launcher.command();
-    let mut cmd = Command::new("setpriv");
-    cmd.env_clear()
-        .arg(format!("--reuid={NOBODY}"))
-        .arg(format!("--regid={NOBODY}"))
-        .arg("--clear-groups")
-        .arg(program)
-        .args(args);
-    if let Some(dir) = base.get_current_dir() {
-        cmd.current_dir(dir);
-    }
-    for (key, value) in base.get_envs() {
-        if let Some(value) = value {
-            cmd.env(key, value);
-        }
-    }
-    cmd.env("HOME", home);
-    support::spawn(cmd).wait()
-}
 
 #[test]
 fn a_cache_directory_this_user_may_not_write_is_named_with_what_to_do() {
