@@ -405,7 +405,8 @@ fn run(cli: Cli, ui: &Ui) -> Result<()> {
             locate::Origin::Search => "found from the current directory",
         }
     ));
-    let lock = read_lockfile(&located)?;
+    let text = read_lockfile(&located)?;
+    let lock = parse_lockfile(&located, &text)?;
     let settings = BundlerSettings::load(located.app_dir(), std::env::vars());
     let force_ruby = settings.flag("force_ruby_platform");
     let path_var = std::env::var_os("PATH");
@@ -544,7 +545,7 @@ fn run(cli: Cli, ui: &Ui) -> Result<()> {
                 return Err(exec::exec(
                     &ruby,
                     &env_dir,
-                    &root.name,
+                    root.name,
                     opts.exe.as_deref(),
                     args,
                 ));
@@ -580,7 +581,8 @@ fn doctor(
     };
     if let Some(located) = located {
         let gathered = (|| -> Result<()> {
-            let lock = read_lockfile(located)?;
+            let text = read_lockfile(located)?;
+            let lock = parse_lockfile(located, &text)?;
             let settings = BundlerSettings::load(located.app_dir(), std::env::vars());
             let local = match &ruby {
                 Ok(r) => Platform::parse(&r.info(cache)?.platform),
@@ -743,9 +745,13 @@ fn ci_key(lock: &Lockfile, closure: &Closure<'_>, local: &Platform) -> String {
     )
 }
 
-fn read_lockfile(located: &Located) -> Result<Lockfile> {
-    let bytes = std::fs::read(&located.path).map_err(Error::io("reading", &located.path))?;
-    Lockfile::parse_bytes(&bytes).map_err(|source| Error::Lockfile {
+fn read_lockfile(located: &Located) -> Result<Vec<u8>> {
+    std::fs::read(&located.path).map_err(Error::io("reading", &located.path))
+}
+
+/// Parses what [`read_lockfile`] read; the result borrows names from `bytes`.
+fn parse_lockfile<'t>(located: &Located, bytes: &'t [u8]) -> Result<Lockfile<'t>> {
+    Lockfile::parse_bytes(bytes).map_err(|source| Error::Lockfile {
         path: located.path.clone(),
         source,
     })
@@ -771,9 +777,9 @@ fn requests(lock: &Lockfile, closure: &Closure<'_>) -> Vec<GemRequest> {
         .iter()
         .filter_map(|g| match &lock.sources[g.spec.source].kind {
             SourceKind::Gem { remotes } => Some(GemRequest {
-                name: g.spec.name.clone(),
+                name: g.spec.name.to_owned(),
                 version: g.spec.version.to_string(),
-                platform: g.spec.platform.clone(),
+                platform: g.spec.platform.to_owned(),
                 full_name: g.spec.full_name(),
                 remotes: remotes.clone(),
                 expected: g.sha256,

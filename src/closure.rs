@@ -1,8 +1,6 @@
 //! Step 3: select the root gem's dependency closure from the lockfile's own graph, one platform variant per
 //! name, exactly as Bundler would materialise it on this machine. Nothing outside the closure is looked at.
 
-use std::collections::HashMap;
-
 use crate::lockfile::{Lockfile, Spec};
 use crate::platform::{self, Platform};
 
@@ -10,7 +8,7 @@ use crate::platform::{self, Platform};
 #[derive(Debug, Clone)]
 pub struct Selected<'a> {
     /// The lockfile spec.
-    pub spec: &'a Spec,
+    pub spec: &'a Spec<'a>,
     /// Digest recorded in the lockfile's CHECKSUMS, if any.
     pub sha256: Option<[u8; 32]>,
 }
@@ -87,112 +85,81 @@ impl std::fmt::Display for ClosureError {
     }
 }
 
-/// Everything known about one locked name during selection.
-struct Name {
-    /// Spec indexes of its platform variants, in file order.
-    variants: Variants,
-    /// The chosen spec index, once the name is reached.
-    chosen: Option<usize>,
-    /// Its index in the sorted closure.
-    position: usize,
-}
-
-/// Most names have a single variant; keeping it inline saves an allocation per name.
-enum Variants {
-    One(usize),
-    Many(Vec<usize>),
-}
-
-impl Variants {
-    fn as_slice(&self) -> &[usize] {
-        match self {
-            Variants::One(index) => std::slice::from_ref(index),
-            Variants::Many(indexes) => indexes,
-        }
-    }
-}
+/// Not chosen yet / not in the closure.
+const UNSET: u32 = u32::MAX;
 
 /// Selects the closure of `root` for `local`, honouring Bundler's `force_ruby_platform`.
 pub fn select<'a>(
-    lock: &'a Lockfile,
+    lock: &'a Lockfile<'a>,
     root: &str,
     local: &Platform,
     force_ruby: bool,
 ) -> Result<Closure<'a>, ClosureError> {
     let specs = &lock.specs;
-    let mut names: HashMap<&str, Name> = HashMap::with_capacity(specs.len());
-    for (index, spec) in specs.iter().enumerate() {
-        names
-            .entry(spec.name.as_str())
-            .and_modify(|name| match &mut name.variants {
-                Variants::One(first) => name.variants = Variants::Many(vec![*first, index]),
-                Variants::Many(all) => all.push(index),
-            })
-            .or_insert(Name {
-                variants: Variants::One(index),
-                chosen: None,
-                position: 0,
-            });
-    }
-    let platform_of = |index: &usize| specs[*index].platform.as_str();
-    let choose = |name: &str, variants: &Variants| -> Result<usize, ClosureError> {
-        let variants = variants.as_slice();
-        let pick = match variants {
-            [only] => platform::select_variant(&[platform_of(only)], local, force_ruby),
-            _ => {
-                let platforms: Vec<&str> = variants.iter().map(platform_of).collect();
-                platform::select_variant(&platforms, local, force_ruby)
-            }
+    let choose = |spec: &Spec<'_>| -> Result<usize, ClosureError> {
+        let mut variants = lock.variants(spec.name_id);
+        let first = variants.next().unwrap_or_default();
+        let Some(second) = variants.next() else {
+            return platform::select_variant(&[specs[first].platform], local, force_ruby)
+                .map(|_| first)
+                .ok_or_else(|| no_variant(spec.name, &[first], lock, local));
         };
-        pick.map(|i| variants[i])
-            .ok_or_else(|| ClosureError::NoVariant {
-                name: name.to_string(),
-                platforms: variants
-                    .iter()
-                    .map(|i| platform_of(i).to_string())
-                    .collect(),
-                local: local.to_string(),
-            })
+        let all: Vec<usize> = [first, second].into_iter().chain(variants).collect();
+        let platforms: Vec<&str> = all.iter().map(|&i| specs[i].platform).collect();
+        platform::select_variant(&platforms, local, force_ruby)
+            .map(|i| all[i])
+            .ok_or_else(|| no_variant(spec.name, &all, lock, local))
     };
 
-    let root_name = names
-        .get_mut(root)
-        .ok_or_else(|| ClosureError::RootMissing {
-            root: root.to_string(),
-        })?;
-    let root_spec = choose(root, &root_name.variants)?;
-    root_name.chosen = Some(root_spec);
-    let mut chosen = vec![root_spec];
-    let mut queue = vec![root_spec];
+    let root_spec =
+        specs
+            .iter()
+            .find(|s| s.name == root)
+            .ok_or_else(|| ClosureError::RootMissing {
+                root: root.to_string(),
+            })?;
+    // Per name: the chosen spec, then (once sorted) the gem's position in the closure.
+    let mut chosen_of = vec![UNSET; lock.name_count()];
+    let root_index = choose(root_spec)?;
+    chosen_of[root_spec.name_id.index()] = root_index as u32;
+    let mut chosen = vec![root_index];
+    let mut queue = vec![root_index];
     while let Some(index) = queue.pop() {
         let spec = &specs[index];
-        for dep in &spec.dependencies {
-            let Some(name) = names.get_mut(dep.name.as_str()) else {
+        for dep in lock.dependencies_of(spec) {
+            if chosen_of[dep.name_id.index()] != UNSET {
+                continue;
+            }
+            let Some(first) = lock.variants(dep.name_id).next() else {
                 // Bundler itself is never locked as a spec; it is the tool that wrote the lockfile.
                 if dep.name == "bundler" {
                     continue;
                 }
                 return Err(ClosureError::DependencyMissing {
                     parent: spec.full_name(),
-                    dep: dep.name.clone(),
+                    dep: dep.name.to_owned(),
                     line: dep.line,
                 });
             };
-            if name.chosen.is_some() {
-                continue;
-            }
-            let found = choose(&dep.name, &name.variants)?;
-            name.chosen = Some(found);
+            let found = choose(&specs[first])?;
+            chosen_of[dep.name_id.index()] = found as u32;
             chosen.push(found);
             queue.push(found);
         }
     }
 
-    chosen.sort_unstable_by(|&a, &b| specs[a].name.cmp(&specs[b].name));
+    // Bundler writes each source's specs sorted by name, so file order usually is name order already, and
+    // sorting numbers then checking is much cheaper than comparing names.
+    chosen.sort_unstable();
+    if !chosen
+        .windows(2)
+        .all(|w| specs[w[0]].name < specs[w[1]].name)
+    {
+        chosen.sort_unstable_by(|&a, &b| specs[a].name.cmp(specs[b].name));
+    }
+    let mut position_of = vec![UNSET; lock.name_count()];
     for (position, &index) in chosen.iter().enumerate() {
-        if let Some(name) = names.get_mut(specs[index].name.as_str()) {
-            name.position = position;
-        }
+        position_of[specs[index].name_id.index()] = position as u32;
     }
     // Dependency edges as positions, flat: gem `i`'s are `edges[starts[i]..starts[i + 1]]`.
     let mut edges = Vec::with_capacity(chosen.len());
@@ -201,23 +168,22 @@ pub fn select<'a>(
     for &index in &chosen {
         let spec = &specs[index];
         starts.push(edges.len());
-        for dep in &spec.dependencies {
-            let Some((locked, position)) = names
-                .get(dep.name.as_str())
-                .and_then(|name| Some((&specs[name.chosen?], name.position)))
-            else {
+        for dep in lock.dependencies_of(spec) {
+            let at = dep.name_id.index();
+            if position_of[at] == UNSET {
                 continue;
-            };
+            }
+            let locked = &specs[chosen_of[at] as usize];
             if !dep.requirement.matches(&locked.version) {
                 return Err(ClosureError::Unsatisfied {
                     parent: spec.full_name(),
-                    dep: dep.name.clone(),
+                    dep: dep.name.to_owned(),
                     requirement: dep.requirement.to_string(),
                     locked: locked.version.to_string(),
                     line: dep.line,
                 });
             }
-            edges.push(position);
+            edges.push(position_of[at] as usize);
         }
         gems.push(Selected {
             spec,
@@ -228,10 +194,26 @@ pub fn select<'a>(
 
     let activation_order = topological(&edges, &starts);
     Ok(Closure {
-        root: names[root].position,
+        root: position_of[root_spec.name_id.index()] as usize,
         gems,
         activation_order,
     })
+}
+
+fn no_variant(
+    name: &str,
+    variants: &[usize],
+    lock: &Lockfile<'_>,
+    local: &Platform,
+) -> ClosureError {
+    ClosureError::NoVariant {
+        name: name.to_string(),
+        platforms: variants
+            .iter()
+            .map(|&i| lock.specs[i].platform.to_string())
+            .collect(),
+        local: local.to_string(),
+    }
 }
 
 /// Depth-first post-order: every gem after its dependencies; cycles (legal in RubyGems) are broken arbitrarily
@@ -334,7 +316,7 @@ BUNDLED WITH
         let order: Vec<&str> = c
             .activation_order
             .iter()
-            .map(|&i| c.gems[i].spec.name.as_str())
+            .map(|&i| c.gems[i].spec.name)
             .collect();
         let pos = |n| order.iter().position(|x| *x == n).unwrap();
         assert!(pos("dep_b") < pos("dep_a"));

@@ -7,29 +7,50 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::ops::Range;
 
 use base64::Engine as _;
 
-use crate::version::{Requirement, Version, shown};
+use crate::version::{RequirementText, Version, shown};
 
-/// The parsed contents of a `Gemfile.lock`.
+/// The parsed contents of a `Gemfile.lock`. Names, platforms and requirements are borrowed from the text, so
+/// that even a large lockfile is read with few allocations.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Lockfile {
+pub struct Lockfile<'t> {
     /// Source blocks (GEM, GIT, PATH, PLUGIN SOURCE) in file order.
     pub sources: Vec<Source>,
     /// Every locked gem of every source, in file order.
-    pub specs: Vec<Spec>,
+    pub specs: Vec<Spec<'t>>,
     /// The PLATFORMS section, as written.
-    pub platforms: Vec<String>,
+    pub platforms: Vec<&'t str>,
     /// The DEPENDENCIES section: the Gemfile's direct dependencies.
-    pub dependencies: Vec<Dependency>,
+    pub dependencies: Vec<Dependency<'t>>,
     /// CHECKSUMS lines that carry a sha256 digest; entries without one are not stored.
-    pub checksums: Vec<ChecksumEntry>,
+    pub checksums: Vec<ChecksumEntry<'t>>,
     /// The RUBY VERSION value, e.g. `ruby 3.4.8`.
-    pub ruby_version: Option<String>,
+    pub ruby_version: Option<&'t str>,
     /// The BUNDLED WITH value, e.g. `2.6.5`.
-    pub bundled_with: Option<String>,
+    pub bundled_with: Option<&'t str>,
+    /// Every spec's dependencies, one spec after another; see [`Lockfile::dependencies_of`].
+    spec_dependencies: Vec<Dependency<'t>>,
+    /// Per [`NameId`], the first spec with that name, or `NONE`; the rest follow `Spec::next_variant`.
+    first_variant: Vec<u32>,
 }
+
+/// A gem name as a number: every spec, dependency and checksum that spells a name alike has the same one, so
+/// that walking the graph needs no string hashing. Numbers are dense, from 0 to [`Lockfile::name_count`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NameId(u32);
+
+impl NameId {
+    /// The number, to index per-name tables.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// No spec or checksum: the end of a chain.
+const NONE: u32 = u32::MAX;
 
 /// What kind of source a block describes, with its options.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,27 +121,31 @@ impl Source {
 
 /// A locked gem: one name, version and platform from a source's `specs:`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Spec {
+pub struct Spec<'t> {
     /// The gem name.
-    pub name: String,
+    pub name: &'t str,
+    /// The name's number.
+    pub name_id: NameId,
     /// The locked version.
     pub version: Version,
     /// The platform suffix, or `ruby` when there is none.
-    pub platform: String,
+    pub platform: &'t str,
     /// Index into [`Lockfile::sources`].
     pub source: usize,
-    /// The gem's runtime dependencies as listed under it.
-    pub dependencies: Vec<Dependency>,
     /// The sha256 that CHECKSUMS records for this full name, if any.
     pub sha256: Option<[u8; 32]>,
     /// 1-based line of the spec.
     pub line: usize,
+    /// Its runtime dependencies within `Lockfile::spec_dependencies`.
+    dependencies: Range<u32>,
+    /// The next spec (platform variant) with the same name, or `NONE`.
+    next_variant: u32,
 }
 
-impl Spec {
+impl Spec<'_> {
     /// The RubyGems full name, e.g. `rake-13.0.6` or `nokogiri-1.16.0-x86_64-linux-gnu`.
     pub fn full_name(&self) -> String {
-        FullName::new(&self.name, self.version.as_str(), &self.platform).joined()
+        FullName::new(self.name, self.version.as_str(), self.platform).joined()
     }
 }
 
@@ -188,11 +213,13 @@ const RUBY: &str = "ruby";
 
 /// A dependency: under a spec, or in the DEPENDENCIES section.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dependency {
+pub struct Dependency<'t> {
     /// The gem name.
-    pub name: String,
+    pub name: &'t str,
+    /// The name's number.
+    pub name_id: NameId,
     /// The version constraints; empty means any version.
-    pub requirement: Requirement,
+    pub requirement: RequirementText<'t>,
     /// Whether the line ends in `!` (the Gemfile names a specific source for it).
     pub pinned: bool,
     /// 1-based line of the dependency.
@@ -201,13 +228,15 @@ pub struct Dependency {
 
 /// A CHECKSUMS entry that carries a sha256 digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChecksumEntry {
+pub struct ChecksumEntry<'t> {
     /// The gem name.
-    pub name: String,
-    /// The version as written.
-    pub version: Version,
+    pub name: &'t str,
+    /// The name's number.
+    pub name_id: NameId,
+    /// The version as written (checked to be a valid version).
+    pub version: &'t str,
     /// The platform suffix, or `ruby` when there is none.
-    pub platform: String,
+    pub platform: &'t str,
     /// The sha256 digest of the `.gem` file.
     pub sha256: [u8; 32],
     /// 1-based line of the entry.
@@ -359,14 +388,14 @@ pub enum ParseErrorKind {
     },
 }
 
-impl Lockfile {
+impl<'t> Lockfile<'t> {
     /// Parses lockfile text.
-    pub fn parse(text: &str) -> Result<Lockfile, ParseError> {
+    pub fn parse(text: &'t str) -> Result<Lockfile<'t>, ParseError> {
         Parser::default().run(text)
     }
 
     /// Parses raw bytes, reporting invalid UTF-8 with its line number.
-    pub fn parse_bytes(bytes: &[u8]) -> Result<Lockfile, ParseError> {
+    pub fn parse_bytes(bytes: &'t [u8]) -> Result<Lockfile<'t>, ParseError> {
         match std::str::from_utf8(bytes) {
             Ok(text) => Lockfile::parse(text),
             Err(e) => {
@@ -379,6 +408,31 @@ impl Lockfile {
         }
     }
 
+    /// The runtime dependencies listed under `spec`, which must be one of this lockfile's specs.
+    pub fn dependencies_of(&self, spec: &Spec<'t>) -> &[Dependency<'t>] {
+        let Range { start, end } = spec.dependencies;
+        &self.spec_dependencies[start as usize..end as usize]
+    }
+
+    /// How many distinct names the lockfile spells: every [`NameId`] is below this.
+    pub fn name_count(&self) -> usize {
+        self.first_variant.len()
+    }
+
+    /// Indexes into [`Lockfile::specs`] of every locked variant (version and platform) of a name, in file order.
+    pub fn variants(&self, name: NameId) -> impl Iterator<Item = usize> + '_ {
+        let first = self
+            .first_variant
+            .get(name.index())
+            .copied()
+            .unwrap_or(NONE);
+        std::iter::successors((first != NONE).then_some(first), |&at| {
+            let next = self.specs[at as usize].next_variant;
+            (next != NONE).then_some(next)
+        })
+        .map(|at| at as usize)
+    }
+
     /// The recorded sha256 of a gem; the version must be written exactly as
     /// locked, since Bundler keys checksums by the full name's text. This scans
     /// the entries: for a locked spec, [`Spec::sha256`] is the direct answer.
@@ -386,13 +440,13 @@ impl Lockfile {
         let wanted = FullName::new(name, version.as_str(), platform);
         self.checksums
             .iter()
-            .find(|c| FullName::new(&c.name, c.version.as_str(), &c.platform) == wanted)
+            .find(|c| FullName::new(c.name, c.version, c.platform) == wanted)
             .map(|c| &c.sha256)
     }
 
     /// Every locked variant (version and platform) of the named gem.
     #[cfg(test)]
-    pub fn specs_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Spec> {
+    pub fn specs_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Spec<'t>> {
         self.specs.iter().filter(move |s| s.name == name)
     }
 }
@@ -422,6 +476,7 @@ struct OpenSource {
     line: usize,
     options: Vec<(String, String, usize)>,
     index: Option<usize>,
+    /// The spec whose dependencies the following 6-space lines are; always the last spec read.
     current_spec: Option<usize>,
 }
 
@@ -437,21 +492,37 @@ enum Section {
     BundledWith,
 }
 
-/// What is known under one full name so far.
-#[derive(Default)]
-struct Locked {
-    /// Index into the specs.
-    spec: Option<usize>,
-    /// Index into the checksums.
-    checksum: Option<usize>,
+/// What the parser tracks per name while reading.
+#[derive(Clone, Copy)]
+struct Slot {
+    /// The last spec with this name, to keep variants in file order.
+    last_variant: u32,
+    /// The first stored checksum with this name; the rest follow `Parser::next_checksum`.
+    first_checksum: u32,
+    /// The DEPENDENCIES line naming it, or 0.
+    dependency_line: usize,
 }
+
+const EMPTY_SLOT: Slot = Slot {
+    last_variant: NONE,
+    first_checksum: NONE,
+    dependency_line: 0,
+};
 
 /// The parser's indexes borrow the text, so reading an entry allocates only what the result keeps.
 #[derive(Default)]
 struct Parser<'t> {
-    out: Lockfile,
-    full_names: HashMap<FullName<'t>, Locked>,
-    dependency_lines: HashMap<&'t str, usize>,
+    out: Lockfile<'t>,
+    /// Names to numbers. Hashed with a per-process random key: the file may come from anywhere, and
+    /// foldhash is several times cheaper than SipHash on short names.
+    ids: HashMap<&'t str, NameId, foldhash::fast::RandomState>,
+    slots: Vec<Slot>,
+    /// Per stored checksum, the next one with the same name, or `NONE`.
+    next_checksum: Vec<u32>,
+    /// Whether some spec or checksum name has a `-` before a digit. Bundler keys gems by the joined full name
+    /// (`name-version-platform`), and only then can two different names join to the same one (`a-1 (2)` and
+    /// `a (1-2)`): such files get a second, joined-text check after reading.
+    joinable: bool,
 }
 
 const EXPECT_INDENT: &str = "an entry indented by 2, 4 or 6 spaces";
@@ -472,7 +543,8 @@ fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')
 }
 
-/// `s` split around the first ASCII byte `b`; a byte search is cheaper than a `char` pattern.
+/// `s` split around the first ASCII byte `b`. Entries are short, so a plain byte loop beats both a `char`
+/// pattern and `memchr`'s set-up.
 fn split_once_byte(s: &str, b: u8) -> Option<(&str, &str)> {
     let at = s.bytes().position(|c| c == b)?;
     Some((&s[..at], &s[at + 1..]))
@@ -499,20 +571,37 @@ fn has_control(line: &str) -> bool {
     !printable && line.chars().any(char::is_control)
 }
 
+/// Whether a `-` in `name` is followed by a digit, the start of a version.
+fn has_dash_digit(name: &str) -> bool {
+    name.as_bytes()
+        .windows(2)
+        .any(|pair| pair[0] == b'-' && pair[1].is_ascii_digit())
+}
+
 impl<'t> Parser<'t> {
-    fn run(mut self, text: &'t str) -> Result<Lockfile, ParseError> {
+    fn run(mut self, text: &'t str) -> Result<Lockfile<'t>, ParseError> {
         // A byte-order mark would turn the first header into an unknown
         // section and silently hide it.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         // Each locked gem takes a spec line, a checksum line and usually a dependency or two, well over 100
         // bytes in all; reserving for that spares large lockfiles repeated rehashing and copying.
         let gems = text.len() / 128;
-        self.full_names.reserve(gems);
+        self.ids.reserve(gems);
+        self.slots.reserve(gems);
+        self.out.first_variant.reserve(gems);
         self.out.specs.reserve(gems);
         self.out.checksums.reserve(gems);
+        self.next_checksum.reserve(gems);
+        self.out.spec_dependencies.reserve(gems);
         let mut section = Section::Ignored;
-        for (index, raw) in text.split('\n').enumerate() {
-            let line_no = index + 1;
+        let bytes = text.as_bytes();
+        let mut start = 0;
+        let mut line_no = 0;
+        while start < text.len() {
+            let end = memchr::memchr(b'\n', &bytes[start..]).map_or(text.len(), |at| start + at);
+            let raw = &text[start..end];
+            start = end + 1;
+            line_no += 1;
             let at = |kind| ParseError {
                 line: line_no,
                 kind,
@@ -560,12 +649,84 @@ impl<'t> Parser<'t> {
             self.entry(&mut section, line_no, line, indent, content)?;
         }
         close(section)?;
-        for locked in self.full_names.values() {
-            if let (Some(spec), Some(checksum)) = (locked.spec, locked.checksum) {
-                self.out.specs[spec].sha256 = Some(self.out.checksums[checksum].sha256);
+        self.attach_checksums();
+        if self.joinable {
+            for (spec, sha256) in self.check_joined_names()? {
+                self.out.specs[spec].sha256 = Some(sha256);
             }
         }
         Ok(self.out)
+    }
+
+    /// The number for `name`, made on first sight.
+    fn intern(&mut self, name: &'t str) -> NameId {
+        let fresh = NameId(self.slots.len() as u32);
+        let id = *self.ids.entry(name).or_insert(fresh);
+        if id == fresh {
+            self.slots.push(EMPTY_SLOT);
+            self.out.first_variant.push(NONE);
+        }
+        id
+    }
+
+    /// Gives each spec the digest CHECKSUMS records under its exact name, version text and platform.
+    fn attach_checksums(&mut self) {
+        for checksum in &self.out.checksums {
+            let mut at = self.out.first_variant[checksum.name_id.index()];
+            while at != NONE {
+                let spec = &mut self.out.specs[at as usize];
+                if spec.version.as_str() == checksum.version && spec.platform == checksum.platform {
+                    spec.sha256 = Some(checksum.sha256);
+                    break;
+                }
+                at = spec.next_variant;
+            }
+        }
+    }
+
+    /// Bundler's own rule, applied by joined full name for the rare files where two names can join alike:
+    /// two specs may not share a full name, and a checksum counts for the spec whose full name it spells.
+    /// Returns each spec's digest so found.
+    fn check_joined_names(&self) -> Result<Vec<(usize, [u8; 32])>, ParseError> {
+        let mut specs: HashMap<FullName<'_>, usize, foldhash::fast::RandomState> =
+            HashMap::default();
+        for (index, spec) in self.out.specs.iter().enumerate() {
+            let key = FullName::new(spec.name, spec.version.as_str(), spec.platform);
+            if let Some(&first) = specs.get(&key) {
+                return Err(ParseError {
+                    line: spec.line,
+                    kind: ParseErrorKind::DuplicateSpec {
+                        full_name: key.joined(),
+                        first_line: self.out.specs[first].line,
+                    },
+                });
+            }
+            specs.insert(key, index);
+        }
+        let mut checksums: HashMap<FullName<'_>, usize, foldhash::fast::RandomState> =
+            HashMap::default();
+        let mut found = Vec::new();
+        for (index, checksum) in self.out.checksums.iter().enumerate() {
+            let key = FullName::new(checksum.name, checksum.version, checksum.platform);
+            if let Some(&first) = checksums.get(&key) {
+                let first = &self.out.checksums[first];
+                if first.sha256 != checksum.sha256 {
+                    return Err(ParseError {
+                        line: checksum.line,
+                        kind: ParseErrorKind::ConflictingChecksum {
+                            full_name: key.joined(),
+                            first_line: first.line,
+                        },
+                    });
+                }
+                continue;
+            }
+            checksums.insert(key, index);
+            if let Some(&spec) = specs.get(&key) {
+                found.push((spec, checksum.sha256));
+            }
+        }
+        Ok(found)
     }
 
     fn entry(
@@ -590,7 +751,7 @@ impl<'t> Parser<'t> {
                 if !is_valid_platform(content) {
                     return Err(at(ParseErrorKind::BadPlatform(content.to_owned())));
                 }
-                self.out.platforms.push(content.to_owned());
+                self.out.platforms.push(content);
                 Ok(())
             }
             Section::Dependencies => {
@@ -601,14 +762,15 @@ impl<'t> Parser<'t> {
                 if item.trailer.is_some() {
                     return Err(at(malformed(line, EXPECT_DEPENDENCY)));
                 }
-                let dependency = item.dependency(line_no).map_err(at)?;
-                if let Some(&first_line) = self.dependency_lines.get(item.name) {
+                let dependency = self.dependency(&item, line_no).map_err(at)?;
+                let slot = &mut self.slots[dependency.name_id.index()];
+                if slot.dependency_line != 0 {
                     return Err(at(ParseErrorKind::DuplicateDependency {
-                        name: dependency.name,
-                        first_line,
+                        name: dependency.name.to_owned(),
+                        first_line: slot.dependency_line,
                     }));
                 }
-                self.dependency_lines.insert(item.name, line_no);
+                slot.dependency_line = line_no;
                 self.out.dependencies.push(dependency);
                 Ok(())
             }
@@ -633,7 +795,7 @@ impl<'t> Parser<'t> {
                 if title == "BUNDLED WITH" && Version::parse(content).is_err() {
                     return Err(at(ParseErrorKind::BadVersion(content.to_owned())));
                 }
-                *slot = Some(content.to_owned());
+                *slot = Some(content);
                 Ok(())
             }
         }
@@ -678,18 +840,10 @@ impl<'t> Parser<'t> {
                 let source = open
                     .index
                     .ok_or_else(|| at(ParseErrorKind::SpecOutsideSource))?;
-                let (spec, key) = spec_entry(line, content, source, line_no).map_err(at)?;
-                let index = self.out.specs.len();
-                let locked = self.full_names.entry(key).or_default();
-                if let Some(first) = locked.spec {
-                    return Err(at(ParseErrorKind::DuplicateSpec {
-                        full_name: key.joined(),
-                        first_line: self.out.specs[first].line,
-                    }));
-                }
-                locked.spec = Some(index);
+                let index = self
+                    .spec_entry(line, content, source, line_no)
+                    .map_err(at)?;
                 open.current_spec = Some(index);
-                self.out.specs.push(spec);
                 Ok(())
             }
             6 => {
@@ -700,12 +854,82 @@ impl<'t> Parser<'t> {
                 if item.pinned || item.trailer.is_some() {
                     return Err(at(malformed(line, EXPECT_SPEC_DEPENDENCY)));
                 }
-                let dependency = item.dependency(line_no).map_err(at)?;
-                self.out.specs[spec].dependencies.push(dependency);
+                let dependency = self.dependency(&item, line_no).map_err(at)?;
+                self.out.spec_dependencies.push(dependency);
+                // The spec is the last one read, so its dependencies are the latest entries.
+                self.out.specs[spec].dependencies.end = self.out.spec_dependencies.len() as u32;
                 Ok(())
             }
             _ => Err(at(malformed(line, EXPECT_INDENT))),
         }
+    }
+
+    /// Reads a spec line, refusing a second spec with the same full name, and returns its index.
+    fn spec_entry(
+        &mut self,
+        line: &str,
+        content: &'t str,
+        source: usize,
+        line_no: usize,
+    ) -> Result<usize, ParseErrorKind> {
+        let item = Item::split(line, content, EXPECT_SPEC)?;
+        let paren = item.paren.ok_or_else(|| malformed(line, EXPECT_SPEC))?;
+        if item.pinned || item.trailer.is_some() {
+            return Err(malformed(line, EXPECT_SPEC));
+        }
+        let (version_text, version, platform) = version_and_platform(paren)?;
+        let name_id = self.intern(item.name);
+        self.joinable |= has_dash_digit(item.name);
+        let slot = &mut self.slots[name_id.index()];
+        let mut at = self.out.first_variant[name_id.index()];
+        while at != NONE {
+            let other = &self.out.specs[at as usize];
+            if other.version.as_str() == version_text && other.platform == platform {
+                return Err(ParseErrorKind::DuplicateSpec {
+                    full_name: FullName::new(item.name, version_text, platform).joined(),
+                    first_line: other.line,
+                });
+            }
+            at = other.next_variant;
+        }
+        let index = self.out.specs.len();
+        match slot.last_variant {
+            NONE => self.out.first_variant[name_id.index()] = index as u32,
+            last => self.out.specs[last as usize].next_variant = index as u32,
+        }
+        slot.last_variant = index as u32;
+        let deps_at = self.out.spec_dependencies.len() as u32;
+        self.out.specs.push(Spec {
+            name: item.name,
+            name_id,
+            version,
+            platform,
+            source,
+            sha256: None,
+            line: line_no,
+            dependencies: deps_at..deps_at,
+            next_variant: NONE,
+        });
+        Ok(index)
+    }
+
+    fn dependency(
+        &mut self,
+        item: &Item<'t>,
+        line: usize,
+    ) -> Result<Dependency<'t>, ParseErrorKind> {
+        let requirement = match item.paren {
+            None => RequirementText::default(),
+            Some(text) => RequirementText::parse(text)
+                .map_err(|_| ParseErrorKind::BadRequirement(text.to_owned()))?,
+        };
+        Ok(Dependency {
+            name: item.name,
+            name_id: self.intern(item.name),
+            requirement,
+            pinned: item.pinned,
+            line,
+        })
     }
 
     fn checksum_entry(
@@ -719,7 +943,7 @@ impl<'t> Parser<'t> {
         if item.pinned {
             return Err(malformed(line, EXPECT_CHECKSUM));
         }
-        let (version_text, version, platform) = version_and_platform(paren)?;
+        let (version, _, platform) = version_and_platform(paren)?;
         let Some(trailer) = item.trailer else {
             // Git and path gems are listed without a digest; nothing to verify.
             return Ok(());
@@ -727,23 +951,30 @@ impl<'t> Parser<'t> {
         let Some(sha256) = sha256_of(trailer)? else {
             return Ok(());
         };
-        let key = FullName::new(item.name, version_text, platform);
-        let locked = self.full_names.entry(key).or_default();
-        if let Some(existing) = locked.checksum {
-            let first = &self.out.checksums[existing];
-            if first.sha256 == sha256 {
-                return Ok(());
+        let name_id = self.intern(item.name);
+        self.joinable |= has_dash_digit(item.name);
+        let slot = &mut self.slots[name_id.index()];
+        let mut at = slot.first_checksum;
+        while at != NONE {
+            let first = &self.out.checksums[at as usize];
+            if first.version == version && first.platform == platform {
+                if first.sha256 == sha256 {
+                    return Ok(());
+                }
+                return Err(ParseErrorKind::ConflictingChecksum {
+                    full_name: FullName::new(item.name, version, platform).joined(),
+                    first_line: first.line,
+                });
             }
-            return Err(ParseErrorKind::ConflictingChecksum {
-                full_name: key.joined(),
-                first_line: first.line,
-            });
+            at = self.next_checksum[at as usize];
         }
-        locked.checksum = Some(self.out.checksums.len());
+        self.next_checksum.push(slot.first_checksum);
+        slot.first_checksum = self.out.checksums.len() as u32;
         self.out.checksums.push(ChecksumEntry {
-            name: item.name.to_owned(),
+            name: item.name,
+            name_id,
             version,
-            platform: platform.to_owned(),
+            platform,
             sha256,
             line: line_no,
         });
@@ -936,20 +1167,6 @@ impl<'a> Item<'a> {
             trailer,
         })
     }
-
-    fn dependency(&self, line: usize) -> Result<Dependency, ParseErrorKind> {
-        let requirement = match self.paren {
-            None => Requirement::default(),
-            Some(text) => Requirement::parse(text)
-                .map_err(|_| ParseErrorKind::BadRequirement(text.to_owned()))?,
-        };
-        Ok(Dependency {
-            name: self.name.to_owned(),
-            requirement,
-            pinned: self.pinned,
-            line,
-        })
-    }
 }
 
 /// `name (rest` split at the first ` (`, the opening of a version or requirement.
@@ -964,31 +1181,6 @@ fn split_at_paren(content: &str) -> Option<(&str, &str)> {
         from = at + 1;
     }
     None
-}
-
-/// A spec line as a [`Spec`] and the full name it locks.
-fn spec_entry<'t>(
-    line: &str,
-    content: &'t str,
-    source: usize,
-    line_no: usize,
-) -> Result<(Spec, FullName<'t>), ParseErrorKind> {
-    let item = Item::split(line, content, EXPECT_SPEC)?;
-    let paren = item.paren.ok_or_else(|| malformed(line, EXPECT_SPEC))?;
-    if item.pinned || item.trailer.is_some() {
-        return Err(malformed(line, EXPECT_SPEC));
-    }
-    let (version_text, version, platform) = version_and_platform(paren)?;
-    let spec = Spec {
-        name: item.name.to_owned(),
-        version,
-        platform: platform.to_owned(),
-        source,
-        dependencies: Vec::new(),
-        sha256: None,
-        line: line_no,
-    };
-    Ok((spec, FullName::new(item.name, version_text, platform)))
 }
 
 /// Splits `1.16.0-x86_64-linux-gnu` at the first `-`: versions as Bundler
@@ -1035,7 +1227,7 @@ fn is_valid_platform(platform: &str) -> bool {
 /// returns the sha256, ignoring other algorithms as Bundler does.
 fn sha256_of(trailer: &str) -> Result<Option<[u8; 32]>, ParseErrorKind> {
     let mut found: Option<[u8; 32]> = None;
-    for item in trailer.split(',') {
+    for item in crate::version::split_byte(trailer, b',') {
         let bad = || ParseErrorKind::BadChecksum(item.to_owned());
         let (algo, value) = split_once_byte(item, b'=').ok_or_else(bad)?;
         if algo.is_empty() || !algo.bytes().all(|b| b.is_ascii_alphanumeric()) || value.is_empty() {
@@ -1053,23 +1245,36 @@ fn sha256_of(trailer: &str) -> Result<Option<[u8; 32]>, ParseErrorKind> {
     Ok(found)
 }
 
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
+/// Each byte's value as a hex digit, or `NOT_HEX`: a table lookup per digit instead of three range tests.
+const HEX: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut b = 0;
+    while b < 10 {
+        table[b'0' as usize + b] = b as u8;
+        b += 1;
     }
-}
+    let mut b = 0;
+    while b < 6 {
+        table[b'a' as usize + b] = 10 + b as u8;
+        table[b'A' as usize + b] = 10 + b as u8;
+        b += 1;
+    }
+    table
+};
+const NOT_HEX: u8 = 0xff;
 
 /// Bundler accepts a sha256 as 64 hex digits or as (URL-safe) base64.
 fn decode_sha256(value: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     if value.len() == 64 {
+        // Every digit is decoded before any is checked: one test at the end instead of one per digit.
+        let mut any_bad = 0;
         for (byte, pair) in out.iter_mut().zip(value.as_bytes().chunks_exact(2)) {
-            *byte = hex_digit(pair[0])? << 4 | hex_digit(pair[1])?;
+            let (high, low) = (HEX[usize::from(pair[0])], HEX[usize::from(pair[1])]);
+            any_bad |= high | low;
+            *byte = high << 4 | low;
         }
-        return Some(out);
+        return (any_bad & 0xf0 == 0).then_some(out);
     }
     let core = value.trim_end_matches('=');
     if core.len() != 43 || value.len() - core.len() > 1 {
@@ -1103,12 +1308,14 @@ mod tests {
     const HOME: &str = "11bDev-FOB__11bdev-home__Gemfile.lock";
     const RAILSGURU: &str = "1klap__railsguru-web__Gemfile.lock";
 
-    fn real(file: &str) -> String {
+    /// A real lockfile's text; kept for the whole test run, since parsed lockfiles borrow it.
+    fn real(file: &str) -> &'static str {
         let path = format!("{}/../shared/lockfiles/{file}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        Box::leak(text.into_boxed_str())
     }
 
-    fn parse(text: &str) -> Lockfile {
+    fn parse(text: &str) -> Lockfile<'_> {
         Lockfile::parse(text).unwrap_or_else(|e| panic!("{e}"))
     }
 
@@ -1123,15 +1330,15 @@ mod tests {
         Version::parse(s).unwrap()
     }
 
-    fn spec<'a>(lock: &'a Lockfile, full_name: &str) -> &'a Spec {
+    fn spec<'a>(lock: &'a Lockfile<'a>, full_name: &str) -> &'a Spec<'a> {
         lock.specs
             .iter()
             .find(|s| s.full_name() == full_name)
             .unwrap_or_else(|| panic!("{full_name} not locked"))
     }
 
-    fn dependency_names(spec: &Spec) -> Vec<&str> {
-        spec.dependencies.iter().map(|d| d.name.as_str()).collect()
+    fn dependency_names<'a>(lock: &'a Lockfile<'a>, spec: &Spec<'a>) -> Vec<&'a str> {
+        lock.dependencies_of(spec).iter().map(|d| d.name).collect()
     }
 
     const KAMAL_DEPENDENCIES: [&str; 10] = [
@@ -1149,14 +1356,14 @@ mod tests {
 
     #[test]
     fn fizzy_git_sources_checksums_and_versions() {
-        let lock = parse(&real(FIZZY));
+        let lock = parse(real(FIZZY));
         assert_eq!(lock.sources.len(), 8);
         assert_eq!(lock.specs.len(), 192);
         assert_eq!(lock.platforms.len(), 10);
         assert_eq!(lock.dependencies.len(), 47);
         assert_eq!(lock.checksums.len(), 174);
-        assert_eq!(lock.ruby_version.as_deref(), Some("ruby 3.4.8"));
-        assert_eq!(lock.bundled_with.as_deref(), Some("4.0.18"));
+        assert_eq!(lock.ruby_version, Some("ruby 3.4.8"));
+        assert_eq!(lock.bundled_with, Some("4.0.18"));
 
         let git: Vec<_> = lock
             .sources
@@ -1215,9 +1422,12 @@ mod tests {
         assert_eq!(actioncable.source, 3);
         assert_eq!(actioncable.line, 27);
         assert!(actioncable.version.is_prerelease());
-        assert_eq!(actioncable.dependencies[0].name, "actionpack");
+        assert_eq!(lock.dependencies_of(actioncable)[0].name, "actionpack");
         assert_eq!(
-            actioncable.dependencies[0].requirement.constraints,
+            lock.dependencies_of(actioncable)[0]
+                .requirement
+                .to_requirement()
+                .constraints,
             vec![(Op::Eq, v("8.2.0.alpha"))]
         );
 
@@ -1225,9 +1435,9 @@ mod tests {
         assert_eq!(kamal.len(), 1);
         assert_eq!(kamal[0].version.as_str(), "2.11.0");
         assert_eq!(kamal[0].source, 7);
-        assert_eq!(dependency_names(kamal[0]), KAMAL_DEPENDENCIES);
+        assert_eq!(dependency_names(&lock, kamal[0]), KAMAL_DEPENDENCIES);
         assert_eq!(
-            kamal[0].dependencies[7].requirement.to_string(),
+            lock.dependencies_of(kamal[0])[7].requirement.to_string(),
             ">= 1.23.0, < 2.0"
         );
         assert_eq!(
@@ -1243,10 +1453,7 @@ mod tests {
         );
         assert!(lock.checksum("bundler", &v("4.0.18"), "ruby").is_some());
 
-        let nokogiri: Vec<_> = lock
-            .specs_named("nokogiri")
-            .map(|s| s.platform.as_str())
-            .collect();
+        let nokogiri: Vec<_> = lock.specs_named("nokogiri").map(|s| s.platform).collect();
         assert_eq!(
             nokogiri,
             [
@@ -1263,7 +1470,7 @@ mod tests {
         let gnu = spec(&lock, "nokogiri-1.19.4-x86_64-linux-gnu");
         assert_eq!(gnu.version.as_str(), "1.19.4");
         assert_eq!(
-            lock.checksum("nokogiri", &gnu.version, &gnu.platform)
+            lock.checksum("nokogiri", &gnu.version, gnu.platform)
                 .map(hex::encode)
                 .as_deref(),
             Some("379fae440b28915e3f19d752ce2dcf8465ed2b2fbefd2a7ca0dd497bc981a06a")
@@ -1273,7 +1480,7 @@ mod tests {
             .dependencies
             .iter()
             .filter(|d| d.pinned)
-            .map(|d| d.name.as_str())
+            .map(|d| d.name)
             .collect();
         assert_eq!(
             pinned,
@@ -1294,7 +1501,7 @@ mod tests {
 
     #[test]
     fn rubyevents_has_two_gem_sources() {
-        let lock = parse(&real(RUBYEVENTS));
+        let lock = parse(real(RUBYEVENTS));
         let remotes: Vec<_> = lock
             .sources
             .iter()
@@ -1329,52 +1536,52 @@ mod tests {
             .find(|d| d.name == "kamal")
             .unwrap();
         assert_eq!(
-            kamal_dependency.requirement.constraints,
+            kamal_dependency.requirement.to_requirement().constraints,
             vec![(Op::Eq, v("2.7.0"))]
         );
         let kamal = lock.specs_named("kamal").next().unwrap();
         assert_eq!(kamal.version.as_str(), "2.7.0");
         assert_eq!(kamal.source, 4);
         assert!(kamal_dependency.requirement.matches(&kamal.version));
-        assert_eq!(dependency_names(kamal), KAMAL_DEPENDENCIES);
+        assert_eq!(dependency_names(&lock, kamal), KAMAL_DEPENDENCIES);
         assert!(lock.checksums.is_empty());
-        assert_eq!(lock.ruby_version.as_deref(), Some("ruby 4.0.6"));
-        assert_eq!(lock.bundled_with.as_deref(), Some("4.0.16"));
+        assert_eq!(lock.ruby_version, Some("ruby 4.0.6"));
+        assert_eq!(lock.bundled_with, Some("4.0.16"));
         assert_eq!(lock.specs_named("nokogiri").count(), 8);
     }
 
     #[test]
     fn bundler_2_7_and_2_5_lockfiles() {
-        let home = parse(&real(HOME));
+        let home = parse(real(HOME));
         assert_eq!(home.sources.len(), 1);
         assert_eq!(home.specs.len(), 155);
         assert_eq!(home.platforms.len(), 8);
         assert_eq!(home.dependencies.len(), 31);
         // Written with three spaces by this Bundler version.
-        assert_eq!(home.bundled_with.as_deref(), Some("2.7.2"));
+        assert_eq!(home.bundled_with, Some("2.7.2"));
         assert_eq!(home.ruby_version, None);
         let kamal = home.specs_named("kamal").next().unwrap();
         assert_eq!(kamal.version.as_str(), "2.7.0");
-        assert_eq!(dependency_names(kamal), KAMAL_DEPENDENCIES);
+        assert_eq!(dependency_names(&home, kamal), KAMAL_DEPENDENCIES);
         assert_eq!(home.specs_named("nokogiri").count(), 6);
         assert_eq!(
             spec(&home, "nokogiri-1.18.10-arm-linux-musl").platform,
             "arm-linux-musl"
         );
 
-        let guru = parse(&real(RAILSGURU));
+        let guru = parse(real(RAILSGURU));
         assert_eq!(guru.specs.len(), 158);
         assert_eq!(guru.platforms.len(), 14);
-        assert_eq!(guru.bundled_with.as_deref(), Some("2.5.11"));
+        assert_eq!(guru.bundled_with, Some("2.5.11"));
         let kamal = guru.specs_named("kamal").next().unwrap();
         assert_eq!(kamal.version.as_str(), "2.3.0");
-        assert_eq!(kamal.dependencies[5].requirement.to_string(), "~> 1.2");
+        assert_eq!(
+            guru.dependencies_of(kamal)[5].requirement.to_string(),
+            "~> 1.2"
+        );
         // This older Bundler wrote `x86_64-linux` on the spec while PLATFORMS
         // lists both `x86_64-linux` and `x86_64-linux-gnu`.
-        let platforms: Vec<_> = guru
-            .specs_named("nokogiri")
-            .map(|s| s.platform.as_str())
-            .collect();
+        let platforms: Vec<_> = guru.specs_named("nokogiri").map(|s| s.platform).collect();
         assert_eq!(
             platforms,
             [
@@ -1386,7 +1593,7 @@ mod tests {
                 "x86_64-linux"
             ]
         );
-        assert!(guru.platforms.iter().any(|p| p == "x86_64-linux-gnu"));
+        assert!(guru.platforms.contains(&"x86_64-linux-gnu"));
     }
 
     #[test]
@@ -1394,11 +1601,8 @@ mod tests {
         for file in [FIZZY, HOME] {
             let text = real(file);
             let crlf = text.replace('\n', "\r\n");
-            assert_eq!(parse(&crlf), parse(&text));
-            assert_eq!(
-                Lockfile::parse_bytes(crlf.as_bytes()).unwrap(),
-                parse(&text)
-            );
+            assert_eq!(parse(&crlf), parse(text));
+            assert_eq!(Lockfile::parse_bytes(crlf.as_bytes()).unwrap(), parse(text));
         }
     }
 
@@ -1556,23 +1760,24 @@ BUNDLED WITH
         assert_eq!(sources, [0, 1, 2, 3, 4, 4, 4]);
         let reffed = &lock.specs[1];
         assert_eq!(
-            (reffed.version.as_str(), reffed.platform.as_str()),
+            (reffed.version.as_str(), reffed.platform),
             ("0.1.0.pre", "java")
         );
-        assert_eq!(reffed.dependencies[0].line, 16);
+        assert_eq!(lock.dependencies_of(reffed)[0].line, 16);
         let kamal = &lock.specs[2];
         assert_eq!(kamal.line, 21);
         assert_eq!(kamal.platform, "ruby");
-        assert_eq!(dependency_names(kamal), ["sshkit", "thor"]);
-        assert!(kamal.dependencies[1].requirement.constraints.is_empty());
-        assert_eq!(kamal.dependencies[1].requirement.to_string(), ">= 0");
-        assert_eq!(lock.specs[5].dependencies[0].name, "base64");
+        assert_eq!(dependency_names(&lock, kamal), ["sshkit", "thor"]);
+        let kamal_dependencies = lock.dependencies_of(kamal);
+        assert_eq!(kamal_dependencies[1].requirement.constraints().count(), 0);
+        assert_eq!(kamal_dependencies[1].requirement.to_string(), ">= 0");
+        assert_eq!(lock.dependencies_of(&lock.specs[5])[0].name, "base64");
 
         assert_eq!(lock.platforms, ["ruby", "x86_64-linux"]);
         let deps: Vec<_> = lock
             .dependencies
             .iter()
-            .map(|d| (d.name.as_str(), d.requirement.to_string(), d.pinned, d.line))
+            .map(|d| (d.name, d.requirement.to_string(), d.pinned, d.line))
             .collect();
         assert_eq!(
             deps,
@@ -1607,8 +1812,8 @@ BUNDLED WITH
         assert_eq!(lock.checksum("rack", &v("3.1.8.0"), "ruby"), None);
         assert_eq!(lock.checksums[1].line, 60);
 
-        assert_eq!(lock.ruby_version.as_deref(), Some("ruby 3.3.5p100"));
-        assert_eq!(lock.bundled_with.as_deref(), Some("2.6.5"));
+        assert_eq!(lock.ruby_version, Some("ruby 3.3.5p100"));
+        assert_eq!(lock.bundled_with, Some("2.6.5"));
     }
 
     #[test]
@@ -1623,7 +1828,7 @@ BUNDLED WITH
 
     #[test]
     fn merge_conflict_markers() {
-        let mut text = real(HOME);
+        let mut text = real(HOME).to_owned();
         text = text.replacen(
             "    kamal (2.7.0)\n",
             "<<<<<<< HEAD\n    kamal (2.7.0)\n=======\n    kamal (2.8.0)\n>>>>>>> feature\n",
@@ -1755,6 +1960,23 @@ BUNDLED WITH
                     first_line: 3,
                 },
             ),
+            // Different names can join to one full name (`a-1-2`), which Bundler keys gems by.
+            (
+                "GEM\n  specs:\n    a (1-2)\n    b (1.0)\n    a-1 (2)\n",
+                5,
+                ParseErrorKind::DuplicateSpec {
+                    full_name: "a-1-2".to_owned(),
+                    first_line: 3,
+                },
+            ),
+            (
+                "CHECKSUMS\n  a-1 (2) sha256=f51b10cfe581ed598543d952e9d809c31cbb1e5a21d0ae8dfda9ee5f3c36c30b\n  a (1-2) sha256=1408864425e0dec7e0a14d712a3b13f614e9f3a425b7661d3f9d287a51d7dd75\n",
+                3,
+                ParseErrorKind::ConflictingChecksum {
+                    full_name: "a-1-2".to_owned(),
+                    first_line: 2,
+                },
+            ),
             (
                 "DEPENDENCIES\n  a\n  a (>= 1)\n",
                 3,
@@ -1793,6 +2015,14 @@ BUNDLED WITH
             let e = err(text);
             assert_eq!((&e.kind, e.line), (kind, *line), "{text:?}");
         }
+        // A checksum counts for the spec whose full name it spells, even split differently.
+        let lock = parse(
+            "GEM\n  specs:\n    a (1-2)\n\nCHECKSUMS\n  a-1 (2) sha256=f51b10cfe581ed598543d952e9d809c31cbb1e5a21d0ae8dfda9ee5f3c36c30b\n",
+        );
+        assert_eq!(
+            lock.specs[0].sha256.map(hex::encode).as_deref(),
+            Some("f51b10cfe581ed598543d952e9d809c31cbb1e5a21d0ae8dfda9ee5f3c36c30b")
+        );
         // A repeated checksum that agrees is harmless.
         let same = "CHECKSUMS\n  a (1.0) sha256=f51b10cfe581ed598543d952e9d809c31cbb1e5a21d0ae8dfda9ee5f3c36c30b\n  a (1.0) sha256=9RsQz+WB7VmFQ9lS6dgJwxy7Hloh0K6N/anuXzw2wws=\n";
         assert_eq!(parse(same).checksums.len(), 1);
@@ -1856,7 +2086,7 @@ BUNDLED WITH
         // Single dots inside names and platforms are fine.
         let lock = parse("GEM\n  specs:\n    a.b (1.0-x86_64-linux.x)\n");
         assert_eq!(
-            (lock.specs[0].name.as_str(), lock.specs[0].platform.as_str()),
+            (lock.specs[0].name, lock.specs[0].platform),
             ("a.b", "x86_64-linux.x")
         );
     }
@@ -1959,7 +2189,7 @@ BUNDLED WITH
 
     #[test]
     fn mutated_lockfiles_never_panic() {
-        let original = real(HOME).into_bytes();
+        let original = real(HOME).as_bytes().to_vec();
         let tokens: &[&[u8]] = &[
             b" (",
             b")",
@@ -2014,7 +2244,7 @@ BUNDLED WITH
                     outcomes[0] += 1;
                     for spec in &lock.specs {
                         assert!(spec.source < lock.sources.len());
-                        assert!(is_valid_name(&spec.name) && is_valid_platform(&spec.platform));
+                        assert!(is_valid_name(spec.name) && is_valid_platform(spec.platform));
                     }
                 }
                 Err(e) => {

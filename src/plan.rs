@@ -60,9 +60,9 @@ pub fn entries(lock: &Lockfile, closure: &Closure<'_>, sha256: &[Option<[u8; 32]
                 SourceKind::Plugin { remote, .. } => ("plugin", redact_url(remote), None),
             };
             Entry {
-                name: g.spec.name.clone(),
+                name: g.spec.name.to_owned(),
                 version: g.spec.version.to_string(),
-                platform: g.spec.platform.clone(),
+                platform: g.spec.platform.to_owned(),
                 source: location,
                 source_type,
                 revision,

@@ -110,6 +110,7 @@ impl Seg<'_> {
 }
 
 /// How many numeric parts a version may have and still be stored inline.
+/// `plain_numeric` keeps exactly this many parts in its locals.
 const INLINE_PARTS: usize = 4;
 
 /// Segments with trailing zeros removed from the release part and from the
@@ -168,16 +169,22 @@ enum Text {
 
 impl Text {
     fn new(s: &str) -> Text {
+        if s.len() > 22 {
+            return Text::Heap(s.into());
+        }
+        // Gathered in words, then stored whole: a `memcpy` of the short text followed by reading the array
+        // back in other widths made the CPU wait on its store buffer, and versions are parsed by the thousand.
+        let mut words = [0u64; 3];
+        for (i, &b) in s.as_bytes().iter().enumerate() {
+            words[i / 8] |= u64::from(b) << (8 * (i % 8));
+        }
         let mut bytes = [0u8; 22];
-        match bytes.get_mut(..s.len()) {
-            Some(prefix) => {
-                prefix.copy_from_slice(s.as_bytes());
-                Text::Inline {
-                    len: s.len() as u8,
-                    bytes,
-                }
-            }
-            None => Text::Heap(s.into()),
+        bytes[..8].copy_from_slice(&words[0].to_le_bytes());
+        bytes[8..16].copy_from_slice(&words[1].to_le_bytes());
+        bytes[16..].copy_from_slice(&words[2].to_le_bytes()[..6]);
+        Text::Inline {
+            len: s.len() as u8,
+            bytes,
         }
     }
 
@@ -299,17 +306,22 @@ impl Version {
 /// locked version) into inline numbers and the count of parts; `None` sends
 /// anything else, including numbers beyond `u64`, down the general path.
 fn plain_numeric(s: &str) -> Option<([u64; INLINE_PARTS], u8)> {
-    let mut numbers = [0u64; INLINE_PARTS];
+    // The parts are kept in locals rather than an indexed array so that they stay in registers: storing
+    // them one by one and then reading the array whole made the CPU wait on its store buffer.
+    let mut numbers = (0u64, 0u64, 0u64, 0u64);
     let mut index = 0usize;
     let mut value = 0u64;
     let mut digits = 0usize;
-    let mut store = |index: usize, value: u64| match numbers.get_mut(index) {
-        Some(slot) => {
-            *slot = value;
-            Some(())
+    let mut store = |index: usize, value: u64| {
+        match index {
+            0 => numbers.0 = value,
+            1 => numbers.1 = value,
+            2 => numbers.2 = value,
+            3 => numbers.3 = value,
+            // Past the inline parts only zeros may follow, which canonical form drops.
+            _ => return (value == 0).then_some(()),
         }
-        // Past the inline parts only zeros may follow, which canonical form drops.
-        None => (value == 0).then_some(()),
+        Some(())
     };
     for &b in s.as_bytes() {
         match b {
@@ -330,7 +342,8 @@ fn plain_numeric(s: &str) -> Option<([u64; INLINE_PARTS], u8)> {
         return None;
     }
     store(index, value)?;
-    Some((numbers, u8::try_from(index + 1).unwrap_or(u8::MAX)))
+    let (a, b, c, d) = numbers;
+    Some(([a, b, c, d], u8::try_from(index + 1).unwrap_or(u8::MAX)))
 }
 
 fn truncate_at_first_letter(segs: &mut Vec<Segment>) {
@@ -528,28 +541,10 @@ impl Requirement {
     /// Parses a comma-separated list such as `~> 1.6, >= 1.6.1`; a bare
     /// version means `=`.
     pub fn parse(s: &str) -> Result<Requirement, VersionError> {
-        let bad = || VersionError::BadRequirement(s.to_owned());
-        let mut constraints = Vec::new();
-        for part in s.split(',') {
-            let part = part.trim_matches(is_ruby_space);
-            // Two-character operators first so that `>=` is not read as `>`.
-            let ops = [
-                ("!=", Op::Ne),
-                (">=", Op::Ge),
-                ("<=", Op::Le),
-                ("~>", Op::Pessimistic),
-                ("=", Op::Eq),
-                (">", Op::Gt),
-                ("<", Op::Lt),
-            ];
-            let (op, rest) = ops
-                .iter()
-                .find_map(|(text, op)| part.strip_prefix(text).map(|rest| (*op, rest)))
-                .unwrap_or((Op::Eq, part));
-            let version =
-                Version::parse(rest.trim_start_matches(is_ruby_space)).map_err(|_| bad())?;
-            constraints.push((op, version));
-        }
+        let constraints = parts(s)
+            .map(constraint)
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| VersionError::BadRequirement(s.to_owned()))?;
         Ok(Requirement { constraints })
     }
 
@@ -557,38 +552,150 @@ impl Requirement {
     /// decides it: a prerelease is not excluded by itself (`>= 0` matches
     /// `1.0.beta`); only the comparisons count.
     pub fn matches(&self, v: &Version) -> bool {
-        self.constraints.iter().all(|(op, r)| match op {
-            Op::Eq => v == r,
-            Op::Ne => v != r,
-            Op::Gt => v > r,
-            Op::Lt => v < r,
-            Op::Ge => v >= r,
-            Op::Le => v <= r,
-            Op::Pessimistic => {
-                v >= r && v.below_bump_of(r).unwrap_or_else(|| v.release() < r.bump())
+        self.constraints.iter().all(|(op, r)| satisfies(v, *op, r))
+    }
+}
+
+/// One constraint such as `>= 1.6.1`; a bare version means `=`.
+fn constraint(part: &str) -> Option<(Op, Version)> {
+    let part = trim_ruby_space(part);
+    // Two-character operators first so that `>=` is not read as `>`.
+    let (op, width) = match part.as_bytes() {
+        [b'!', b'=', ..] => (Op::Ne, 2),
+        [b'>', b'=', ..] => (Op::Ge, 2),
+        [b'<', b'=', ..] => (Op::Le, 2),
+        [b'~', b'>', ..] => (Op::Pessimistic, 2),
+        [b'=', ..] => (Op::Eq, 1),
+        [b'>', ..] => (Op::Gt, 1),
+        [b'<', ..] => (Op::Lt, 1),
+        _ => (Op::Eq, 0),
+    };
+    let version = Version::parse(trim_ruby_space(&part[width..])).ok()?;
+    Some((op, version))
+}
+
+/// The comma-separated parts of a requirement.
+fn parts(s: &str) -> impl Iterator<Item = &str> {
+    split_byte(s, b',')
+}
+
+/// `s` split at every ASCII byte `b`, like `str::split`; for short text a byte loop is cheaper than a `char`
+/// pattern.
+pub(crate) fn split_byte(s: &str, b: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        match text.bytes().position(|c| c == b) {
+            Some(at) => {
+                rest = Some(&text[at + 1..]);
+                Some(&text[..at])
             }
-        })
+            None => {
+                rest = None;
+                Some(text)
+            }
+        }
+    })
+}
+
+/// Whether `v` satisfies the single constraint `op r`.
+fn satisfies(v: &Version, op: Op, r: &Version) -> bool {
+    match op {
+        Op::Eq => v == r,
+        Op::Ne => v != r,
+        Op::Gt => v > r,
+        Op::Lt => v < r,
+        Op::Ge => v >= r,
+        Op::Le => v <= r,
+        Op::Pessimistic => v >= r && v.below_bump_of(r).unwrap_or_else(|| v.release() < r.bump()),
+    }
+}
+
+/// A requirement kept as the text it was written in, checked once when made. A large lockfile has thousands
+/// of requirements and a launch evaluates only its closure's, so they are re-read on use instead of being
+/// stored parsed, which would cost an allocation each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RequirementText<'t> {
+    /// Validated text; empty means no constraints.
+    text: &'t str,
+}
+
+impl<'t> RequirementText<'t> {
+    /// Checks `s` as [`Requirement::parse`] does, without keeping the result.
+    pub fn parse(s: &'t str) -> Result<RequirementText<'t>, VersionError> {
+        if parts(s).all(|part| constraint(part).is_some()) {
+            Ok(RequirementText { text: s })
+        } else {
+            Err(VersionError::BadRequirement(s.to_owned()))
+        }
+    }
+
+    /// The constraints, in the order they were written.
+    pub fn constraints(&self) -> impl Iterator<Item = (Op, Version)> + 't {
+        // The text was checked when this was made, so every part is a constraint.
+        let text = (!self.text.is_empty()).then_some(self.text);
+        text.into_iter().flat_map(parts).filter_map(constraint)
+    }
+
+    /// The parsed requirement.
+    pub fn to_requirement(&self) -> Requirement {
+        Requirement {
+            constraints: self.constraints().collect(),
+        }
+    }
+
+    /// True when `v` satisfies every constraint; see [`Requirement::matches`].
+    pub fn matches(&self, v: &Version) -> bool {
+        self.text.is_empty()
+            || parts(self.text)
+                .all(|part| constraint(part).is_some_and(|(op, r)| satisfies(v, op, &r)))
+    }
+}
+
+impl fmt::Display for RequirementText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_constraints(f, self.constraints())
     }
 }
 
 /// Ruby's `\s`, which `Gem::Requirement::PATTERN` allows around operators.
-fn is_ruby_space(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r')
+fn is_ruby_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')
+}
+
+/// `s` without Ruby whitespace at either end; all of it is ASCII, so the cuts fall on character boundaries.
+fn trim_ruby_space(s: &str) -> &str {
+    let start = s.bytes().position(|b| !is_ruby_space(b)).unwrap_or(s.len());
+    let end = s
+        .bytes()
+        .rposition(|b| !is_ruby_space(b))
+        .map_or(start, |at| at + 1);
+    &s[start..end]
 }
 
 impl fmt::Display for Requirement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.constraints.is_empty() {
-            return f.write_str(">= 0");
-        }
-        for (i, (op, v)) in self.constraints.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{op} {v}")?;
-        }
-        Ok(())
+        write_constraints(f, self.constraints.iter().map(|(op, v)| (*op, v)))
     }
+}
+
+/// Writes constraints as `op version, …`, or `>= 0` for none, as RubyGems shows them.
+fn write_constraints<V: fmt::Display>(
+    f: &mut fmt::Formatter<'_>,
+    constraints: impl Iterator<Item = (Op, V)>,
+) -> fmt::Result {
+    let mut any = false;
+    for (i, (op, v)) in constraints.enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        write!(f, "{op} {v}")?;
+        any = true;
+    }
+    if !any {
+        f.write_str(">= 0")?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

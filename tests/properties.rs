@@ -51,7 +51,7 @@ fn assert_path_safe(what: &str, text: &str, input: &[u8]) {
 }
 
 /// Parses `input` and checks every invariant of the contract; returns the outcome for further checks.
-fn check(input: &[u8]) -> Result<Lockfile, ParseError> {
+fn check(input: &[u8]) -> Result<Lockfile<'_>, ParseError> {
     let result = Lockfile::parse_bytes(input);
     // Parsing is a function of the bytes.
     assert_eq!(result, Lockfile::parse_bytes(input));
@@ -78,21 +78,21 @@ fn check(input: &[u8]) -> Result<Lockfile, ParseError> {
 
 fn check_parsed(lock: &Lockfile, input: &[u8]) {
     for spec in &lock.specs {
-        assert_path_safe("name", &spec.name, input);
+        assert_path_safe("name", spec.name, input);
         assert_path_safe("version", spec.version.as_str(), input);
-        assert_path_safe("platform", &spec.platform, input);
+        assert_path_safe("platform", spec.platform, input);
         assert!(spec.source < lock.sources.len());
-        for dep in &spec.dependencies {
-            assert_path_safe("dependency", &dep.name, input);
+        for dep in lock.dependencies_of(spec) {
+            assert_path_safe("dependency", dep.name, input);
         }
     }
     for dep in &lock.dependencies {
-        assert_path_safe("dependency", &dep.name, input);
+        assert_path_safe("dependency", dep.name, input);
     }
     for sum in &lock.checksums {
-        assert_path_safe("checksum name", &sum.name, input);
-        assert_path_safe("checksum version", sum.version.as_str(), input);
-        assert_path_safe("checksum platform", &sum.platform, input);
+        assert_path_safe("checksum name", sum.name, input);
+        assert_path_safe("checksum version", sum.version, input);
+        assert_path_safe("checksum platform", sum.platform, input);
     }
     for platform in &lock.platforms {
         assert_path_safe("platform", platform, input);
@@ -104,7 +104,7 @@ fn check_parsed(lock: &Lockfile, input: &[u8]) {
         .specs
         .iter()
         .take(2)
-        .map(|s| s.name.as_str())
+        .map(|s| s.name)
         .chain(["kamal"])
         .collect();
     for root in roots {
@@ -576,10 +576,14 @@ fn generated_lockfiles_parse_back_to_what_was_written() {
             .specs
             .iter()
             .map(|s| Expected {
-                name: s.name.clone(),
+                name: s.name.to_owned(),
                 version: s.version.as_str().to_owned(),
-                platform: s.platform.clone(),
-                deps: s.dependencies.iter().map(|d| d.name.clone()).collect(),
+                platform: s.platform.to_owned(),
+                deps: lock
+                    .dependencies_of(s)
+                    .iter()
+                    .map(|d| d.name.to_owned())
+                    .collect(),
                 line: s.line,
             })
             .collect();

@@ -37,22 +37,22 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     for spec in &lock.specs {
-        path_safe("name", &spec.name);
+        path_safe("name", spec.name);
         path_safe("version", spec.version.as_str());
-        path_safe("platform", &spec.platform);
+        path_safe("platform", spec.platform);
         path_safe("full name", &spec.full_name());
         assert!(spec.source < lock.sources.len());
-        for dep in &spec.dependencies {
-            path_safe("dependency", &dep.name);
+        for dep in lock.dependencies_of(spec) {
+            path_safe("dependency", dep.name);
         }
     }
     for dep in &lock.dependencies {
-        path_safe("dependency", &dep.name);
+        path_safe("dependency", dep.name);
     }
     for sum in &lock.checksums {
-        path_safe("checksum name", &sum.name);
-        path_safe("checksum version", sum.version.as_str());
-        path_safe("checksum platform", &sum.platform);
+        path_safe("checksum name", sum.name);
+        path_safe("checksum version", sum.version);
+        path_safe("checksum platform", sum.platform);
     }
     for platform in &lock.platforms {
         path_safe("platform", platform);

@@ -195,7 +195,7 @@ impl GitSource {
             let git = find_git(ctx.path_var, &what)?;
             let staging = ctx.cache.temp_path("git")?;
             ctx.ui.verbose(&format!("fetching {what}"));
-            let fetched = self.fetch(ctx, &git, &staging, &spec.name);
+            let fetched = self.fetch(ctx, &git, &staging, spec.name);
             if let Err(e) = fetched {
                 let _ = fs::remove_dir_all(&staging);
                 return Err(e);
@@ -209,7 +209,7 @@ impl GitSource {
         }
         cache::touch(&last_used);
 
-        let gemspec = build::find_gemspec(&checkout, self.glob.as_deref(), &spec.name)
+        let gemspec = build::find_gemspec(&checkout, self.glob.as_deref(), spec.name)
             .map_err(|e| {
                 Error::Source(format!(
                     "cannot build {what}: {e}; lock a revision that has the gemspec (`bundle lock --update {}`) \

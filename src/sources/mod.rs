@@ -29,7 +29,7 @@ pub use path::PathSource;
 #[derive(Debug)]
 pub struct SourceGem<'a> {
     /// The locked spec.
-    pub spec: &'a Spec,
+    pub spec: &'a Spec<'a>,
     /// Where its content comes from.
     pub origin: Origin,
 }
@@ -94,7 +94,7 @@ pub fn resolve<'a>(
                 ..
             } => Origin::Git(GitSource::new(
                 app_dir,
-                &g.spec.name,
+                g.spec.name,
                 remote,
                 revision,
                 reference.as_deref(),
@@ -105,7 +105,7 @@ pub fn resolve<'a>(
                 match paths.iter().find(|(i, _)| *i == g.spec.source) {
                     Some((_, p)) => Origin::Path(p.clone()),
                     None => {
-                        let p = PathSource::locate(app_dir, &g.spec.name, path, glob.as_deref())?;
+                        let p = PathSource::locate(app_dir, g.spec.name, path, glob.as_deref())?;
                         paths.push((g.spec.source, p.clone()));
                         Origin::Path(p)
                     }

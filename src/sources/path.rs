@@ -70,7 +70,7 @@ impl PathSource {
     pub fn build(&self, ctx: &Context<'_>, spec: &Spec) -> Result<PathBuf> {
         let full_name = spec.full_name();
         let what = format!("{} from {}", spec.name, self.describe());
-        let gemspec = build::find_gemspec(&self.dir, self.glob.as_deref(), &spec.name)
+        let gemspec = build::find_gemspec(&self.dir, self.glob.as_deref(), spec.name)
             .map_err(|e| Error::Source(format!("cannot build {what}: {e}")))?;
         let output = super::temp_gem(ctx.cache, "path-gem")?;
         ctx.ui
