@@ -148,15 +148,7 @@ pub fn select<'a>(
         }
     }
 
-    // Bundler writes each source's specs sorted by name, so file order usually is name order already, and
-    // sorting numbers then checking is much cheaper than comparing names.
-    chosen.sort_unstable();
-    if !chosen
-        .windows(2)
-        .all(|w| specs[w[0]].name < specs[w[1]].name)
-    {
-        chosen.sort_unstable_by(|&a, &b| specs[a].name.cmp(specs[b].name));
-    }
+    sort_by_name(&mut chosen, specs);
     let mut position_of = vec![UNSET; lock.name_count()];
     for (position, &index) in chosen.iter().enumerate() {
         position_of[specs[index].name_id.index()] = position as u32;
@@ -198,6 +190,35 @@ pub fn select<'a>(
         gems,
         activation_order,
     })
+}
+
+/// Sorts spec indexes by name (distinct within a closure). Names are compared by their first 16 bytes as one
+/// integer, whole only when those are equal: no name has a NUL byte, so zero padding sorts a name before its
+/// extensions, as byte order does. Bundler writes each source's specs sorted by name, so file order usually is
+/// name order already and the sort is skipped.
+fn sort_by_name(chosen: &mut [usize], specs: &[Spec<'_>]) {
+    let prefix = |name: &str| {
+        let mut bytes = [0u8; 16];
+        let len = name.len().min(16);
+        bytes[..len].copy_from_slice(&name.as_bytes()[..len]);
+        u128::from_be_bytes(bytes)
+    };
+    chosen.sort_unstable();
+    let mut keyed: Vec<(u128, usize)> = chosen
+        .iter()
+        .map(|&index| (prefix(specs[index].name), index))
+        .collect();
+    let order = |a: &(u128, usize), b: &(u128, usize)| {
+        a.0.cmp(&b.0)
+            .then_with(|| specs[a.1].name.cmp(specs[b.1].name))
+    };
+    if keyed.is_sorted_by(|a, b| order(a, b).is_lt()) {
+        return;
+    }
+    keyed.sort_unstable_by(order);
+    for (slot, (_, index)) in chosen.iter_mut().zip(keyed) {
+        *slot = index;
+    }
 }
 
 fn no_variant(

@@ -552,7 +552,8 @@ fn split_once_byte(s: &str, b: u8) -> Option<(&str, &str)> {
 
 /// Whether `s` contains a space.
 fn has_space(s: &str) -> bool {
-    s.bytes().any(|c| c == b' ')
+    // Without an early exit the compiler checks many bytes at once; a checksum's 71 bytes are read whole.
+    s.bytes().fold(false, |any, c| any | (c == b' '))
 }
 
 fn is_conflict_marker(line: &str) -> bool {
@@ -877,7 +878,9 @@ impl<'t> Parser<'t> {
         if item.pinned || item.trailer.is_some() {
             return Err(malformed(line, EXPECT_SPEC));
         }
-        let (version_text, version, platform) = version_and_platform(paren)?;
+        let (version_text, platform) = version_and_platform(paren)?;
+        let version = Version::parse(version_text)
+            .map_err(|_| ParseErrorKind::BadVersion(version_text.to_owned()))?;
         let name_id = self.intern(item.name);
         self.joinable |= has_dash_digit(item.name);
         let slot = &mut self.slots[name_id.index()];
@@ -943,7 +946,7 @@ impl<'t> Parser<'t> {
         if item.pinned {
             return Err(malformed(line, EXPECT_CHECKSUM));
         }
-        let (version, _, platform) = version_and_platform(paren)?;
+        let (version, platform) = version_and_platform(paren)?;
         let Some(trailer) = item.trailer else {
             // Git and path gems are listed without a digest; nothing to verify.
             return Ok(());
@@ -1185,17 +1188,19 @@ fn split_at_paren(content: &str) -> Option<(&str, &str)> {
 
 /// Splits `1.16.0-x86_64-linux-gnu` at the first `-`: versions as Bundler
 /// writes them never contain one, platforms often do. The version comes back
-/// as written and parsed.
-fn version_and_platform(paren: &str) -> Result<(&str, Version, &str), ParseErrorKind> {
+/// as written, checked but not parsed.
+fn version_and_platform(paren: &str) -> Result<(&str, &str), ParseErrorKind> {
     let (text, platform) = match split_once_byte(paren, b'-') {
         Some((version, platform)) => (version, platform),
         None => (paren, RUBY),
     };
-    let version = Version::parse(text).map_err(|_| ParseErrorKind::BadVersion(text.to_owned()))?;
+    if !Version::is_valid(text) {
+        return Err(ParseErrorKind::BadVersion(text.to_owned()));
+    }
     if !is_valid_platform(platform) {
         return Err(ParseErrorKind::BadPlatform(platform.to_owned()));
     }
-    Ok((text, version, platform))
+    Ok((text, platform))
 }
 
 /// RubyGems' name pattern `[A-Za-z0-9._-]+`, minus a leading `.` or `-` so a
@@ -1226,6 +1231,13 @@ fn is_valid_platform(platform: &str) -> bool {
 /// Reads the comma-separated `algo=value` list after a CHECKSUMS entry and
 /// returns the sha256, ignoring other algorithms as Bundler does.
 fn sha256_of(trailer: &str) -> Result<Option<[u8; 32]>, ParseErrorKind> {
+    // What Bundler writes, settled without splitting: hex digits contain no `,`, so this is the one-item list.
+    if let Some(hex) = trailer.strip_prefix("sha256=")
+        && hex.len() == 64
+        && let Some(digest) = decode_sha256(hex)
+    {
+        return Ok(Some(digest));
+    }
     let mut found: Option<[u8; 32]> = None;
     for item in crate::version::split_byte(trailer, b',') {
         let bad = || ParseErrorKind::BadChecksum(item.to_owned());

@@ -233,6 +233,11 @@ impl Version {
         })
     }
 
+    /// Whether [`Version::parse`] would accept `s`, without building the version.
+    pub fn is_valid(s: &str) -> bool {
+        plain_numeric(s).is_some() || is_valid_version(s)
+    }
+
     /// The version exactly as it was written.
     pub fn as_str(&self) -> &str {
         self.text.as_str()
@@ -277,15 +282,24 @@ impl Version {
         else {
             return None;
         };
-        let parts = usize::from(limit.parts);
-        if parts == 0 || parts > INLINE_PARTS {
+        below_bump(mine, theirs, limit.parts)
+    }
+
+    /// `self` against a plain-number constraint without building a [`Version`] for it; `None` when this
+    /// version is not plain numbers or the bound cannot be computed inline.
+    fn satisfies_numeric(&self, op: Op, theirs: &[u64; INLINE_PARTS], parts: u8) -> Option<bool> {
+        let Canonical::Numeric(mine) = &self.canonical else {
             return None;
-        }
-        let kept = if parts > 1 { parts - 1 } else { parts };
-        let mut bound = [0u64; INLINE_PARTS];
-        bound[..kept].copy_from_slice(&theirs[..kept]);
-        bound[kept - 1] = bound[kept - 1].checked_add(1)?;
-        Some(*mine < bound)
+        };
+        Some(match op {
+            Op::Eq => mine == theirs,
+            Op::Ne => mine != theirs,
+            Op::Gt => mine > theirs,
+            Op::Lt => mine < theirs,
+            Op::Ge => mine >= theirs,
+            Op::Le => mine <= theirs,
+            Op::Pessimistic => mine >= theirs && below_bump(mine, theirs, parts)?,
+        })
     }
 
     fn from_segments(segs: Vec<Segment>) -> Version {
@@ -300,6 +314,19 @@ impl Version {
             parts: 0,
         }
     }
+}
+
+/// `mine < bump(theirs)` for plain numbers written in `parts` dot-separated parts (see [`Version::bump`]).
+fn below_bump(mine: &[u64; INLINE_PARTS], theirs: &[u64; INLINE_PARTS], parts: u8) -> Option<bool> {
+    let parts = usize::from(parts);
+    if parts == 0 || parts > INLINE_PARTS {
+        return None;
+    }
+    let kept = if parts > 1 { parts - 1 } else { parts };
+    let mut bound = [0u64; INLINE_PARTS];
+    bound[..kept].copy_from_slice(&theirs[..kept]);
+    bound[kept - 1] = bound[kept - 1].checked_add(1)?;
+    Some(*mine < bound)
 }
 
 /// Reads digits separated by single dots (`1.2.3`, the shape of almost every
@@ -558,6 +585,12 @@ impl Requirement {
 
 /// One constraint such as `>= 1.6.1`; a bare version means `=`.
 fn constraint(part: &str) -> Option<(Op, Version)> {
+    let (op, version) = split_constraint(part);
+    Some((op, Version::parse(version).ok()?))
+}
+
+/// A constraint's operator and its version's text.
+fn split_constraint(part: &str) -> (Op, &str) {
     let part = trim_ruby_space(part);
     // Two-character operators first so that `>=` is not read as `>`.
     let (op, width) = match part.as_bytes() {
@@ -570,8 +603,7 @@ fn constraint(part: &str) -> Option<(Op, Version)> {
         [b'<', ..] => (Op::Lt, 1),
         _ => (Op::Eq, 0),
     };
-    let version = Version::parse(trim_ruby_space(&part[width..])).ok()?;
-    Some((op, version))
+    (op, trim_ruby_space(&part[width..]))
 }
 
 /// The comma-separated parts of a requirement.
@@ -623,7 +655,7 @@ pub struct RequirementText<'t> {
 impl<'t> RequirementText<'t> {
     /// Checks `s` as [`Requirement::parse`] does, without keeping the result.
     pub fn parse(s: &'t str) -> Result<RequirementText<'t>, VersionError> {
-        if parts(s).all(|part| constraint(part).is_some()) {
+        if parts(s).all(|part| Version::is_valid(split_constraint(part).1)) {
             Ok(RequirementText { text: s })
         } else {
             Err(VersionError::BadRequirement(s.to_owned()))
@@ -647,8 +679,13 @@ impl<'t> RequirementText<'t> {
     /// True when `v` satisfies every constraint; see [`Requirement::matches`].
     pub fn matches(&self, v: &Version) -> bool {
         self.text.is_empty()
-            || parts(self.text)
-                .all(|part| constraint(part).is_some_and(|(op, r)| satisfies(v, op, &r)))
+            || parts(self.text).all(|part| {
+                let (op, text) = split_constraint(part);
+                // Plain numbers on both sides, nearly every check, compare without a `Version` for the bound.
+                plain_numeric(text)
+                    .and_then(|(numbers, written)| v.satisfies_numeric(op, &numbers, written))
+                    .unwrap_or_else(|| constraint(part).is_some_and(|(op, r)| satisfies(v, op, &r)))
+            })
     }
 }
 
@@ -841,6 +878,79 @@ mod tests {
         assert!(req(">= 0").matches(&v("1.0.beta")));
         assert!(Requirement::default().matches(&v("0.0.1.a")));
         assert!(req(">=1.0").matches(&v("1.0")));
+    }
+
+    #[test]
+    fn requirement_text_agrees_with_parsed_requirement() {
+        let requirements = [
+            "~> 1.6",
+            "~> 1.6.1",
+            "~> 1.0.a",
+            "~> 1.0",
+            "~> 1",
+            "~> 1.2.3.4",
+            "~> 1.2.3.4.5",
+            "~>1.2",
+            ">= 1.15.7, != 1.16.7, != 1.16.0.rc1",
+            "= 8.2.0.alpha",
+            "= 1.0",
+            "1.0",
+            "> 1.0",
+            "< 8.0",
+            "<= 8.0",
+            ">= 0",
+            " >=  1.0 , < 2 ",
+            "~> 18446744073709551615.1",
+            "~> 99999999999999999999999.1",
+            "!= 1.0.0.0.0.1",
+        ];
+        let versions = [
+            "0",
+            "1",
+            "1.0",
+            "1.0.a",
+            "1.5.9",
+            "1.6",
+            "1.6.0",
+            "1.6.1",
+            "1.6.9",
+            "1.7",
+            "1.7.0.a",
+            "1.9",
+            "1.99.1",
+            "2",
+            "2.0.a",
+            "1.2.3.4",
+            "1.2.3.5",
+            "1.2.4",
+            "1.2.3.4.6",
+            "1.15.7",
+            "1.16.0.rc1",
+            "1.16.7",
+            "8",
+            "8.2.0.alpha",
+            "1.0.0.0.0.1",
+            "18446744073709551615.5",
+            "18446744073709551616",
+            "99999999999999999999999.9",
+        ];
+        for r in requirements {
+            let text = RequirementText::parse(r).unwrap();
+            let parsed = Requirement::parse(r).unwrap();
+            assert_eq!(text.to_requirement(), parsed, "{r}");
+            assert_eq!(text.to_string(), parsed.to_string(), "{r}");
+            for version in versions {
+                let version = v(version);
+                assert_eq!(
+                    text.matches(&version),
+                    parsed.matches(&version),
+                    "{r} against {version}"
+                );
+            }
+        }
+        assert!(RequirementText::default().matches(&v("0.0.1.a")));
+        assert_eq!(RequirementText::default().to_string(), ">= 0");
+        assert!(RequirementText::parse(">= 1.0,").is_err());
     }
 
     #[test]
