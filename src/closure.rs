@@ -194,8 +194,8 @@ pub fn select<'a>(
 
 /// Sorts spec indexes by name (distinct within a closure). Names are compared by their first 16 bytes as one
 /// integer, whole only when those are equal: no name has a NUL byte, so zero padding sorts a name before its
-/// extensions, as byte order does. Bundler writes each source's specs sorted by name, so file order usually is
-/// name order already and the sort is skipped.
+/// extensions, as byte order does. Bundler writes each source's specs sorted by name, so in file order the
+/// closure is a few runs already in name order.
 fn sort_by_name(chosen: &mut [usize], specs: &[Spec<'_>]) {
     let prefix = |name: &str| {
         let mut bytes = [0u8; 16];
@@ -212,10 +212,9 @@ fn sort_by_name(chosen: &mut [usize], specs: &[Spec<'_>]) {
         a.0.cmp(&b.0)
             .then_with(|| specs[a.1].name.cmp(specs[b.1].name))
     };
-    if keyed.is_sorted_by(|a, b| order(a, b).is_lt()) {
-        return;
-    }
-    keyed.sort_unstable_by(order);
+    // The stable sort finds runs already in order and merges them: linear for one sorted source, and
+    // nearly so for a few.
+    keyed.sort_by(order);
     for (slot, (_, index)) in chosen.iter_mut().zip(keyed) {
         *slot = index;
     }
