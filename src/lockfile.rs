@@ -617,10 +617,16 @@ impl<'t> Parser<'t> {
                 .rposition(|b| b != b' ' && b != b'\t')
                 .map_or(0, |i| i + 1);
             let line = &line[..blank_end];
-            if line.bytes().all(is_space) {
+            // Entries are indented by spaces only; one scan finds the indent and tells a blank line.
+            let indent = line.bytes().position(|b| b != b' ').unwrap_or(line.len());
+            let blank = match line.as_bytes().get(indent) {
+                None => true,
+                Some(&b) => is_space(b) && line.bytes().all(is_space),
+            };
+            if blank {
                 continue;
             }
-            if !line.bytes().next().is_some_and(is_space) {
+            if indent == 0 && !is_space(line.as_bytes()[0]) {
                 close(section)?;
                 section = match line {
                     "GEM" => open(SourceHeader::Gem, line_no),
@@ -642,7 +648,6 @@ impl<'t> Parser<'t> {
             if has_control(line) {
                 return Err(at(ParseErrorKind::ControlCharacter(line.to_owned())));
             }
-            let indent = line.bytes().position(|b| b != b' ').unwrap_or(line.len());
             let content = &line[indent..];
             if content.bytes().next().is_some_and(is_space) {
                 return Err(at(malformed(line, EXPECT_INDENT)));
@@ -1118,6 +1123,7 @@ fn build_source(open: &OpenSource) -> Result<SourceKind, ParseError> {
 
 /// The parts of `name (paren)! trailer`, the one entry shape Bundler uses for
 /// specs, dependencies and checksums alike.
+#[derive(Debug, PartialEq)]
 struct Item<'a> {
     name: &'a str,
     paren: Option<&'a str>,
@@ -1125,8 +1131,31 @@ struct Item<'a> {
     trailer: Option<&'a str>,
 }
 
+/// Bytes RubyGems allows in names and platforms.
+const NAME_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = (b as u8).is_ascii_alphanumeric() || matches!(b as u8, b'.' | b'_' | b'-');
+        b += 1;
+    }
+    table
+};
+
 impl<'a> Item<'a> {
     fn split(
+        line: &str,
+        content: &'a str,
+        expected: &'static str,
+    ) -> Result<Item<'a>, ParseErrorKind> {
+        match Item::split_usual(content) {
+            Some(item) => Ok(item),
+            None => Item::split_general(line, content, expected),
+        }
+    }
+
+    /// Any entry, with the exact error for a malformed one.
+    fn split_general(
         line: &str,
         content: &'a str,
         expected: &'static str,
@@ -1164,6 +1193,61 @@ impl<'a> Item<'a> {
             return Err(ParseErrorKind::BadName(name.to_owned()));
         }
         Ok(Item {
+            name,
+            paren,
+            pinned,
+            trailer,
+        })
+    }
+
+    /// What Bundler writes (`name`, `name!`, `name (paren)`, `name (paren)!`, `name (paren) trailer`), read
+    /// in one pass with the name checked on the way. `None` sends everything else, well-formed or not,
+    /// through [`Item::split`]'s general reading, which gives the exact error.
+    fn split_usual(content: &'a str) -> Option<Item<'a>> {
+        let bytes = content.as_bytes();
+        if bytes.first().is_none_or(|&b| b == b'-') {
+            return None;
+        }
+        // Starting `previous` at `.` also refuses a leading dot, as `is_valid_name` does.
+        let mut previous = b'.';
+        let mut end = 0;
+        for &b in bytes {
+            if !NAME_BYTE[usize::from(b)] {
+                break;
+            }
+            if b == b'.' && previous == b'.' {
+                return None;
+            }
+            previous = b;
+            end += 1;
+        }
+        if end == 0 {
+            return None;
+        }
+        let (name, rest) = content.split_at(end);
+        let (paren, after) = match rest.as_bytes() {
+            [] | [b'!'] => (None, rest),
+            [b' ', b'(', ..] => {
+                let (paren, after) = split_once_byte(&rest[2..], b')')?;
+                (Some(paren), after)
+            }
+            _ => return None,
+        };
+        let (pinned, after) = match after.strip_prefix('!') {
+            Some(after) => (true, after),
+            None => (false, after),
+        };
+        let trailer = match after {
+            "" => None,
+            _ => {
+                let trailer = after.strip_prefix(' ')?;
+                if trailer.is_empty() || has_space(trailer) {
+                    return None;
+                }
+                Some(trailer)
+            }
+        };
+        Some(Item {
             name,
             paren,
             pinned,
@@ -2101,6 +2185,68 @@ BUNDLED WITH
             (lock.specs[0].name, lock.specs[0].platform),
             ("a.b", "x86_64-linux.x")
         );
+    }
+
+    #[test]
+    fn the_usual_entry_reading_agrees_with_the_general_one() {
+        let mut contents: Vec<String> = [
+            "rails",
+            "rails!",
+            "a (1.0)",
+            "a (1.0)!",
+            "a (1.0) sha256=ab",
+            "a (>= 1, < 2)",
+            "a (1.0-java)",
+            "_x (1)",
+            "a.b-c_d (1)",
+            ".a (1)",
+            "-a (1)",
+            "a..b (1)",
+            "a (1.0",
+            "a (1.0) ",
+            "a (1.0)  x",
+            "a (1.0) x y",
+            "a  (1.0)",
+            "a(1.0)",
+            "a ((1)",
+            "a (1))",
+            "a (1)!!",
+            "a! (1)",
+            "a!x",
+            "a b",
+            "a\u{e9} (1)",
+            "",
+            "!",
+            " (1)",
+            "a (1) !",
+            "a (1)! x",
+            "a (1)!x",
+        ]
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+        // Every prefix of a few checksum lines too, to cover entries cut anywhere.
+        let whole = "nokogiri (1.16.0-x86_64-linux) sha256=379fae440b28915e3f19d752ce2dcf8465ed2b2fbefd2a7ca0dd497bc981a06a";
+        contents.extend((0..=whole.len()).map(|end| whole[..end].to_string()));
+        for content in &contents {
+            if let Some(usual) = Item::split_usual(content) {
+                assert_eq!(
+                    Ok(usual),
+                    Item::split_general(content, content, EXPECT_SPEC),
+                    "{content:?}"
+                );
+            }
+        }
+        // The usual shapes do take the one-pass reading.
+        for content in [
+            "rails",
+            "rails!",
+            "a (1.0)",
+            "a (1.0)!",
+            "a (1.0) sha256=ab",
+        ] {
+            assert!(Item::split_usual(content).is_some(), "{content:?}");
+        }
     }
 
     /// Found by `cargo fuzz run lockfile` (fuzz/README.md): `..` inside a name or platform was accepted.

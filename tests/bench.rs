@@ -510,19 +510,36 @@ fn bench_parse_2000_specs() {
     // 5. Parsing and selecting the closure of a 2,000-spec lockfile, in process (the launcher's own code path).
     let text = synthetic_lockfile(2000);
     let local = Platform::parse("x86_64-linux");
-    let parse = median_of(101, || {
-        std::hint::black_box(Lockfile::parse(&text).unwrap());
-    });
     let lock = Lockfile::parse(&text).unwrap();
-    let select = median_of(101, || {
-        let closure = closure::select(&lock, "kamal", &local, false).unwrap();
-        assert_eq!(closure.gems.len(), 2001);
-    });
+    // This VM's speed changes by up to 1.7x from one moment to the next (its host is shared), so many short
+    // rounds are timed and both the best round and the typical one are shown.
+    let mut rounds: Vec<(std::time::Duration, std::time::Duration)> = (0..21)
+        .map(|_| {
+            let parse = median_of(31, || {
+                std::hint::black_box(Lockfile::parse(&text).unwrap());
+            });
+            let select = median_of(31, || {
+                let closure = closure::select(&lock, "kamal", &local, false).unwrap();
+                assert_eq!(closure.gems.len(), 2001);
+            });
+            (parse, select)
+        })
+        .collect();
+    rounds.sort_by_key(|(parse, select)| *parse + *select);
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    let show = |what: &str, (parse, select): (std::time::Duration, std::time::Duration)| {
+        println!(
+            "   {what}: parse {:.3} ms + select closure {:.3} ms = {:.3} ms",
+            ms(parse),
+            ms(select),
+            ms(parse + select)
+        );
+    };
     println!(
-        "\n5. 2,000-spec lockfile ({} KiB): parse {:.3} ms + select closure {:.3} ms = {:.3} ms (medians of 101)",
-        text.len() / 1024,
-        parse.as_secs_f64() * 1e3,
-        select.as_secs_f64() * 1e3,
-        (parse + select).as_secs_f64() * 1e3
+        "\n5. 2,000-spec lockfile ({} KiB), 21 rounds of 31 runs each (medians per round):",
+        text.len() / 1024
     );
+    show("best round  ", rounds[0]);
+    show("median round", rounds[rounds.len() / 2]);
+    show("worst round ", rounds[rounds.len() - 1]);
 }
