@@ -1172,20 +1172,7 @@ impl<'a> Item<'a> {
                 None => (content, None, ""),
             },
         };
-        let (pinned, after) = match after.strip_prefix('!') {
-            Some(after) => (true, after),
-            None => (false, after),
-        };
-        let trailer = match after {
-            "" => None,
-            _ => {
-                let trailer = after.strip_prefix(' ').ok_or_else(bad)?;
-                if trailer.is_empty() || has_space(trailer) {
-                    return Err(bad());
-                }
-                Some(trailer)
-            }
-        };
+        let (pinned, trailer) = pin_and_trailer(after).ok_or_else(bad)?;
         if has_space(name) {
             return Err(bad());
         }
@@ -1233,20 +1220,7 @@ impl<'a> Item<'a> {
             }
             _ => return None,
         };
-        let (pinned, after) = match after.strip_prefix('!') {
-            Some(after) => (true, after),
-            None => (false, after),
-        };
-        let trailer = match after {
-            "" => None,
-            _ => {
-                let trailer = after.strip_prefix(' ')?;
-                if trailer.is_empty() || has_space(trailer) {
-                    return None;
-                }
-                Some(trailer)
-            }
-        };
+        let (pinned, trailer) = pin_and_trailer(after)?;
         Some(Item {
             name,
             paren,
@@ -1254,6 +1228,26 @@ impl<'a> Item<'a> {
             trailer,
         })
     }
+}
+
+/// What may follow an entry's name and parenthesis: an optional `!`, then an optional single-word trailer
+/// after one space. `None` when something else follows.
+fn pin_and_trailer(after: &str) -> Option<(bool, Option<&str>)> {
+    let (pinned, after) = match after.strip_prefix('!') {
+        Some(after) => (true, after),
+        None => (false, after),
+    };
+    let trailer = match after {
+        "" => None,
+        _ => {
+            let trailer = after.strip_prefix(' ')?;
+            if trailer.is_empty() || has_space(trailer) {
+                return None;
+            }
+            Some(trailer)
+        }
+    };
+    Some((pinned, trailer))
 }
 
 /// `name (rest` split at the first ` (`, the opening of a version or requirement.
