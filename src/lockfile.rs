@@ -579,8 +579,167 @@ fn has_dash_digit(name: &str) -> bool {
         .any(|pair| pair[0] == b'-' && pair[1].is_ascii_digit())
 }
 
+/// One line of the file, as the section loop sees it.
+enum Line<'t> {
+    /// Empty or whitespace only.
+    Blank,
+    /// Unindented: a section header, known or not.
+    Header(&'t str),
+    /// Anything indented, without trailing blanks.
+    Entry { line: &'t str, indent: usize },
+}
+
+/// Cuts a raw line (without its `\n`) into what [`Line`] tells apart; both threads read lines this way.
+fn classify(raw: &str) -> Result<Line<'_>, ParseErrorKind> {
+    let line = raw.strip_suffix('\r').unwrap_or(raw);
+    if is_conflict_marker(line) {
+        return Err(ParseErrorKind::MergeConflict);
+    }
+    // Trailing blanks are invisible in editors; they must not change meaning.
+    let blank_end = line
+        .bytes()
+        .rposition(|b| b != b' ' && b != b'\t')
+        .map_or(0, |i| i + 1);
+    let line = &line[..blank_end];
+    // Entries are indented by spaces only; one scan finds the indent and tells a blank line.
+    let indent = line.bytes().position(|b| b != b' ').unwrap_or(line.len());
+    Ok(match line.as_bytes().get(indent) {
+        None => Line::Blank,
+        Some(&b) if is_space(b) && line.bytes().all(is_space) => Line::Blank,
+        Some(&b) if indent == 0 && !is_space(b) => Line::Header(line),
+        Some(_) => Line::Entry { line, indent },
+    })
+}
+
+/// An entry's content after its indent, once the line is known to be plain text indented by spaces only.
+fn content_of(line: &str, indent: usize) -> Result<&str, ParseErrorKind> {
+    if has_control(line) {
+        return Err(ParseErrorKind::ControlCharacter(line.to_owned()));
+    }
+    let content = &line[indent..];
+    if content.bytes().next().is_some_and(is_space) {
+        return Err(malformed(line, EXPECT_INDENT));
+    }
+    Ok(content)
+}
+
+/// The lines of `text` from byte `start`, numbered from `line_no + 1`, with the byte offset after each.
+fn lines_from(
+    text: &str,
+    mut start: usize,
+    mut line_no: usize,
+) -> impl Iterator<Item = (usize, &str, usize)> {
+    std::iter::from_fn(move || {
+        if start >= text.len() {
+            return None;
+        }
+        let end =
+            memchr::memchr(b'\n', &text.as_bytes()[start..]).map_or(text.len(), |at| start + at);
+        let raw = &text[start..end];
+        start = end + 1;
+        line_no += 1;
+        Some((line_no, raw, start))
+    })
+}
+
+/// A CHECKSUMS section large enough to be read on a second thread while the rest of the file is read.
+struct ChecksumsBody<'t> {
+    /// The header's line number.
+    header_line: usize,
+    /// The body's text, from the line after the header to the next header or the end.
+    text: &'t str,
+    /// The byte offset and line number just past the body, where the main thread resumes.
+    resume_at: usize,
+    last_line: usize,
+}
+
+/// Below this many bytes of checksums a second thread costs more than it saves; typical lockfiles never use it.
+const PARALLEL_CHECKSUMS: usize = 64 * 1024;
+
+impl<'t> ChecksumsBody<'t> {
+    /// The file's one CHECKSUMS section, when it is big enough to read apart; files with two such headers
+    /// (which a merge can leave) are read in one pass.
+    fn find(text: &'t str, minimum: usize) -> Option<ChecksumsBody<'t>> {
+        if text.len() < minimum {
+            return None;
+        }
+        let finder = memchr::memmem::Finder::new(b"\nCHECKSUMS");
+        let mut found = finder.find_iter(text.as_bytes());
+        let at = found.next()? + 1;
+        if found.next().is_some() {
+            return None;
+        }
+        let header_end =
+            memchr::memchr(b'\n', &text.as_bytes()[at..]).map_or(text.len(), |end| at + end);
+        if !matches!(
+            classify(&text[at..header_end]),
+            Ok(Line::Header("CHECKSUMS"))
+        ) {
+            return None;
+        }
+        let header_line = memchr::memchr_iter(b'\n', &text.as_bytes()[..at]).count() + 1;
+        let body_start = (header_end + 1).min(text.len());
+        // The body ends before the next line that starts with anything but whitespace: a header, or a
+        // conflict marker, which the main thread reports.
+        let mut resume_at = body_start;
+        let mut last_line = header_line;
+        for (line_no, raw, next) in lines_from(text, body_start, header_line) {
+            if raw.bytes().next().is_some_and(|b| !is_space(b)) {
+                break;
+            }
+            resume_at = next.min(text.len());
+            last_line = line_no;
+        }
+        let body = &text[body_start..resume_at];
+        (body.len() >= minimum).then_some(ChecksumsBody {
+            header_line,
+            text: body,
+            resume_at,
+            last_line,
+        })
+    }
+
+    /// Reads every entry, as the section loop would, up to the first error.
+    fn read(&self) -> (Vec<(usize, ReadChecksum<'t>)>, Option<ParseError>) {
+        let mut read = Vec::with_capacity(self.text.len() / 96);
+        for (line_no, raw, _) in lines_from(self.text, 0, self.header_line) {
+            let entry = match classify(raw) {
+                Ok(Line::Blank) => continue,
+                Ok(Line::Entry { line, indent }) => content_of(line, indent).and_then(|content| {
+                    if indent != 2 {
+                        return Err(malformed(line, EXPECT_CHECKSUM));
+                    }
+                    read_checksum(line, content)
+                }),
+                // The body was cut before any unindented line.
+                Ok(Line::Header(_)) => continue,
+                Err(kind) => Err(kind),
+            };
+            match entry {
+                Ok(Some(checksum)) => read.push((line_no, checksum)),
+                Ok(None) => {}
+                Err(kind) => {
+                    return (
+                        read,
+                        Some(ParseError {
+                            line: line_no,
+                            kind,
+                        }),
+                    );
+                }
+            }
+        }
+        (read, None)
+    }
+}
+
 impl<'t> Parser<'t> {
-    fn run(mut self, text: &'t str) -> Result<Lockfile<'t>, ParseError> {
+    fn run(self, text: &'t str) -> Result<Lockfile<'t>, ParseError> {
+        self.run_with(text, PARALLEL_CHECKSUMS)
+    }
+
+    /// Reads `text`; a CHECKSUMS section of at least `parallel` bytes is read on a second thread.
+    fn run_with(mut self, text: &'t str, parallel: usize) -> Result<Lockfile<'t>, ParseError> {
         // A byte-order mark would turn the first header into an unknown
         // section and silently hide it.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -594,67 +753,106 @@ impl<'t> Parser<'t> {
         self.out.checksums.reserve(gems);
         self.next_checksum.reserve(gems);
         self.out.spec_dependencies.reserve(gems);
+        let body = ChecksumsBody::find(text, parallel);
+        let Some(body) = body else {
+            self.read_lines(text, 0, 0, None)?;
+            return self.finish();
+        };
+        std::thread::scope(|scope| {
+            let worker = std::thread::Builder::new()
+                .name("checksums".into())
+                .spawn_scoped(scope, || body.read());
+            let Ok(worker) = worker else {
+                // No thread to be had: read it all here.
+                self.read_lines(text, 0, 0, None)?;
+                return Ok(());
+            };
+            let main = self.read_lines(text, 0, 0, Some(&body));
+            let (read, body_error) = match worker.join() {
+                Ok(outcome) => outcome,
+                Err(panic) => std::panic::resume_unwind(panic),
+            };
+            // The first error by line is the one a single pass would have stopped at: everything the main
+            // thread reads lies before or after the body, so line order is discovery order.
+            let mut first = body_error;
+            let earlier = |e: ParseError, first: &mut Option<ParseError>| {
+                if first.as_ref().is_none_or(|f| e.line < f.line) {
+                    *first = Some(e);
+                }
+            };
+            if let Err(e) = main {
+                earlier(e, &mut first);
+            }
+            for (line_no, checksum) in read {
+                if first.as_ref().is_some_and(|f| f.line < line_no) {
+                    break;
+                }
+                if let Err(kind) = self.store_checksum(checksum, line_no) {
+                    earlier(
+                        ParseError {
+                            line: line_no,
+                            kind,
+                        },
+                        &mut first,
+                    );
+                    break;
+                }
+            }
+            first.map_or(Ok(()), Err)
+        })?;
+        self.finish()
+    }
+
+    /// Reads the lines of `text` from byte `start` (line `line_no` + 1); the CHECKSUMS `body`, if any, is
+    /// skipped, since another thread reads it.
+    fn read_lines(
+        &mut self,
+        text: &'t str,
+        start: usize,
+        line_no: usize,
+        body: Option<&ChecksumsBody<'t>>,
+    ) -> Result<(), ParseError> {
         let mut section = Section::Ignored;
-        let bytes = text.as_bytes();
-        let mut start = 0;
-        let mut line_no = 0;
-        while start < text.len() {
-            let end = memchr::memchr(b'\n', &bytes[start..]).map_or(text.len(), |at| start + at);
-            let raw = &text[start..end];
-            start = end + 1;
-            line_no += 1;
+        let mut lines = lines_from(text, start, line_no);
+        while let Some((line_no, raw, _)) = lines.next() {
             let at = |kind| ParseError {
                 line: line_no,
                 kind,
             };
-            let line = raw.strip_suffix('\r').unwrap_or(raw);
-            if is_conflict_marker(line) {
-                return Err(at(ParseErrorKind::MergeConflict));
-            }
-            // Trailing blanks are invisible in editors; they must not change meaning.
-            let blank_end = line
-                .bytes()
-                .rposition(|b| b != b' ' && b != b'\t')
-                .map_or(0, |i| i + 1);
-            let line = &line[..blank_end];
-            // Entries are indented by spaces only; one scan finds the indent and tells a blank line.
-            let indent = line.bytes().position(|b| b != b' ').unwrap_or(line.len());
-            let blank = match line.as_bytes().get(indent) {
-                None => true,
-                Some(&b) => is_space(b) && line.bytes().all(is_space),
+            let (line, indent) = match classify(raw).map_err(at)? {
+                Line::Blank => continue,
+                Line::Header(line) => {
+                    close(section)?;
+                    section = match line {
+                        "GEM" => open(SourceHeader::Gem, line_no),
+                        "GIT" => open(SourceHeader::Git, line_no),
+                        "PATH" => open(SourceHeader::Path, line_no),
+                        "PLUGIN SOURCE" => open(SourceHeader::Plugin, line_no),
+                        "PLATFORMS" => Section::Platforms,
+                        "DEPENDENCIES" => Section::Dependencies,
+                        "CHECKSUMS" => Section::Checksums,
+                        "RUBY VERSION" => Section::RubyVersion,
+                        "BUNDLED WITH" => Section::BundledWith,
+                        _ => Section::Ignored,
+                    };
+                    if let Some(body) = body.filter(|b| b.header_line == line_no) {
+                        lines = lines_from(text, body.resume_at, body.last_line);
+                    }
+                    continue;
+                }
+                Line::Entry { line, indent } => (line, indent),
             };
-            if blank {
-                continue;
-            }
-            if indent == 0 && !is_space(line.as_bytes()[0]) {
-                close(section)?;
-                section = match line {
-                    "GEM" => open(SourceHeader::Gem, line_no),
-                    "GIT" => open(SourceHeader::Git, line_no),
-                    "PATH" => open(SourceHeader::Path, line_no),
-                    "PLUGIN SOURCE" => open(SourceHeader::Plugin, line_no),
-                    "PLATFORMS" => Section::Platforms,
-                    "DEPENDENCIES" => Section::Dependencies,
-                    "CHECKSUMS" => Section::Checksums,
-                    "RUBY VERSION" => Section::RubyVersion,
-                    "BUNDLED WITH" => Section::BundledWith,
-                    _ => Section::Ignored,
-                };
-                continue;
-            }
             if matches!(section, Section::Ignored) {
                 continue;
             }
-            if has_control(line) {
-                return Err(at(ParseErrorKind::ControlCharacter(line.to_owned())));
-            }
-            let content = &line[indent..];
-            if content.bytes().next().is_some_and(is_space) {
-                return Err(at(malformed(line, EXPECT_INDENT)));
-            }
+            let content = content_of(line, indent).map_err(at)?;
             self.entry(&mut section, line_no, line, indent, content)?;
         }
-        close(section)?;
+        close(section)
+    }
+
+    /// Links what was read: checksums to specs, and Bundler's joined-name rule where it can matter.
+    fn finish(mut self) -> Result<Lockfile<'t>, ParseError> {
         self.attach_checksums();
         if self.joinable {
             for (spec, sha256) in self.check_joined_names()? {
@@ -946,21 +1144,26 @@ impl<'t> Parser<'t> {
         line: &str,
         content: &'t str,
     ) -> Result<(), ParseErrorKind> {
-        let item = Item::split(line, content, EXPECT_CHECKSUM)?;
-        let paren = item.paren.ok_or_else(|| malformed(line, EXPECT_CHECKSUM))?;
-        if item.pinned {
-            return Err(malformed(line, EXPECT_CHECKSUM));
+        match read_checksum(line, content)? {
+            Some(read) => self.store_checksum(read, line_no),
+            None => Ok(()),
         }
-        let (version, platform) = version_and_platform(paren)?;
-        let Some(trailer) = item.trailer else {
-            // Git and path gems are listed without a digest; nothing to verify.
-            return Ok(());
-        };
-        let Some(sha256) = sha256_of(trailer)? else {
-            return Ok(());
-        };
-        let name_id = self.intern(item.name);
-        self.joinable |= has_dash_digit(item.name);
+    }
+
+    /// Keeps a checksum read from `line_no`, refusing a different digest for a full name already listed.
+    fn store_checksum(
+        &mut self,
+        read: ReadChecksum<'t>,
+        line_no: usize,
+    ) -> Result<(), ParseErrorKind> {
+        let ReadChecksum {
+            name,
+            version,
+            platform,
+            sha256,
+        } = read;
+        let name_id = self.intern(name);
+        self.joinable |= has_dash_digit(name);
         let slot = &mut self.slots[name_id.index()];
         let mut at = slot.first_checksum;
         while at != NONE {
@@ -970,7 +1173,7 @@ impl<'t> Parser<'t> {
                     return Ok(());
                 }
                 return Err(ParseErrorKind::ConflictingChecksum {
-                    full_name: FullName::new(item.name, version, platform).joined(),
+                    full_name: FullName::new(name, version, platform).joined(),
                     first_line: first.line,
                 });
             }
@@ -979,7 +1182,7 @@ impl<'t> Parser<'t> {
         self.next_checksum.push(slot.first_checksum);
         slot.first_checksum = self.out.checksums.len() as u32;
         self.out.checksums.push(ChecksumEntry {
-            name: item.name,
+            name,
             name_id,
             version,
             platform,
@@ -988,6 +1191,36 @@ impl<'t> Parser<'t> {
         });
         Ok(())
     }
+}
+
+/// A CHECKSUMS line's digest and whom it is for, read but not yet kept.
+struct ReadChecksum<'t> {
+    name: &'t str,
+    version: &'t str,
+    platform: &'t str,
+    sha256: [u8; 32],
+}
+
+/// Reads a CHECKSUMS entry; `None` for one without a sha256 (Git and path gems are listed without a digest).
+fn read_checksum<'t>(
+    line: &str,
+    content: &'t str,
+) -> Result<Option<ReadChecksum<'t>>, ParseErrorKind> {
+    let item = Item::split(line, content, EXPECT_CHECKSUM)?;
+    let paren = item.paren.ok_or_else(|| malformed(line, EXPECT_CHECKSUM))?;
+    if item.pinned {
+        return Err(malformed(line, EXPECT_CHECKSUM));
+    }
+    let (version, platform) = version_and_platform(paren)?;
+    let Some(trailer) = item.trailer else {
+        return Ok(None);
+    };
+    Ok(sha256_of(trailer)?.map(|sha256| ReadChecksum {
+        name: item.name,
+        version,
+        platform,
+        sha256,
+    }))
 }
 
 fn open(header: SourceHeader, line: usize) -> Section {
@@ -2342,6 +2575,32 @@ BUNDLED WITH
     #[test]
     fn mutated_lockfiles_never_panic() {
         let original = real(HOME).as_bytes().to_vec();
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut outcomes = [0usize; 2];
+        for _ in 0..3000 {
+            let bytes = mutate(&mut rng, &original);
+            match Lockfile::parse_bytes(&bytes) {
+                Ok(lock) => {
+                    outcomes[0] += 1;
+                    for spec in &lock.specs {
+                        assert!(spec.source < lock.sources.len());
+                        assert!(is_valid_name(spec.name) && is_valid_platform(spec.platform));
+                    }
+                }
+                Err(e) => {
+                    outcomes[1] += 1;
+                    let lines = bytes.iter().filter(|&&b| b == b'\n').count() + 1;
+                    assert!((1..=lines).contains(&e.line), "{e}");
+                }
+            }
+        }
+        // Both outcomes must occur, or the mutations are not exercising the parser.
+        assert!(outcomes[0] > 100 && outcomes[1] > 100, "{outcomes:?}");
+    }
+
+    /// `original` with up to four random edits: a byte changed, a lockfile-ish token inserted, a stretch
+    /// removed or copied elsewhere, or the tail cut.
+    fn mutate(rng: &mut XorShift, original: &[u8]) -> Vec<u8> {
         let tokens: &[&[u8]] = &[
             b" (",
             b")",
@@ -2366,47 +2625,75 @@ BUNDLED WITH
             b"-x86_64-linux",
             "é".as_bytes(),
         ];
-        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
-        let mut outcomes = [0usize; 2];
-        for _ in 0..3000 {
-            let mut bytes = original.clone();
-            for _ in 0..=rng.below(4) {
-                let at = rng.below(bytes.len() + 1);
-                match rng.below(5) {
-                    0 if at < bytes.len() => bytes[at] = rng.next() as u8,
-                    1 => {
-                        let token = tokens[rng.below(tokens.len())];
-                        bytes.splice(at..at, token.iter().copied());
-                    }
-                    2 => {
-                        let end = (at + rng.below(40)).min(bytes.len());
-                        bytes.drain(at..end);
-                    }
-                    3 => {
-                        let end = (at + rng.below(200)).min(bytes.len());
-                        let copy = bytes[at..end].to_vec();
-                        let to = rng.below(bytes.len() + 1);
-                        bytes.splice(to..to, copy);
-                    }
-                    _ => bytes.truncate(at),
+        let mut bytes = original.to_vec();
+        for _ in 0..=rng.below(4) {
+            let at = rng.below(bytes.len() + 1);
+            match rng.below(5) {
+                0 if at < bytes.len() => bytes[at] = rng.next() as u8,
+                1 => {
+                    let token = tokens[rng.below(tokens.len())];
+                    bytes.splice(at..at, token.iter().copied());
                 }
-            }
-            match Lockfile::parse_bytes(&bytes) {
-                Ok(lock) => {
-                    outcomes[0] += 1;
-                    for spec in &lock.specs {
-                        assert!(spec.source < lock.sources.len());
-                        assert!(is_valid_name(spec.name) && is_valid_platform(spec.platform));
-                    }
+                2 => {
+                    let end = (at + rng.below(40)).min(bytes.len());
+                    bytes.drain(at..end);
                 }
-                Err(e) => {
-                    outcomes[1] += 1;
-                    let lines = bytes.iter().filter(|&&b| b == b'\n').count() + 1;
-                    assert!((1..=lines).contains(&e.line), "{e}");
+                3 => {
+                    let end = (at + rng.below(200)).min(bytes.len());
+                    let copy = bytes[at..end].to_vec();
+                    let to = rng.below(bytes.len() + 1);
+                    bytes.splice(to..to, copy);
                 }
+                _ => bytes.truncate(at),
             }
         }
-        // Both outcomes must occur, or the mutations are not exercising the parser.
+        bytes
+    }
+
+    #[test]
+    fn reading_checksums_on_a_second_thread_changes_nothing() {
+        let both = |text: &str| {
+            let one_pass = Parser::default().run_with(text, usize::MAX);
+            let two_threads = Parser::default().run_with(text, 0);
+            assert_eq!(one_pass, two_threads, "{text}");
+            one_pass.is_ok()
+        };
+        // The second thread really is used on these.
+        let fizzy = real(FIZZY);
+        assert!(ChecksumsBody::find(fizzy, 0).is_some());
+        assert!(both(fizzy));
+        let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+        let mut outcomes = [0usize; 2];
+        for _ in 0..3000 {
+            let bytes = mutate(&mut rng, fizzy.as_bytes());
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                outcomes[usize::from(both(text))] += 1;
+            }
+        }
         assert!(outcomes[0] > 100 && outcomes[1] > 100, "{outcomes:?}");
+        // Errors on either side of the section, inside it, and conflicts between its entries.
+        let sum = "sha256=f51b10cfe581ed598543d952e9d809c31cbb1e5a21d0ae8dfda9ee5f3c36c30b";
+        let other = "sha256=1408864425e0dec7e0a14d712a3b13f614e9f3a425b7661d3f9d287a51d7dd75";
+        for text in [
+            format!(
+                "GEM\n  specs:\n    a (1.0)\n\nCHECKSUMS\n  a (1.0) {sum}\n  a (1.0) {other}\n"
+            ),
+            format!("GEM\n  specs:\n    a (1.0\n\nCHECKSUMS\n  a (1.0) {sum}\n  a (1.0) {other}\n"),
+            format!("GEM\n  specs:\n    a (1.0)\n\nCHECKSUMS\n  a (1.0) {sum}\n  b (1.0\n"),
+            format!("GEM\n  remote: x\nCHECKSUMS\n  a (1.0) {sum}\n  b (1.0\n"),
+            format!("CHECKSUMS\n  a (1.0) {sum}\n\nBUNDLED WITH\n   2.6.5\n   2.6.6\n"),
+            format!("CHECKSUMS\n  a (1.0) {sum}\n  a (1.0) {other}\nBUNDLED WITH\n   x\n"),
+            format!("CHECKSUMS\n  a (1.0) {sum}\n<<<<<<< HEAD\n  a (1.0) {other}\n"),
+            format!("CHECKSUMS\n  a (1.0) {sum}\n\t\n  b (1.0) {sum}\n"),
+            format!("CHECKSUMS\n  a (1.0) {sum}\r\n    b (1.0) {sum}\r\n"),
+            format!("CHECKSUMS\n  a (1.0) {sum}\nCHECKSUMS\n  a (1.0) {other}\n"),
+            format!("GEM\n  specs:\n    a-1 (2)\n\nCHECKSUMS\n  a (1-2) {sum}\n"),
+        ] {
+            // Something before the header, so that the second thread takes the section.
+            let text = format!("PLATFORMS\n  ruby\n\n{text}");
+            let twice = text.matches("CHECKSUMS").count() > 1;
+            assert_eq!(ChecksumsBody::find(&text, 0).is_some(), !twice, "{text}");
+            both(&text);
+        }
     }
 }
