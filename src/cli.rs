@@ -289,6 +289,7 @@ fn fast_exec(argv: &[OsString]) -> Option<Cli> {
     }
     let mut rest = argv.get(1..)?.iter();
     let mut seen_exec = false;
+    let mut args = Vec::new();
     while let Some(arg) = rest.next() {
         let text = arg.to_str()?;
         if !seen_exec && text == "exec" {
@@ -296,15 +297,13 @@ fn fast_exec(argv: &[OsString]) -> Option<Cli> {
             continue;
         }
         if seen_exec && text == "--" {
+            args = rest.cloned().collect();
             break;
         }
         if seen_exec && !text.starts_with('-') {
             // The first of kamal's arguments: it and everything after it are kamal's.
-            let args = std::iter::once(arg.clone()).chain(rest.cloned()).collect();
-            return (!(global.verbose && global.quiet)).then_some(Cli {
-                global,
-                command: Command::Exec { args },
-            });
+            args = std::iter::once(arg.clone()).chain(rest.cloned()).collect();
+            break;
         }
         let (flag, inline) = match text.split_once('=') {
             Some((flag, value)) if flag.starts_with("--") => (flag, Some(value)),
@@ -331,14 +330,13 @@ fn fast_exec(argv: &[OsString]) -> Option<Cli> {
             _ => return None,
         }
     }
+    // clap rejects `-v` with `-q`.
     if !seen_exec || (global.verbose && global.quiet) {
         return None;
     }
     Some(Cli {
         global,
-        command: Command::Exec {
-            args: rest.cloned().collect(),
-        },
+        command: Command::Exec { args },
     })
 }
 

@@ -1,7 +1,7 @@
 //! Step 3: select the root gem's dependency closure from the lockfile's own graph, one platform variant per
 //! name, exactly as Bundler would materialise it on this machine. Nothing outside the closure is looked at.
 
-use crate::lockfile::{Lockfile, Spec};
+use crate::lockfile::{Lockfile, NameId, Spec};
 use crate::platform::{self, Platform};
 
 /// One gem of the closure: a locked spec chosen for this platform.
@@ -96,19 +96,22 @@ pub fn select<'a>(
     force_ruby: bool,
 ) -> Result<Closure<'a>, ClosureError> {
     let specs = &lock.specs;
-    let choose = |spec: &Spec<'_>| -> Result<usize, ClosureError> {
-        let mut variants = lock.variants(spec.name_id);
-        let first = variants.next().unwrap_or_default();
-        let Some(second) = variants.next() else {
+    // One variant (nearly every gem) is chosen without collecting the platforms.
+    let choose = |name: &str, id: NameId| -> Result<usize, ClosureError> {
+        let mut variants = lock.variants(id);
+        let (Some(first), second) = (variants.next(), variants.next()) else {
+            return Err(no_variant(name, &[], lock, local));
+        };
+        let Some(second) = second else {
             return platform::select_variant(&[specs[first].platform], local, force_ruby)
                 .map(|_| first)
-                .ok_or_else(|| no_variant(spec.name, &[first], lock, local));
+                .ok_or_else(|| no_variant(name, &[first], lock, local));
         };
         let all: Vec<usize> = [first, second].into_iter().chain(variants).collect();
         let platforms: Vec<&str> = all.iter().map(|&i| specs[i].platform).collect();
         platform::select_variant(&platforms, local, force_ruby)
             .map(|i| all[i])
-            .ok_or_else(|| no_variant(spec.name, &all, lock, local))
+            .ok_or_else(|| no_variant(name, &all, lock, local))
     };
 
     let root_spec =
@@ -118,9 +121,9 @@ pub fn select<'a>(
             .ok_or_else(|| ClosureError::RootMissing {
                 root: root.to_string(),
             })?;
-    // Per name: the chosen spec, then (once sorted) the gem's position in the closure.
+    // Per name: the chosen spec.
     let mut chosen_of = vec![UNSET; lock.name_count()];
-    let root_index = choose(root_spec)?;
+    let root_index = choose(root_spec.name, root_spec.name_id)?;
     chosen_of[root_spec.name_id.index()] = root_index as u32;
     let mut chosen = vec![root_index];
     let mut queue = vec![root_index];
@@ -130,7 +133,7 @@ pub fn select<'a>(
             if chosen_of[dep.name_id.index()] != UNSET {
                 continue;
             }
-            let Some(first) = lock.variants(dep.name_id).next() else {
+            if lock.variants(dep.name_id).next().is_none() {
                 // Bundler itself is never locked as a spec; it is the tool that wrote the lockfile.
                 if dep.name == "bundler" {
                     continue;
@@ -140,8 +143,8 @@ pub fn select<'a>(
                     dep: dep.name.to_owned(),
                     line: dep.line,
                 });
-            };
-            let found = choose(&specs[first])?;
+            }
+            let found = choose(dep.name, dep.name_id)?;
             chosen_of[dep.name_id.index()] = found as u32;
             chosen.push(found);
             queue.push(found);

@@ -6,12 +6,11 @@
 //! understood is an error with its line number, never a guess.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::ops::Range;
 
 use base64::Engine as _;
 
-use crate::version::{RequirementText, Version, shown};
+use crate::version::{Requirement, Version, shown};
 
 /// The parsed contents of a `Gemfile.lock`. Names, platforms and requirements are borrowed from the text, so
 /// that even a large lockfile is read with few allocations.
@@ -150,8 +149,8 @@ impl Spec<'_> {
 }
 
 /// A full name (`name-version[-platform]`) kept as its parts. Bundler keys
-/// specs and checksums by the joined text, so keys are equal, and hash alike,
-/// exactly when their joined texts are; the text itself is only built for messages.
+/// specs and checksums by the joined text, so names are equal exactly when
+/// their joined texts are; the text itself is built only when needed.
 #[derive(Clone, Copy)]
 struct FullName<'t> {
     pieces: [&'t str; 5],
@@ -188,27 +187,6 @@ impl PartialEq for FullName<'_> {
 
 impl Eq for FullName<'_> {}
 
-impl Hash for FullName<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        // Hashers may treat split writes differently from one joined write, so
-        // the joined bytes are hashed, from the stack when they are short.
-        let mut buffer = [0u8; 128];
-        let len = self.len();
-        match buffer.get_mut(..len) {
-            Some(joined) => {
-                // Whole pieces are copied: byte by byte, this was most of the hashing time.
-                let mut at = 0;
-                for piece in self.pieces {
-                    joined[at..at + piece.len()].copy_from_slice(piece.as_bytes());
-                    at += piece.len();
-                }
-                state.write(joined);
-            }
-            None => state.write(self.joined().as_bytes()),
-        }
-    }
-}
-
 const RUBY: &str = "ruby";
 
 /// A dependency: under a spec, or in the DEPENDENCIES section.
@@ -219,7 +197,7 @@ pub struct Dependency<'t> {
     /// The name's number.
     pub name_id: NameId,
     /// The version constraints; empty means any version.
-    pub requirement: RequirementText<'t>,
+    pub requirement: Requirement<'t>,
     /// Whether the line ends in `!` (the Gemfile names a specific source for it).
     pub pinned: bool,
     /// 1-based line of the dependency.
@@ -755,7 +733,7 @@ impl<'t> Parser<'t> {
         self.out.spec_dependencies.reserve(gems);
         let body = ChecksumsBody::find(text, parallel);
         let Some(body) = body else {
-            self.read_lines(text, 0, 0, None)?;
+            self.read_lines(text, None)?;
             return self.finish();
         };
         std::thread::scope(|scope| {
@@ -764,37 +742,30 @@ impl<'t> Parser<'t> {
                 .spawn_scoped(scope, || body.read());
             let Ok(worker) = worker else {
                 // No thread to be had: read it all here.
-                self.read_lines(text, 0, 0, None)?;
+                self.read_lines(text, None)?;
                 return Ok(());
             };
-            let main = self.read_lines(text, 0, 0, Some(&body));
+            let main_error = self.read_lines(text, Some(&body)).err();
             let (read, body_error) = match worker.join() {
                 Ok(outcome) => outcome,
                 Err(panic) => std::panic::resume_unwind(panic),
             };
             // The first error by line is the one a single pass would have stopped at: everything the main
-            // thread reads lies before or after the body, so line order is discovery order.
-            let mut first = body_error;
-            let earlier = |e: ParseError, first: &mut Option<ParseError>| {
-                if first.as_ref().is_none_or(|f| e.line < f.line) {
-                    *first = Some(e);
-                }
-            };
-            if let Err(e) = main {
-                earlier(e, &mut first);
-            }
+            // thread reads lies before or after the body, so line order is discovery order. The body's
+            // checksums are kept up to that line; a conflict among them comes earlier still.
+            let mut first = [main_error, body_error]
+                .into_iter()
+                .flatten()
+                .min_by_key(|e| e.line);
             for (line_no, checksum) in read {
                 if first.as_ref().is_some_and(|f| f.line < line_no) {
                     break;
                 }
                 if let Err(kind) = self.store_checksum(checksum, line_no) {
-                    earlier(
-                        ParseError {
-                            line: line_no,
-                            kind,
-                        },
-                        &mut first,
-                    );
+                    first = Some(ParseError {
+                        line: line_no,
+                        kind,
+                    });
                     break;
                 }
             }
@@ -803,17 +774,14 @@ impl<'t> Parser<'t> {
         self.finish()
     }
 
-    /// Reads the lines of `text` from byte `start` (line `line_no` + 1); the CHECKSUMS `body`, if any, is
-    /// skipped, since another thread reads it.
+    /// Reads the lines of `text`; the CHECKSUMS `body`, if any, is skipped, since another thread reads it.
     fn read_lines(
         &mut self,
         text: &'t str,
-        start: usize,
-        line_no: usize,
         body: Option<&ChecksumsBody<'t>>,
     ) -> Result<(), ParseError> {
         let mut section = Section::Ignored;
-        let mut lines = lines_from(text, start, line_no);
+        let mut lines = lines_from(text, 0, 0);
         while let Some((line_no, raw, _)) = lines.next() {
             let at = |kind| ParseError {
                 line: line_no,
@@ -892,43 +860,41 @@ impl<'t> Parser<'t> {
     /// two specs may not share a full name, and a checksum counts for the spec whose full name it spells.
     /// Returns each spec's digest so found.
     fn check_joined_names(&self) -> Result<Vec<(usize, [u8; 32])>, ParseError> {
-        let mut specs: HashMap<FullName<'_>, usize, foldhash::fast::RandomState> =
-            HashMap::default();
+        let mut specs: HashMap<String, usize> = HashMap::new();
         for (index, spec) in self.out.specs.iter().enumerate() {
-            let key = FullName::new(spec.name, spec.version.as_str(), spec.platform);
+            let key = spec.full_name();
             if let Some(&first) = specs.get(&key) {
                 return Err(ParseError {
                     line: spec.line,
                     kind: ParseErrorKind::DuplicateSpec {
-                        full_name: key.joined(),
+                        full_name: key,
                         first_line: self.out.specs[first].line,
                     },
                 });
             }
             specs.insert(key, index);
         }
-        let mut checksums: HashMap<FullName<'_>, usize, foldhash::fast::RandomState> =
-            HashMap::default();
+        let mut checksums: HashMap<String, usize> = HashMap::new();
         let mut found = Vec::new();
         for (index, checksum) in self.out.checksums.iter().enumerate() {
-            let key = FullName::new(checksum.name, checksum.version, checksum.platform);
+            let key = FullName::new(checksum.name, checksum.version, checksum.platform).joined();
             if let Some(&first) = checksums.get(&key) {
                 let first = &self.out.checksums[first];
                 if first.sha256 != checksum.sha256 {
                     return Err(ParseError {
                         line: checksum.line,
                         kind: ParseErrorKind::ConflictingChecksum {
-                            full_name: key.joined(),
+                            full_name: key,
                             first_line: first.line,
                         },
                     });
                 }
                 continue;
             }
-            checksums.insert(key, index);
             if let Some(&spec) = specs.get(&key) {
                 found.push((spec, checksum.sha256));
             }
+            checksums.insert(key, index);
         }
         Ok(found)
     }
@@ -1125,8 +1091,8 @@ impl<'t> Parser<'t> {
         line: usize,
     ) -> Result<Dependency<'t>, ParseErrorKind> {
         let requirement = match item.paren {
-            None => RequirementText::default(),
-            Some(text) => RequirementText::parse(text)
+            None => Requirement::default(),
+            Some(text) => Requirement::parse(text)
                 .map_err(|_| ParseErrorKind::BadRequirement(text.to_owned()))?,
         };
         Ok(Dependency {
@@ -1749,8 +1715,8 @@ mod tests {
         assert_eq!(
             lock.dependencies_of(actioncable)[0]
                 .requirement
-                .to_requirement()
-                .constraints,
+                .constraints()
+                .collect::<Vec<_>>(),
             vec![(Op::Eq, v("8.2.0.alpha"))]
         );
 
@@ -1859,7 +1825,10 @@ mod tests {
             .find(|d| d.name == "kamal")
             .unwrap();
         assert_eq!(
-            kamal_dependency.requirement.to_requirement().constraints,
+            kamal_dependency
+                .requirement
+                .constraints()
+                .collect::<Vec<_>>(),
             vec![(Op::Eq, v("2.7.0"))]
         );
         let kamal = lock.specs_named("kamal").next().unwrap();

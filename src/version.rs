@@ -291,15 +291,10 @@ impl Version {
         let Canonical::Numeric(mine) = &self.canonical else {
             return None;
         };
-        Some(match op {
-            Op::Eq => mine == theirs,
-            Op::Ne => mine != theirs,
-            Op::Gt => mine > theirs,
-            Op::Lt => mine < theirs,
-            Op::Ge => mine >= theirs,
-            Op::Le => mine <= theirs,
-            Op::Pessimistic => mine >= theirs && below_bump(mine, theirs, parts)?,
-        })
+        match compares(op, mine.cmp(theirs)) {
+            Some(answer) => Some(answer),
+            None => Some(mine >= theirs && below_bump(mine, theirs, parts)?),
+        }
     }
 
     fn from_segments(segs: Vec<Segment>) -> Version {
@@ -557,29 +552,68 @@ impl fmt::Display for Op {
     }
 }
 
-/// A conjunction of version constraints; no constraints means `>= 0`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Requirement {
-    /// The constraints in the order they were written.
-    pub constraints: Vec<(Op, Version)>,
+/// A conjunction of version constraints, such as `~> 1.6, >= 1.6.1`; none means `>= 0`. It is kept as the text
+/// it was written in, checked once when made: a large lockfile has thousands of requirements and a launch
+/// evaluates only its closure's, so they are re-read on use rather than stored parsed, an allocation each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Requirement<'t> {
+    /// Checked text; empty means no constraints.
+    text: &'t str,
 }
 
-impl Requirement {
-    /// Parses a comma-separated list such as `~> 1.6, >= 1.6.1`; a bare
-    /// version means `=`.
-    pub fn parse(s: &str) -> Result<Requirement, VersionError> {
-        let constraints = parts(s)
-            .map(constraint)
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| VersionError::BadRequirement(s.to_owned()))?;
-        Ok(Requirement { constraints })
+impl<'t> Requirement<'t> {
+    /// Parses a comma-separated list such as `~> 1.6, >= 1.6.1`; a bare version means `=`.
+    pub fn parse(s: &'t str) -> Result<Requirement<'t>, VersionError> {
+        if parts(s).all(|part| Version::is_valid(split_constraint(part).1)) {
+            Ok(Requirement { text: s })
+        } else {
+            Err(VersionError::BadRequirement(s.to_owned()))
+        }
+    }
+
+    /// The constraints, in the order they were written.
+    pub fn constraints(&self) -> impl Iterator<Item = (Op, Version)> + 't {
+        // The text was checked when this was made, so every part is a constraint.
+        let text = (!self.text.is_empty()).then_some(self.text);
+        text.into_iter().flat_map(parts).filter_map(constraint)
     }
 
     /// True when `v` satisfies every constraint, as `Gem::Requirement#satisfied_by?`
     /// decides it: a prerelease is not excluded by itself (`>= 0` matches
     /// `1.0.beta`); only the comparisons count.
     pub fn matches(&self, v: &Version) -> bool {
-        self.constraints.iter().all(|(op, r)| satisfies(v, *op, r))
+        self.text.is_empty()
+            || parts(self.text).all(|part| {
+                let (op, text) = split_constraint(part);
+                // Plain numbers on both sides, nearly every check, compare without a `Version` for the bound.
+                plain_numeric(text)
+                    .and_then(|(numbers, written)| v.satisfies_numeric(op, &numbers, written))
+                    .unwrap_or_else(|| constraint(part).is_some_and(|(op, r)| satisfies(v, op, &r)))
+            })
+    }
+
+    /// [`Requirement::matches`] with a [`Version`] built for every bound: the reference its shortcut is
+    /// tested against.
+    #[cfg(test)]
+    fn matches_by_versions(&self, v: &Version) -> bool {
+        self.constraints().all(|(op, r)| satisfies(v, op, &r))
+    }
+}
+
+impl fmt::Display for Requirement<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut any = false;
+        for (i, (op, v)) in self.constraints().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{op} {v}")?;
+            any = true;
+        }
+        if !any {
+            f.write_str(">= 0")?;
+        }
+        Ok(())
     }
 }
 
@@ -632,67 +666,22 @@ pub(crate) fn split_byte(s: &str, b: u8) -> impl Iterator<Item = &str> {
 
 /// Whether `v` satisfies the single constraint `op r`.
 fn satisfies(v: &Version, op: Op, r: &Version) -> bool {
-    match op {
-        Op::Eq => v == r,
-        Op::Ne => v != r,
-        Op::Gt => v > r,
-        Op::Lt => v < r,
-        Op::Ge => v >= r,
-        Op::Le => v <= r,
-        Op::Pessimistic => v >= r && v.below_bump_of(r).unwrap_or_else(|| v.release() < r.bump()),
-    }
+    compares(op, v.cmp(r))
+        .unwrap_or_else(|| v >= r && v.below_bump_of(r).unwrap_or_else(|| v.release() < r.bump()))
 }
 
-/// A requirement kept as the text it was written in, checked once when made. A large lockfile has thousands
-/// of requirements and a launch evaluates only its closure's, so they are re-read on use instead of being
-/// stored parsed, which would cost an allocation each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RequirementText<'t> {
-    /// Validated text; empty means no constraints.
-    text: &'t str,
-}
-
-impl<'t> RequirementText<'t> {
-    /// Checks `s` as [`Requirement::parse`] does, without keeping the result.
-    pub fn parse(s: &'t str) -> Result<RequirementText<'t>, VersionError> {
-        if parts(s).all(|part| Version::is_valid(split_constraint(part).1)) {
-            Ok(RequirementText { text: s })
-        } else {
-            Err(VersionError::BadRequirement(s.to_owned()))
-        }
-    }
-
-    /// The constraints, in the order they were written.
-    pub fn constraints(&self) -> impl Iterator<Item = (Op, Version)> + 't {
-        // The text was checked when this was made, so every part is a constraint.
-        let text = (!self.text.is_empty()).then_some(self.text);
-        text.into_iter().flat_map(parts).filter_map(constraint)
-    }
-
-    /// The parsed requirement.
-    pub fn to_requirement(&self) -> Requirement {
-        Requirement {
-            constraints: self.constraints().collect(),
-        }
-    }
-
-    /// True when `v` satisfies every constraint; see [`Requirement::matches`].
-    pub fn matches(&self, v: &Version) -> bool {
-        self.text.is_empty()
-            || parts(self.text).all(|part| {
-                let (op, text) = split_constraint(part);
-                // Plain numbers on both sides, nearly every check, compare without a `Version` for the bound.
-                plain_numeric(text)
-                    .and_then(|(numbers, written)| v.satisfies_numeric(op, &numbers, written))
-                    .unwrap_or_else(|| constraint(part).is_some_and(|(op, r)| satisfies(v, op, &r)))
-            })
-    }
-}
-
-impl fmt::Display for RequirementText<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_constraints(f, self.constraints())
-    }
+/// Whether a version that orders as `ordering` against the bound passes `op`; `None` for `~>`, whose upper
+/// bound depends on how the bound is written.
+fn compares(op: Op, ordering: Ordering) -> Option<bool> {
+    Some(match op {
+        Op::Eq => ordering.is_eq(),
+        Op::Ne => ordering.is_ne(),
+        Op::Gt => ordering.is_gt(),
+        Op::Lt => ordering.is_lt(),
+        Op::Ge => ordering.is_ge(),
+        Op::Le => ordering.is_le(),
+        Op::Pessimistic => return None,
+    })
 }
 
 /// Ruby's `\s`, which `Gem::Requirement::PATTERN` allows around operators.
@@ -710,31 +699,6 @@ fn trim_ruby_space(s: &str) -> &str {
     &s[start..end]
 }
 
-impl fmt::Display for Requirement {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_constraints(f, self.constraints.iter().map(|(op, v)| (*op, v)))
-    }
-}
-
-/// Writes constraints as `op version, …`, or `>= 0` for none, as RubyGems shows them.
-fn write_constraints<V: fmt::Display>(
-    f: &mut fmt::Formatter<'_>,
-    constraints: impl Iterator<Item = (Op, V)>,
-) -> fmt::Result {
-    let mut any = false;
-    for (i, (op, v)) in constraints.enumerate() {
-        if i > 0 {
-            f.write_str(", ")?;
-        }
-        write!(f, "{op} {v}")?;
-        any = true;
-    }
-    if !any {
-        f.write_str(">= 0")?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -744,7 +708,7 @@ mod tests {
         Version::parse(s).unwrap()
     }
 
-    fn req(s: &str) -> Requirement {
+    fn req(s: &str) -> Requirement<'_> {
         Requirement::parse(s).unwrap()
     }
 
@@ -881,7 +845,7 @@ mod tests {
     }
 
     #[test]
-    fn requirement_text_agrees_with_parsed_requirement() {
+    fn the_plain_number_shortcut_agrees_with_building_versions() {
         let requirements = [
             "~> 1.6",
             "~> 1.6.1",
@@ -935,22 +899,24 @@ mod tests {
             "99999999999999999999999.9",
         ];
         for r in requirements {
-            let text = RequirementText::parse(r).unwrap();
-            let parsed = Requirement::parse(r).unwrap();
-            assert_eq!(text.to_requirement(), parsed, "{r}");
-            assert_eq!(text.to_string(), parsed.to_string(), "{r}");
+            let requirement = req(r);
+            assert_eq!(
+                requirement.constraints().count(),
+                r.split(',').count(),
+                "{r}"
+            );
             for version in versions {
                 let version = v(version);
                 assert_eq!(
-                    text.matches(&version),
-                    parsed.matches(&version),
+                    requirement.matches(&version),
+                    requirement.matches_by_versions(&version),
                     "{r} against {version}"
                 );
             }
         }
-        assert!(RequirementText::default().matches(&v("0.0.1.a")));
-        assert_eq!(RequirementText::default().to_string(), ">= 0");
-        assert!(RequirementText::parse(">= 1.0,").is_err());
+        assert!(Requirement::default().matches(&v("0.0.1.a")));
+        assert_eq!(Requirement::default().to_string(), ">= 0");
+        assert!(Requirement::parse(">= 1.0,").is_err());
     }
 
     #[test]
@@ -958,7 +924,10 @@ mod tests {
         assert_eq!(req("~> 1.6,>= 1.6.1").to_string(), "~> 1.6, >= 1.6.1");
         assert_eq!(req("1.0").to_string(), "= 1.0");
         assert_eq!(Requirement::default().to_string(), ">= 0");
-        assert_eq!(req("~> 1.6").constraints, vec![(Op::Pessimistic, v("1.6"))]);
+        assert_eq!(
+            req("~> 1.6").constraints().collect::<Vec<_>>(),
+            vec![(Op::Pessimistic, v("1.6"))]
+        );
         for s in [
             "", ">=", "~> ", "=> 1.0", ">= 1.0,", "1.0 2.0", ">= ../x", "=== 1",
         ] {
