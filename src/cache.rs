@@ -7,6 +7,7 @@
 //!   every environment that uses it.
 //! - `envs/<key>/boot.rb`: an environment: the closure's activation list; present only when complete.
 //! - `git/<remote key>/<revision>/`: a GIT source at one revision: `checkout/` and the `.gem`s built from it.
+//! - `launchers/<version>/kamal-launcher`: the launcher binary a lockfile pins, renamed into place verified.
 //! - `rubies/<identity>.txt`: what a Ruby interpreter reported about itself, so the warm path need not ask.
 //! - `tmp/`, `locks/`, `logs/`: work in progress, lock files, kept build logs.
 
@@ -30,19 +31,23 @@ pub struct Cache {
     root: PathBuf,
 }
 
-/// The platform-appropriate default cache directory (`~/.cache/kamal-launcher` on Linux, or under an absolute
-/// `XDG_CACHE_HOME`). `None` without a usable `HOME`: falling back to the password database's home would put
-/// the cache somewhere the caller never named (a service account's, `/root`, `/nonexistent`).
+/// The default cache directory: `$XDG_CACHE_HOME/kamal-launcher`, else `~/.cache/kamal-launcher`, on macOS too
+/// (as uv does), so that docs, CI recipes and the `bin/kamal` shim (which computes it in sh) name one place.
+/// `None` without a usable `HOME`: falling back to the password database's home would put the cache somewhere
+/// the caller never named (a service account's, `/root`, `/nonexistent`).
 pub fn default_dir() -> Option<PathBuf> {
+    Some(xdg_dir("XDG_CACHE_HOME", ".cache")?.join("kamal-launcher"))
+}
+
+/// An XDG base directory: the variable when it holds an absolute path (the spec ignores relative ones), else
+/// `$HOME/<fallback>`.
+pub fn xdg_dir(var: &str, fallback: &str) -> Option<PathBuf> {
     let absolute = |name: &str| {
         std::env::var_os(name)
             .map(PathBuf::from)
             .filter(|p| p.is_absolute())
     };
-    if absolute("HOME").is_none() && absolute("XDG_CACHE_HOME").is_none() {
-        return None;
-    }
-    directories::ProjectDirs::from("", "", "kamal-launcher").map(|d| d.cache_dir().to_path_buf())
+    absolute(var).or_else(|| Some(absolute("HOME")?.join(fallback)))
 }
 
 impl Cache {
@@ -90,6 +95,14 @@ impl Cache {
     /// Where compact-index info files of one remote are kept.
     pub fn index(&self, remote_key: &str) -> PathBuf {
         self.root.join("index").join(remote_key)
+    }
+
+    /// Where the kamal-launcher binary of one version lives (the `bin/kamal` shim computes the same path).
+    pub fn launcher(&self, version: &str) -> PathBuf {
+        self.root
+            .join("launchers")
+            .join(version)
+            .join("kamal-launcher")
     }
 
     /// Where kept build logs go.

@@ -22,6 +22,7 @@ use crate::ruby::{self, Ruby, RubyInfo};
 use crate::settings::BundlerSettings;
 use crate::sources::{self, SourceGem};
 use crate::ui::{Level, Ui};
+use crate::pinned::{self, Decision};
 use crate::{doctor, init};
 
 const EXAMPLES: &str = "\
@@ -406,6 +407,9 @@ fn run(cli: Cli, ui: &Ui) -> Result<()> {
     let text = read_lockfile(&located)?;
     let lock = parse_lockfile(&located, &text)?;
     let settings = BundlerSettings::load(located.app_dir(), std::env::vars());
+    if let Some(binary) = pinned_launcher(&located, &lock, &settings, &cache, &opts, ui)? {
+        return Err(pinned::hand_over(&binary));
+    }
     let force_ruby = settings.flag("force_ruby_platform");
     let path_var = std::env::var_os("PATH");
 
@@ -425,6 +429,15 @@ fn run(cli: Cli, ui: &Ui) -> Result<()> {
                 .map_or("Gemfile.lock".into(), |n| n.to_string_lossy().into_owned());
             let app = located.app_dir();
             let plan = init::plan(app, &lockfile_name)?;
+            if pinned::pin(&lock).is_none() {
+                // The Gemfile is the user's to change (it takes Bundler and the network): say the line.
+                ui.warn(&format!(
+                    "{} pins no kamal-launcher, so bin/kamal cannot fetch one on machines without it; pin it \
+                     (a version and a SHA-256 per platform) with:\n    {}",
+                    lockfile_name,
+                    pinned::PIN_COMMAND
+                ));
+            }
             if *dry_run {
                 print!("{}", init::diff(&plan));
             }
@@ -550,6 +563,60 @@ fn run(cli: Cli, ui: &Ui) -> Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// The binary to hand over to when the lockfile pins another kamal-launcher version, fetched and verified into
+/// the cache if needed; `None` to go on as this binary.
+fn pinned_launcher(
+    located: &Located,
+    lock: &Lockfile,
+    settings: &BundlerSettings,
+    cache: &Cache,
+    opts: &Options,
+    ui: &Ui,
+) -> Result<Option<PathBuf>> {
+    let pin = pinned::pin(lock);
+    match pinned::decide(pin.as_ref(), &|k| std::env::var_os(k)) {
+        Decision::Stay => Ok(None),
+        Decision::StayMismatched { pinned } => {
+            ui.warn(&format!(
+                "{} pins kamal-launcher {pinned}, but the binary handed over to is {}; running it anyway (set \
+                 {} to choose a binary explicitly)",
+                located.path.display(),
+                pinned::own_version(),
+                pinned::BIN_VAR
+            ));
+            Ok(None)
+        }
+        Decision::HandOver { pinned } => {
+            let Some(pin) = pin else { return Ok(None) };
+            let binary = pinned::ensure(cache, settings, lock, &pin, fetch_options(opts, 1), ui)
+                .map_err(|e| {
+                    Error::Handover(format!(
+                        "{} pins kamal-launcher {pinned} (this is {}), and it could not be obtained: {e}\n  \
+                         run again with network access, or set {}=$(command -v kamal-launcher) to run this one",
+                        located.path.display(),
+                        pinned::own_version(),
+                        pinned::BIN_VAR
+                    ))
+                })?;
+            ui.verbose(&format!(
+                "handing over to kamal-launcher {pinned} ({}), pinned in {}",
+                binary.display(),
+                located.path.display()
+            ));
+            cache.finish();
+            Ok(Some(binary))
+        }
+    }
+}
+
+fn fetch_options(opts: &Options, jobs: usize) -> FetchOptions {
+    FetchOptions {
+        offline: opts.offline,
+        allow_unverified: opts.allow_unverified,
+        jobs,
     }
 }
 
@@ -877,11 +944,7 @@ fn prepare(
             cache,
             settings,
             &requests,
-            FetchOptions {
-                offline: opts.offline,
-                allow_unverified: opts.allow_unverified,
-                jobs: jobs.max(4),
-            },
+            fetch_options(opts, jobs.max(4)),
             ui,
             &|i, f| feeder.submit(unit_of(&requests[i], f)),
         )?;

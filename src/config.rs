@@ -81,8 +81,11 @@ pub fn user_file() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("KAMAL_LAUNCHER_CONFIG") {
         return Some(PathBuf::from(path));
     }
-    directories::ProjectDirs::from("", "", "kamal-launcher")
-        .map(|d| d.config_dir().join("config.toml"))
+    Some(
+        crate::cache::xdg_dir("XDG_CONFIG_HOME", ".config")?
+            .join("kamal-launcher")
+            .join("config.toml"),
+    )
 }
 
 /// The app's and the user's files merged, the app's winning.

@@ -97,6 +97,10 @@ pub enum Error {
     #[error("{0}")]
     Offline(String),
 
+    /// The launcher version the lockfile pins could not be obtained.
+    #[error("{0}")]
+    Handover(String),
+
     /// Executing Ruby failed.
     #[error("could not run {}: {source}", ruby.display())]
     Exec { ruby: PathBuf, source: io::Error },

@@ -33,6 +33,8 @@ pub fn exec(
             cmd.env_remove(name);
         }
     }
+    // Hooks that run bin/kamal again may need their own handover (another app, another pin).
+    cmd.env_remove(crate::pinned::GUARD);
     let source = cmd.exec();
     Error::Exec {
         ruby: ruby.path.clone(),

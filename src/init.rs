@@ -308,48 +308,17 @@ pub fn diff(plan: &Plan) -> String {
 
 /// The `bin/kamal` shim for an app whose lockfile is `lockfile_name`.
 pub fn shim(lockfile_name: &str) -> String {
+    let functions = PLATFORM_FUNCTIONS
+        .strip_prefix("# shellcheck shell=sh\n")
+        .unwrap_or(PLATFORM_FUNCTIONS);
     SHIM.replace("@LOCKFILE@", lockfile_name)
+        .replace("@PLATFORM_FUNCTIONS@\n", functions)
 }
 
-const SHIM: &str = r#"#!/bin/sh
-# Runs the kamal locked in @LOCKFILE@ through kamal-launcher: only kamal and its locked dependencies are
-# installed (in an isolated cache) and loaded, never the rest of the Gemfile.
-# Written by `kamal-launcher init`; the previous bin/kamal, if any, was kept as bin/kamal.bundler.
-set -e
-
-# Find the app from this script's real location, whatever the caller's directory or symlinks to it.
-self=$0
-while [ -L "$self" ]; do
-  link=$(readlink "$self")
-  case $link in
-    /*) self=$link ;;
-    *) self=$(dirname "$self")/$link ;;
-  esac
-done
-# CDPATH could send `cd` elsewhere (and make it print); -P resolves a symlinked bin/ to the real app.
-app=$(CDPATH= cd -P "$(dirname "$self")/.." && pwd -P)
-
-launcher=${KAMAL_LAUNCHER_BIN:-}
-if [ -z "$launcher" ]; then
-  launcher=$(command -v kamal-launcher 2>/dev/null || true)
-fi
-if [ -z "$launcher" ]; then
-  for candidate in "$HOME/.local/bin/kamal-launcher" /usr/local/bin/kamal-launcher; do
-    if [ -x "$candidate" ]; then
-      launcher=$candidate
-      break
-    fi
-  done
-fi
-if [ -z "$launcher" ]; then
-  echo "bin/kamal: kamal-launcher is not installed." >&2
-  echo "  Install it from its repository: ./install.sh (puts it in ~/.local/bin)," >&2
-  echo "  or point KAMAL_LAUNCHER_BIN at it. The Bundler binstub is still in bin/kamal.bundler if you kept one." >&2
-  exit 127
-fi
-
-exec "$launcher" --lockfile "$app/@LOCKFILE@" exec -- "$@"
-"#;
+/// The shim's source; `@LOCKFILE@` and `@PLATFORM_FUNCTIONS@` are filled in by [`shim`].
+const SHIM: &str = include_str!("shim.sh");
+/// `kl_platforms`, shared with the packaging scripts.
+const PLATFORM_FUNCTIONS: &str = include_str!("platform.sh");
 
 /// The pre-deploy hook: `db:prepare` once, on the primary host, in the new image, before containers restart.
 pub const PRE_DEPLOY: &str = r#"#!/bin/sh

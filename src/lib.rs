@@ -2,7 +2,7 @@
 //!
 //! The flow, one module per step: [`locate`] the lockfile → [`lockfile`] parse → [`closure`] select →
 //! [`fetch`] download and verify (or, for GIT and PATH gems, [`sources`] build) → [`install`] into the [`cache`] →
-//! [`exec`] Ruby.
+//! [`exec`] Ruby. Before any of it, [`pinned`] hands over to the launcher version the lockfile pins.
 
 pub mod cache;
 pub mod cli;
@@ -19,6 +19,7 @@ pub mod install;
 pub mod locate;
 pub mod lockfile;
 pub mod package;
+pub mod pinned;
 pub mod plan;
 pub mod platform;
 pub mod ruby;

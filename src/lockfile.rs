@@ -423,7 +423,6 @@ impl<'t> Lockfile<'t> {
     }
 
     /// Every locked variant (version and platform) of the named gem.
-    #[cfg(test)]
     pub fn specs_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Spec<'t>> {
         self.specs.iter().filter(move |s| s.name == name)
     }

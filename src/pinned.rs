@@ -1,0 +1,308 @@
+//! The kamal-launcher version an app pins in its lockfile (as the `kamal-launcher` platform gems), and the
+//! handover to it: a launcher of another version fetches the pinned binary into the cache (verified like any
+//! gem), then execs it with the same arguments, as rustup's proxies and bazelisk do. The `bin/kamal` shim
+//! finds the same cached binary without Ruby; both write it only by renaming a complete, verified file.
+
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use flate2::read::GzDecoder;
+
+use crate::cache::Cache;
+use crate::error::{Error, Result};
+use crate::fetch::{self, FetchOptions, GemRequest};
+use crate::lockfile::{Lockfile, SourceKind, Spec};
+use crate::platform;
+use crate::settings::BundlerSettings;
+use crate::ui::Ui;
+
+/// The gem that carries the launcher.
+pub const GEM: &str = "kamal-launcher";
+/// Set on the pinned launcher's environment by a handover, so that it never hands over again.
+pub const GUARD: &str = "KAMAL_LAUNCHER_HANDED_OVER_FROM";
+/// Names the binary to use, whatever the lockfile pins (and opts out of the handover).
+pub const BIN_VAR: &str = "KAMAL_LAUNCHER_BIN";
+/// Where the binary sits inside the platform gem's data.
+const BINARY_IN_GEM: &str = "libexec/kamal-launcher";
+/// No launcher binary comes near this; a larger entry is a broken or hostile gem.
+const MAX_BINARY_BYTES: u64 = 256 << 20;
+/// The line a user adds to pin the launcher.
+pub const PIN_COMMAND: &str = "bundle add kamal-launcher --group development --require false";
+
+/// This build's version as RubyGems writes it: Cargo's `1.2.0-beta.1` is the gem's `1.2.0.beta.1`.
+pub fn own_version() -> String {
+    env!("CARGO_PKG_VERSION").replace('-', ".")
+}
+
+/// The pinned version and its locked variants.
+#[derive(Debug)]
+pub struct Pin<'l, 't> {
+    /// The locked version, as written in the lockfile.
+    pub version: String,
+    /// Every locked platform variant of that version (all from one GEM source).
+    pub variants: Vec<&'l Spec<'t>>,
+}
+
+/// The kamal-launcher version the lockfile pins from a gem server, if it pins one.
+pub fn pin<'l, 't>(lock: &'l Lockfile<'t>) -> Option<Pin<'l, 't>> {
+    let first = lock
+        .specs_named(GEM)
+        .find(|s| matches!(lock.sources[s.source].kind, SourceKind::Gem { .. }))?;
+    let version = first.version.to_string();
+    let variants = lock
+        .specs_named(GEM)
+        .filter(|s| s.source == first.source && s.version.to_string() == version)
+        .collect();
+    Some(Pin { version, variants })
+}
+
+/// The platform gems of the launcher that run on this machine, best first; the same names, in the same order,
+/// as `kl_platforms` in the shim (`src/platform.sh`). Empty where none is published.
+pub fn machine_platforms() -> Vec<&'static str> {
+    let musl = platform::machine_platform().version.as_deref() == Some("musl");
+    match (std::env::consts::OS, std::env::consts::ARCH, musl) {
+        ("linux", "x86_64", false) => vec!["x86_64-linux-gnu", "x86_64-linux"],
+        ("linux", "x86_64", true) => vec!["x86_64-linux-musl"],
+        ("linux", "aarch64", false) => vec!["aarch64-linux-gnu", "aarch64-linux"],
+        ("linux", "aarch64", true) => vec!["aarch64-linux-musl"],
+        ("macos", "aarch64", _) => vec!["arm64-darwin"],
+        ("macos", "x86_64", _) => vec!["x86_64-darwin"],
+        _ => Vec::new(),
+    }
+}
+
+/// What a launcher should do about the lockfile's pin.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Run as this binary: nothing pinned, the pin is this version, or `KAMAL_LAUNCHER_BIN` chose the binary.
+    Stay,
+    /// A handover already happened and still landed on another version: run, but say so.
+    StayMismatched {
+        /// The version the lockfile pins.
+        pinned: String,
+    },
+    /// Hand over to the pinned version.
+    HandOver {
+        /// The version the lockfile pins.
+        pinned: String,
+    },
+}
+
+/// Decides from the pin and the environment; costs no I/O, so the warm path keeps its cost.
+pub fn decide(pin: Option<&Pin<'_, '_>>, env: &dyn Fn(&str) -> Option<OsString>) -> Decision {
+    let Some(pin) = pin else {
+        return Decision::Stay;
+    };
+    if pin.version == own_version() || env(BIN_VAR).is_some_and(|v| !v.is_empty()) {
+        return Decision::Stay;
+    }
+    if env(GUARD).is_some() {
+        return Decision::StayMismatched {
+            pinned: pin.version.clone(),
+        };
+    }
+    Decision::HandOver {
+        pinned: pin.version.clone(),
+    }
+}
+
+/// Makes sure the cache holds the pinned binary, fetching and verifying its gem when it does not; returns it.
+pub fn ensure(
+    cache: &Cache,
+    settings: &BundlerSettings,
+    lock: &Lockfile<'_>,
+    pin: &Pin<'_, '_>,
+    opts: FetchOptions,
+    ui: &Ui,
+) -> Result<PathBuf> {
+    let binary = cache.launcher(&pin.version);
+    if is_executable(&binary) {
+        return Ok(binary);
+    }
+    let platforms = machine_platforms();
+    if platforms.is_empty() {
+        return Err(Error::Handover(format!(
+            "the lockfile pins kamal-launcher {}, but no prebuilt kamal-launcher exists for {} {}",
+            pin.version,
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        )));
+    }
+    let source = pin.variants[0].source;
+    let SourceKind::Gem { remotes } = &lock.sources[source].kind else {
+        unreachable!("pin() keeps GEM sources only")
+    };
+    let request = |platform: &str| GemRequest {
+        name: GEM.to_string(),
+        version: pin.version.clone(),
+        platform: platform.to_string(),
+        full_name: format!("{GEM}-{}-{platform}", pin.version),
+        remotes: remotes.clone(),
+        expected: pin
+            .variants
+            .iter()
+            .find(|s| s.platform == platform)
+            .and_then(|s| lock.checksum(s.name, &s.version, s.platform))
+            .copied(),
+    };
+    // The lockfile's variant for this machine; else the source's compact index names one (and its digest).
+    let locked = platforms
+        .iter()
+        .find(|p| pin.variants.iter().any(|s| s.platform == **p));
+    let req = match locked {
+        Some(p) => request(p),
+        None => {
+            let candidates: Vec<GemRequest> = platforms.iter().map(|p| request(p)).collect();
+            let sums = fetch::known_checksums(cache, settings, &candidates, opts.offline);
+            let Some((mut req, sum)) = candidates
+                .into_iter()
+                .zip(sums)
+                .find(|(_, sum)| sum.is_some())
+            else {
+                return Err(Error::Handover(format!(
+                    "the lockfile pins kamal-launcher {} but locks no variant for this machine ({}), and {}'s \
+                     index lists none\n  add this platform to the lockfile (`bundle lock --add-platform {}`), \
+                     or set {BIN_VAR} to a kamal-launcher to use",
+                    pin.version,
+                    platforms.join(", "),
+                    remotes.join(", "),
+                    platforms[0]
+                )));
+            };
+            req.expected = sum;
+            req
+        }
+    };
+    ui.summary(&format!(
+        "fetching kamal-launcher {} ({}), pinned in the lockfile",
+        pin.version, req.platform
+    ));
+    let fetched = fetch::fetch_all(cache, settings, &[req], opts, ui, &|_, _| Ok(()))?;
+    install_binary(cache, &fetched[0].path, &binary)?;
+    Ok(binary)
+}
+
+/// Copies the binary out of a verified platform gem into place: a temporary file, then a rename.
+fn install_binary(cache: &Cache, gem: &Path, dest: &Path) -> Result<()> {
+    let tmp = cache.temp_path("launcher")?;
+    let result = (|| {
+        let mut out = File::create(&tmp).map_err(Error::io("creating", &tmp))?;
+        let copied = copy_binary(gem, &mut out).map_err(Error::io("reading", gem))?;
+        if !copied {
+            return Err(Error::Handover(format!(
+                "{} holds no {BINARY_IN_GEM}: it is not a kamal-launcher platform gem",
+                gem.display()
+            )));
+        }
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))
+            .map_err(Error::io("setting permissions of", &tmp))?;
+        let dir = dest.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir).map_err(Error::io("creating the cache directory", dir))?;
+        fs::rename(&tmp, dest).map_err(Error::io("renaming into place", dest))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Streams `libexec/kamal-launcher` from the gem's `data.tar.gz` into `out`; false when there is none.
+fn copy_binary(gem: &Path, out: &mut File) -> io::Result<bool> {
+    let mut outer = tar::Archive::new(File::open(gem)?);
+    for entry in outer.entries()? {
+        let entry = entry?;
+        if entry.path()?.as_os_str() != "data.tar.gz" {
+            continue;
+        }
+        let mut data = tar::Archive::new(GzDecoder::new(entry));
+        for file in data.entries()? {
+            let file = file?;
+            if file.path()?.as_os_str() == BINARY_IN_GEM && file.header().entry_type().is_file() {
+                let copied = io::copy(&mut file.take(MAX_BINARY_BYTES), out)?;
+                return Ok(copied > 0);
+            }
+        }
+        return Ok(false);
+    }
+    Ok(false)
+}
+
+fn is_executable(path: &Path) -> bool {
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Replaces this process with `binary`, given this process's own arguments (its name included, so that
+/// `kamal` through a symlink stays `kamal`) and the guard; returns only if the exec failed.
+pub fn hand_over(binary: &Path) -> Error {
+    let mut args = std::env::args_os();
+    let mut cmd = Command::new(binary);
+    if let Some(arg0) = args.next() {
+        cmd.arg0(arg0);
+    }
+    let source = cmd.args(args).env(GUARD, own_version()).exec();
+    Error::Io {
+        action: "running the pinned kamal-launcher",
+        path: binary.to_path_buf(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOCK: &str = "GEM\n  remote: https://rubygems.org/\n  specs:\n    kamal (2.0.0)\n    kamal-launcher (9.9.9-arm64-darwin)\n    kamal-launcher (9.9.9-x86_64-linux-gnu)\n\nPLATFORMS\n  ruby\n\nDEPENDENCIES\n  kamal\n  kamal-launcher\n";
+
+    #[test]
+    fn the_pin_and_its_variants() {
+        let lock = Lockfile::parse(LOCK).unwrap();
+        let pin = pin(&lock).unwrap();
+        assert_eq!(pin.version, "9.9.9");
+        let platforms: Vec<_> = pin.variants.iter().map(|s| s.platform).collect();
+        assert_eq!(platforms, ["arm64-darwin", "x86_64-linux-gnu"]);
+        let none = Lockfile::parse("GEM\n  remote: https://rubygems.org/\n  specs:\n    kamal (2.0.0)\n")
+            .unwrap();
+        assert!(super::pin(&none).is_none());
+    }
+
+    #[test]
+    fn hands_over_once_and_never_against_the_user() {
+        let lock = Lockfile::parse(LOCK).unwrap();
+        let pin = pin(&lock).unwrap();
+        let none = |_: &str| None;
+        assert_eq!(
+            decide(Some(&pin), &none),
+            Decision::HandOver {
+                pinned: "9.9.9".into()
+            }
+        );
+        let guarded = |k: &str| (k == GUARD).then(|| OsString::from("0.1.0"));
+        assert_eq!(
+            decide(Some(&pin), &guarded),
+            Decision::StayMismatched {
+                pinned: "9.9.9".into()
+            }
+        );
+        let chosen = |k: &str| (k == BIN_VAR).then(|| OsString::from("/opt/kl"));
+        assert_eq!(decide(Some(&pin), &chosen), Decision::Stay);
+        assert_eq!(decide(None, &none), Decision::Stay);
+        let own = own_version();
+        let same = LOCK.replace("9.9.9", &own);
+        let lock = Lockfile::parse(&same).unwrap();
+        assert_eq!(decide(super::pin(&lock).as_ref(), &none), Decision::Stay);
+    }
+
+    #[test]
+    fn this_machine_has_a_platform_gem() {
+        // The test machines (Linux and macOS, x86_64 and aarch64) all have one.
+        let platforms = machine_platforms();
+        assert!(!platforms.is_empty());
+        assert!(platforms[0].contains(if cfg!(target_os = "macos") { "darwin" } else { "linux" }));
+    }
+}
