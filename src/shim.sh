@@ -151,7 +151,8 @@ fetch() {
   elif command -v wget >/dev/null 2>&1; then
     url=$1
     [ -z "$2" ] || url=${1%%://*}://$2@${1#*://}
-    wget -q -T 10 -O "$3" "$url" 2>"$fetch_err" && return 0
+    # No -T: BusyBox 1.35's wget crashes with it.
+    wget -q -O "$3" "$url" 2>"$fetch_err" && return 0
   else
     die "downloading kamal-launcher needs curl or wget; install one, or install kamal-launcher and set KAMAL_LAUNCHER_BIN"
   fi
