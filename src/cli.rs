@@ -16,13 +16,13 @@ use crate::gc;
 use crate::install::{self, EnvPlan, Unit};
 use crate::locate::{self, Located};
 use crate::lockfile::{Lockfile, SourceKind};
+use crate::pinned::{self, Decision};
 use crate::plan;
 use crate::platform::{self, Platform};
 use crate::ruby::{self, Ruby, RubyInfo};
 use crate::settings::BundlerSettings;
 use crate::sources::{self, SourceGem};
 use crate::ui::{Level, Ui};
-use crate::pinned::{self, Decision};
 use crate::{doctor, init};
 
 const EXAMPLES: &str = "\
@@ -612,6 +612,48 @@ fn pinned_launcher(
     }
 }
 
+/// What `doctor` reports of the pin. Like every command, doctor first hands over to the pinned version; when
+/// that fails, it goes on as this binary and reports why.
+fn pin_facts(
+    located: &Located,
+    lock: &Lockfile,
+    settings: &BundlerSettings,
+    opts: &Options,
+    cache: &Cache,
+) -> doctor::PinFacts {
+    let pin = pinned::pin(lock);
+    let decision = pinned::decide(pin.as_ref(), &|k| std::env::var_os(k));
+    let this_machine = match (&pin, decision) {
+        (None, _) => Err("nothing is pinned".to_string()),
+        (Some(p), Decision::HandOver { .. }) => {
+            let quiet = Ui::new(Level::Quiet);
+            match pinned::ensure(cache, settings, lock, p, fetch_options(opts, 1), &quiet) {
+                Ok(binary) => {
+                    cache.finish();
+                    Err(pinned::hand_over(&binary).to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        (Some(p), _) => {
+            pinned::obtainable(cache, settings, lock, p, opts.offline).map_err(|e| e.to_string())
+        }
+    };
+    doctor::PinFacts {
+        lockfile: located.path.file_name().map_or_else(
+            || "the lockfile".into(),
+            |n| n.to_string_lossy().into_owned(),
+        ),
+        version: pin.as_ref().map(|p| p.version.clone()),
+        variants: pin
+            .iter()
+            .flat_map(|p| p.variants.iter().map(|s| s.platform.to_string()))
+            .collect(),
+        lock_platforms: lock.platforms.iter().map(|p| p.to_string()).collect(),
+        this_machine,
+    }
+}
+
 fn fetch_options(opts: &Options, jobs: usize) -> FetchOptions {
     FetchOptions {
         offline: opts.offline,
@@ -643,12 +685,14 @@ fn doctor(
         installed: false,
         offline: opts.offline,
         cache,
+        pin: None,
     };
     if let Some(located) = located {
         let gathered = (|| -> Result<()> {
             let text = read_lockfile(located)?;
             let lock = parse_lockfile(located, &text)?;
             let settings = BundlerSettings::load(located.app_dir(), std::env::vars());
+            context.pin = Some(pin_facts(located, &lock, &settings, opts, cache));
             let local = match &ruby {
                 Ok(r) => Platform::parse(&r.info(cache)?.platform),
                 Err(_) => platform::machine_platform(),
@@ -769,7 +813,8 @@ fn maintain(command: &Command, cache: &Cache, ui: &Ui) -> Result<()> {
 /// The CI cache key: the closure as it would be cached (names, versions, platforms, checksums), the OS and
 /// CPU, and the layout version. Gem servers are left out: the same verified bytes from a mirror are the same
 /// cache. A GIT gem's revision is its checksum; a PATH gem adds its path only, since its fingerprint (file
-/// times) differs on every CI checkout: the launcher rebuilds it when the restored one does not match.
+/// times) differs on every CI checkout: the launcher rebuilds it when the restored one does not match. The
+/// pinned launcher version is in it too, since `bin/kamal` caches that binary in the same directory.
 fn ci_key(lock: &Lockfile, closure: &Closure<'_>, local: &Platform) -> String {
     let mut parts = vec![
         cache::LAYOUT.to_string(),
@@ -777,6 +822,9 @@ fn ci_key(lock: &Lockfile, closure: &Closure<'_>, local: &Platform) -> String {
         std::env::consts::ARCH.to_string(),
         local.to_string(),
     ];
+    if let Some(pin) = pinned::pin(lock) {
+        parts.push(format!("{} {}", pinned::GEM, pin.version));
+    }
     for g in &closure.gems {
         let origin = match &lock.sources[g.spec.source].kind {
             SourceKind::Git {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::cache::Cache;
 use crate::init;
+use crate::platform::Platform;
 use crate::ruby::Ruby;
 
 /// One check's outcome.
@@ -112,6 +113,22 @@ pub struct Context<'a> {
     pub offline: bool,
     /// The cache.
     pub cache: &'a Cache,
+    /// What the lockfile pins of kamal-launcher, when the lockfile could be read.
+    pub pin: Option<PinFacts>,
+}
+
+/// The lockfile's pin of kamal-launcher and what this machine can do with it.
+pub struct PinFacts {
+    /// The lockfile's file name, for messages.
+    pub lockfile: String,
+    /// The pinned version, if any.
+    pub version: Option<String>,
+    /// The pinned version's locked platforms.
+    pub variants: Vec<String>,
+    /// The lockfile's PLATFORMS.
+    pub lock_platforms: Vec<String>,
+    /// How this machine gets the pinned binary, or why it cannot.
+    pub this_machine: Result<String, String>,
 }
 
 /// Runs every check.
@@ -173,6 +190,9 @@ pub fn run(cx: &Context<'_>) -> Vec<Check> {
         },
     }
     checks.push(cx.lockfile.clone());
+    if let Some(pin) = &cx.pin {
+        checks.extend(pin_checks(pin));
+    }
     // Without a readable lockfile there are no sources to speak of; that failure is already reported.
     if cx.lockfile.ok {
         checks.push(sources_check(cx));
@@ -181,6 +201,78 @@ pub fn run(cx: &Context<'_>) -> Vec<Check> {
     if let Some(app) = cx.app {
         checks.extend(app_checks(app));
     }
+    checks
+}
+
+/// Pin present; a variant for each of the lockfile's PLATFORMS; this machine's obtainable; this binary pinned.
+fn pin_checks(pin: &PinFacts) -> Vec<Check> {
+    const NAME: &str = "Launcher pin";
+    let Some(version) = &pin.version else {
+        return vec![Check::fail(
+            NAME,
+            format!(
+                "{} pins no kamal-launcher, so bin/kamal cannot fetch one on machines without it",
+                pin.lockfile
+            ),
+            crate::pinned::PIN_COMMAND,
+        )];
+    };
+    let mut checks = vec![Check::pass(
+        NAME,
+        format!("{} pins kamal-launcher {version}", pin.lockfile),
+    )];
+    let missing: Vec<&str> = pin
+        .lock_platforms
+        .iter()
+        .filter(|p| p.as_str() != "ruby")
+        .filter(|p| {
+            let runtime = Platform::parse(p);
+            !pin.variants
+                .iter()
+                .any(|v| v != "ruby" && Platform::parse(v).matches(&runtime))
+        })
+        .map(String::as_str)
+        .collect();
+    checks.push(if missing.is_empty() {
+        Check::pass(
+            "Launcher platforms",
+            format!("locked for {}", pin.variants.join(", ")),
+        )
+    } else {
+        Check::fail(
+            "Launcher platforms",
+            format!(
+                "no prebuilt kamal-launcher is locked for {} (PLATFORMS); locked: {}",
+                missing.join(", "),
+                pin.variants.join(", ")
+            ),
+            "`bundle lock --update kamal-launcher` locks every platform gem published; machines of a platform \
+             without one need `cargo install kamal-launcher` and KAMAL_LAUNCHER_BIN",
+        )
+    });
+    checks.push(match &pin.this_machine {
+        Ok(how) => Check::pass("Launcher for this machine", how.clone()),
+        Err(why) => Check::fail(
+            "Launcher for this machine",
+            why.clone(),
+            "check the network and the gem source (or its mirror), or install kamal-launcher here and set \
+             KAMAL_LAUNCHER_BIN",
+        ),
+    });
+    let running = crate::pinned::own_version();
+    checks.push(if &running == version {
+        Check::pass(
+            "Launcher running",
+            format!("kamal-launcher {running}, the pinned version"),
+        )
+    } else {
+        Check::fail(
+            "Launcher running",
+            format!("kamal-launcher {running}, but {} pins {version}", pin.lockfile),
+            "launchers hand over to the pinned version by themselves unless KAMAL_LAUNCHER_BIN chooses one; \
+             to move the pin instead: bundle update kamal-launcher",
+        )
+    });
     checks
 }
 

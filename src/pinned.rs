@@ -124,6 +124,47 @@ pub fn ensure(
     if is_executable(&binary) {
         return Ok(binary);
     }
+    let req = choose(cache, settings, lock, pin, opts.offline)?;
+    ui.summary(&format!(
+        "fetching kamal-launcher {} ({}), pinned in the lockfile",
+        pin.version, req.platform
+    ));
+    let fetched = fetch::fetch_all(cache, settings, &[req], opts, ui, &|_, _| Ok(()))?;
+    install_binary(cache, &fetched[0].path, &binary)?;
+    Ok(binary)
+}
+
+/// How this machine would get the pinned binary, for `doctor`: where it is cached, or which gem it would fetch
+/// and what verifies it; else why it cannot.
+pub fn obtainable(
+    cache: &Cache,
+    settings: &BundlerSettings,
+    lock: &Lockfile<'_>,
+    pin: &Pin<'_, '_>,
+    offline: bool,
+) -> Result<String> {
+    let binary = cache.launcher(&pin.version);
+    if is_executable(&binary) {
+        return Ok(format!("cached at {}", binary.display()));
+    }
+    let req = choose(cache, settings, lock, pin, offline)?;
+    let locked = pin.variants.iter().any(|s| s.platform == req.platform);
+    let verified_by = match (locked, req.expected.is_some()) {
+        (true, true) => "its SHA-256 is in the lockfile's CHECKSUMS",
+        (true, false) => "its SHA-256 will come from the source's compact index",
+        (false, _) => "not locked, but the source's compact index lists it with its SHA-256",
+    };
+    Ok(format!("{}: {verified_by}", req.full_name))
+}
+
+/// The gem to fetch for this machine: the lockfile's variant, else one the source's compact index lists.
+fn choose(
+    cache: &Cache,
+    settings: &BundlerSettings,
+    lock: &Lockfile<'_>,
+    pin: &Pin<'_, '_>,
+    offline: bool,
+) -> Result<GemRequest> {
     let platforms = machine_platforms();
     if platforms.is_empty() {
         return Err(Error::Handover(format!(
@@ -154,11 +195,11 @@ pub fn ensure(
     let locked = platforms
         .iter()
         .find(|p| pin.variants.iter().any(|s| s.platform == **p));
-    let req = match locked {
+    Ok(match locked {
         Some(p) => request(p),
         None => {
             let candidates: Vec<GemRequest> = platforms.iter().map(|p| request(p)).collect();
-            let sums = fetch::known_checksums(cache, settings, &candidates, opts.offline);
+            let sums = fetch::known_checksums(cache, settings, &candidates, offline);
             let Some((mut req, sum)) = candidates
                 .into_iter()
                 .zip(sums)
@@ -177,14 +218,7 @@ pub fn ensure(
             req.expected = sum;
             req
         }
-    };
-    ui.summary(&format!(
-        "fetching kamal-launcher {} ({}), pinned in the lockfile",
-        pin.version, req.platform
-    ));
-    let fetched = fetch::fetch_all(cache, settings, &[req], opts, ui, &|_, _| Ok(()))?;
-    install_binary(cache, &fetched[0].path, &binary)?;
-    Ok(binary)
+    })
 }
 
 /// Copies the binary out of a verified platform gem into place: a temporary file, then a rename.
@@ -266,8 +300,9 @@ mod tests {
         assert_eq!(pin.version, "9.9.9");
         let platforms: Vec<_> = pin.variants.iter().map(|s| s.platform).collect();
         assert_eq!(platforms, ["arm64-darwin", "x86_64-linux-gnu"]);
-        let none = Lockfile::parse("GEM\n  remote: https://rubygems.org/\n  specs:\n    kamal (2.0.0)\n")
-            .unwrap();
+        let none =
+            Lockfile::parse("GEM\n  remote: https://rubygems.org/\n  specs:\n    kamal (2.0.0)\n")
+                .unwrap();
         assert!(super::pin(&none).is_none());
     }
 
@@ -299,10 +334,31 @@ mod tests {
     }
 
     #[test]
+    fn rust_and_the_shim_name_the_same_platform_gems() {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/src/platform.sh");
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(". \"$0\" && kl_platforms")
+            .arg(script)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let shim: Vec<&str> = std::str::from_utf8(&out.stdout)
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        assert_eq!(shim, machine_platforms());
+    }
+
+    #[test]
     fn this_machine_has_a_platform_gem() {
         // The test machines (Linux and macOS, x86_64 and aarch64) all have one.
         let platforms = machine_platforms();
         assert!(!platforms.is_empty());
-        assert!(platforms[0].contains(if cfg!(target_os = "macos") { "darwin" } else { "linux" }));
+        assert!(platforms[0].contains(if cfg!(target_os = "macos") {
+            "darwin"
+        } else {
+            "linux"
+        }));
     }
 }

@@ -238,7 +238,7 @@ fn real(dir: &Path) -> PathBuf {
 
 #[test]
 fn init_adopts_a_fresh_rails_app_and_a_second_run_changes_nothing() {
-    let app = rails_app(&Lock::new(RUBYGEMS));
+    let app = rails_app(&Lock::new(RUBYGEMS).pin_launcher());
     let before = snapshot(app.path());
 
     let dry = run_init(app.path(), &["--dry-run"]);
@@ -329,7 +329,7 @@ fn init_adopts_a_fresh_rails_app_and_a_second_run_changes_nothing() {
 
 #[test]
 fn init_from_a_subdirectory_of_an_app_with_destinations_sets_up_the_app() {
-    let app = rails_app(&Lock::new(RUBYGEMS));
+    let app = rails_app(&Lock::new(RUBYGEMS).pin_launcher());
     app.write(
         "config/deploy.staging.yml",
         "servers:\n  - staging.example.invalid\n",
@@ -354,7 +354,7 @@ fn init_from_a_subdirectory_of_an_app_with_destinations_sets_up_the_app() {
 
 #[test]
 fn init_leaves_an_existing_hook_alone_and_says_what_to_add() {
-    let app = rails_app(&Lock::new(RUBYGEMS));
+    let app = rails_app(&Lock::new(RUBYGEMS).pin_launcher());
     let hook = app.path().join(".kamal/hooks/pre-deploy");
     app.write(".kamal/hooks/pre-deploy", CUSTOM_HOOK);
     set_mode(&hook, 0o750);
@@ -429,7 +429,7 @@ fn init_leaves_an_existing_hook_alone_and_says_what_to_add() {
 
 #[test]
 fn init_reports_an_entrypoint_it_does_not_recognise_and_leaves_it() {
-    let app = rails_app(&Lock::new(RUBYGEMS));
+    let app = rails_app(&Lock::new(RUBYGEMS).pin_launcher());
     let entrypoint = app.path().join("bin/docker-entrypoint");
     app.write("bin/docker-entrypoint", CUSTOM_ENTRYPOINT);
     set_mode(&entrypoint, 0o755);
@@ -492,7 +492,7 @@ fn init_reports_an_entrypoint_it_does_not_recognise_and_leaves_it() {
 
 #[test]
 fn an_earlier_bin_kamal_bundler_is_never_overwritten() {
-    let app = rails_app(&Lock::new(RUBYGEMS));
+    let app = rails_app(&Lock::new(RUBYGEMS).pin_launcher());
     app.write("bin/kamal.bundler", "an earlier binstub, kept by hand\n");
     let out = run_init(app.path(), &[]);
     assert_success(&out);
@@ -513,7 +513,7 @@ fn an_earlier_bin_kamal_bundler_is_never_overwritten() {
 
 #[test]
 fn an_outdated_shim_is_updated_in_place_with_a_real_diff() {
-    let app = rails_app(&Lock::new(RUBYGEMS));
+    let app = rails_app(&Lock::new(RUBYGEMS).pin_launcher());
     let old = init::shim("Gemfile.lock").replace("set -e\n", "");
     assert_ne!(old, init::shim("Gemfile.lock"));
     assert!(old.contains(init::MARKER));
@@ -627,7 +627,7 @@ fn expected_call(destination: Option<&str>) -> Option<Vec<String>> {
 
 #[test]
 fn pre_deploy_hook_prepares_the_database_once_with_the_deployed_version() {
-    let app = initialised_app(&Lock::new(RUBYGEMS), false);
+    let app = initialised_app(&Lock::new(RUBYGEMS).pin_launcher(), false);
     let log = record_kamal_calls(&app);
     let hook = app.path().join(".kamal/hooks/pre-deploy");
 
@@ -692,7 +692,7 @@ fn pre_deploy_hook_prepares_the_database_once_with_the_deployed_version() {
 
 #[test]
 fn pre_deploy_hook_of_an_app_with_destinations_needs_one() {
-    let app = initialised_app(&Lock::new(RUBYGEMS), true);
+    let app = initialised_app(&Lock::new(RUBYGEMS).pin_launcher(), true);
     let log = record_kamal_calls(&app);
     let hook = app.path().join(".kamal/hooks/pre-deploy");
 
@@ -783,7 +783,7 @@ fn run_shim(
 
 #[test]
 fn shim_finds_the_app_and_passes_every_argument_from_anywhere() {
-    let app = initialised_app(&Lock::new(RUBYGEMS), false);
+    let app = initialised_app(&Lock::new(RUBYGEMS).pin_launcher(), false);
     let shim = app.path().join("bin/kamal");
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
@@ -933,6 +933,7 @@ fn shim_finds_the_app_and_passes_every_argument_from_anywhere() {
 #[test]
 fn shim_runs_the_locked_kamal_or_says_how_to_install_the_launcher() {
     let server = serve();
+    // Unpinned: the shim finds an installed launcher or says how to get one (tests/pinned_launcher.rs fetches).
     let app = initialised_app(&Lock::new(RUBYGEMS), false);
     let shim = app.path().join("bin/kamal");
     let tmp = tempfile::tempdir().unwrap();
@@ -1007,7 +1008,7 @@ fn shim_runs_the_locked_kamal_or_says_how_to_install_the_launcher() {
     assert_eq!(out.stdout, "", "{out}");
     assert!(
         out.stderr.contains("kamal-launcher is not installed")
-            && out.stderr.contains("./install.sh")
+            && out.stderr.contains("bundle add kamal-launcher")
             && out.stderr.contains("KAMAL_LAUNCHER_BIN"),
         "the shim must say how to install the launcher:\n{out}"
     );
@@ -1103,11 +1104,15 @@ fn check<'a>(checks: &'a [CheckLine], name: &str) -> &'a CheckLine {
         .unwrap_or_else(|| panic!("no {name} check in {checks:#?}"))
 }
 
-const ALL_CHECKS: [&str; 9] = [
+const ALL_CHECKS: [&str; 13] = [
     "Ruby",
     "C compiler",
     "Ruby headers",
     "Lockfile",
+    "Launcher pin",
+    "Launcher platforms",
+    "Launcher for this machine",
+    "Launcher running",
     "Sources",
     "Cache",
     "bin/kamal",
@@ -1133,7 +1138,7 @@ fn assert_all_ok(out: &Output) -> Vec<CheckLine> {
 #[test]
 fn doctor_passes_every_check_on_a_set_up_app() {
     let server = serve();
-    let app = initialised_app(&Lock::new(RUBYGEMS), false);
+    let app = initialised_app(&Lock::new(RUBYGEMS).pin_launcher(), false);
     let launcher = Launcher::new(app.path()).env("BUNDLE_MIRROR__ALL", server.url());
 
     // Before anything is installed: the mirror must be reachable.
@@ -1189,7 +1194,7 @@ fn path_without_a_compiler() -> tempfile::TempDir {
 #[test]
 fn doctor_on_a_machine_without_a_compiler_and_an_app_without_init_says_what_to_fix() {
     let server = serve();
-    let app = rails_app(&Lock::new(server.url()));
+    let app = rails_app(&Lock::new(server.url()).pin_launcher());
     let no_cc = path_without_a_compiler();
     let out = Launcher::new(app.path())
         .env("PATH", no_cc.path())
@@ -1261,7 +1266,7 @@ fn doctor_without_a_lockfile_fails_the_lockfile_check() {
 #[test]
 fn doctor_names_a_hook_kamal_would_skip_or_that_migrates_on_rollback() {
     let server = serve();
-    let app = initialised_app(&Lock::new(server.url()), false);
+    let app = initialised_app(&Lock::new(server.url()).pin_launcher(), false);
     let hook = app.path().join(".kamal/hooks/pre-deploy");
     let doctor = || Launcher::new(app.path()).arg("doctor").run();
     assert_all_ok(&doctor());
@@ -1365,7 +1370,7 @@ fn install_sh_installs_links_reinstalls_and_uninstalls_only_what_is_its_own() {
 
     // Invoked as `kamal`, it is the launcher running kamal.
     let server = serve();
-    let app = App::new(&Lock::new(server.url()));
+    let app = App::new(&Lock::new(server.url()).pin_launcher());
     let runner = Launcher::new(app.path());
     let base = runner.command();
     let mut as_kamal_cmd = Command::new(&kamal);

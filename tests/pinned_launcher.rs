@@ -145,11 +145,13 @@ enum Bundler {
     V269,
 }
 
+/// Which Bundler locked which pin.
+type LockKey = (Bundler, Option<String>);
+
 /// A lockfile written by real Bundler against the world's server through a mirror setting; `launcher` is the
 /// kamal-launcher version to pin, if any. Cached per combination: locking is deterministic.
 fn lockfile(bundler: Bundler, launcher: Option<&str>) -> String {
-    static CACHE: std::sync::Mutex<Vec<((Bundler, Option<String>), String)>> =
-        std::sync::Mutex::new(Vec::new());
+    static CACHE: std::sync::Mutex<Vec<(LockKey, String)>> = std::sync::Mutex::new(Vec::new());
     let key = (bundler, launcher.map(str::to_string));
     if let Some((_, text)) = CACHE.lock().unwrap().iter().find(|(k, _)| *k == key) {
         return text.clone();
@@ -288,6 +290,15 @@ const SHIM_TOOLS: &[&str] = &[
     "tar", "gzip",
 ];
 
+/// sha256sum where it exists (Linux), else shasum (macOS).
+fn digest_tool() -> &'static str {
+    if which("sha256sum").is_some() {
+        "sha256sum"
+    } else {
+        "shasum"
+    }
+}
+
 /// The system's directories, holding Ruby and a C toolchain but no kamal-launcher.
 fn system_path() -> OsString {
     for dir in ["/usr/local/bin", "/usr/bin", "/bin"] {
@@ -316,7 +327,7 @@ fn a_machine_without_ruby_gets_as_far_as_the_launcher_which_then_says_ruby_is_mi
     let app = App::new(&lockfile(Bundler::V269, Some(&own_version())));
     let server = Server::start(&world().root);
     let mut tools = SHIM_TOOLS.to_vec();
-    tools.extend(["curl", "sha256sum"]);
+    tools.extend(["curl", digest_tool()]);
     let bin = toolbox(&tools, None);
     let path = bin.path().as_os_str().to_owned();
     let out = run(app.shim(&["dash"], &path, &server));
@@ -371,8 +382,10 @@ fn the_shim_fetches_verifies_caches_and_runs_then_needs_no_network() {
     assert_eq!(out.stdout, "2.7.0\n");
 }
 
+/// BusyBox is Linux's (Alpine's sh and tools); macOS has no package of it.
+#[cfg(target_os = "linux")]
 #[test]
-fn the_shim_works_under_busybox_with_wget_and_under_dash_with_curl_and_the_bundler_23_lockfile() {
+fn the_shim_works_under_busybox_with_its_own_wget_and_tools() {
     // Bundler 2.3 writes no CHECKSUMS: the digest comes from the source's compact index.
     let app = App::new(&lockfile(Bundler::Debian, Some(&own_version())));
     let server = Server::start(&world().root);
@@ -391,13 +404,19 @@ fn the_shim_works_under_busybox_with_wget_and_under_dash_with_curl_and_the_bundl
     );
     assert_eq!(server.count("/info/kamal-launcher"), 1, "{out}");
     assert_eq!(server.count(&host_gem_path()), 1);
+}
 
-    let other = App::new(&lockfile(Bundler::Debian, Some(&own_version())));
-    let mut cmd = other.shim(&["dash"], &system_path(), &server);
+#[test]
+fn a_bundler_23_lockfile_without_checksums_is_verified_through_the_compact_index() {
+    let app = App::new(&lockfile(Bundler::Debian, Some(&own_version())));
+    let server = Server::start(&world().root);
+    let mut cmd = app.shim(&["dash"], &system_path(), &server);
     cmd.arg("version");
     let out = run(cmd);
     assert_success(&out);
     assert_eq!(out.stdout, "2.7.0\n");
+    assert_eq!(server.count("/info/kamal-launcher"), 1, "{out}");
+    assert_eq!(server.count(&host_gem_path()), 1);
 }
 
 #[test]
@@ -695,4 +714,78 @@ fn the_shim_is_posix_sh_that_shellcheck_accepts() {
         c
     });
     assert_success(&out);
+}
+
+#[test]
+fn doctor_reports_the_pin_its_platforms_this_machine_and_the_running_launcher() {
+    let server = Server::start(&world().root);
+    let doctor = |lockfile: &str| {
+        let app = App::new(lockfile);
+        run({
+            let mut c = clean_command(BIN);
+            c.arg("doctor")
+                .current_dir(app.path())
+                .env("HOME", app.home.path())
+                .env("BUNDLE_MIRROR__ALL", server.url());
+            c
+        })
+    };
+    let out = doctor(&lockfile(Bundler::V269, Some(&own_version())));
+    let line = |name: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l[4..].trim_start().starts_with(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("no {name} check:\n{out}"))
+            .to_string()
+    };
+    assert!(line("Launcher pin").starts_with("ok"), "{out}");
+    assert!(line("Launcher pin").ends_with(&format!("pins kamal-launcher {}", own_version())));
+    // Bundler 2.6.9 locked PLATFORMS for which the world publishes no launcher: doctor names them.
+    let platforms = line("Launcher platforms");
+    assert!(platforms.starts_with("FAIL"), "{out}");
+    assert!(
+        platforms.contains("arm64-darwin") && platforms.contains("aarch64-linux"),
+        "{out}"
+    );
+    let this = line("Launcher for this machine");
+    assert!(this.starts_with("ok"), "{out}");
+    assert!(
+        this.contains("its SHA-256 is in the lockfile's CHECKSUMS"),
+        "{out}"
+    );
+    assert!(line("Launcher running").starts_with("ok"), "{out}");
+
+    let out = doctor(&lockfile(Bundler::V269, None));
+    assert!(
+        out.stdout
+            .contains("FAIL Launcher pin: Gemfile.lock pins no kamal-launcher"),
+        "{out}"
+    );
+    assert!(
+        out.stdout
+            .contains("fix: bundle add kamal-launcher --group development --require false"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_ci_key_changes_with_the_pinned_launcher() {
+    let key = |lockfile: &str| {
+        let app = App::new(lockfile);
+        let out = run({
+            let mut c = clean_command(BIN);
+            c.args(["cache", "key"])
+                .current_dir(app.path())
+                .env("HOME", app.home.path())
+                .env("KAMAL_LAUNCHER_BIN", BIN);
+            c
+        });
+        assert_success(&out);
+        out.stdout
+    };
+    let unpinned = key(&lockfile(Bundler::V269, None));
+    let pinned = key(&lockfile(Bundler::V269, Some(&own_version())));
+    let other = key(&lockfile(Bundler::V269, Some(STAND_IN)));
+    assert_ne!(unpinned, pinned);
+    assert_ne!(pinned, other);
 }

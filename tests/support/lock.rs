@@ -170,6 +170,31 @@ impl Lock {
         }
     }
 
+    /// Pins this build's kamal-launcher, as `bundle add kamal-launcher` would: one variant per published
+    /// platform (not served; each with a stand-in checksum).
+    pub fn pin_launcher(mut self) -> Lock {
+        let version = env!("CARGO_PKG_VERSION").replace('-', ".");
+        for platform in [
+            "aarch64-linux-gnu",
+            "arm64-darwin",
+            "x86_64-darwin",
+            "x86_64-linux-gnu",
+            "x86_64-linux-musl",
+        ] {
+            let mut spec = LockedSpec {
+                name: "kamal-launcher".to_owned(),
+                version: version.clone(),
+                platform: platform.to_owned(),
+                deps: Vec::new(),
+                sha256: String::new(),
+                served: false,
+            };
+            spec.sha256 = sha256_hex(format!("not served: {}", spec.full_name()).as_bytes());
+            self = self.add_spec(spec);
+        }
+        self
+    }
+
     /// Whether to write a CHECKSUMS section (Bundler ≥ 2.5 does by default
     /// for new apps; older lockfiles have none).
     pub fn with_checksums(mut self, on: bool) -> Lock {
