@@ -37,11 +37,14 @@ pub fn prune(cache: &Cache, older_than: Duration) -> Result<Report> {
     collect(cache, |modified| modified < cutoff)
 }
 
-/// Removes every environment, installed gem and download, except environments a running kamal uses.
+/// Removes every environment, installed gem, download and pinned launcher, except environments a running kamal
+/// uses.
 pub fn clean(cache: &Cache) -> Result<Report> {
     let report = collect(cache, |_| true)?;
-    // Memos and indexes are cheap to rebuild; logs are only useful next to what they describe.
-    for dir in ["rubies", "index", "logs", "bytecode"] {
+    // Memos and indexes are cheap to rebuild; logs are only useful next to what they describe. Pinned launchers
+    // go too (`bin/kamal` fetches one again); `prune` keeps them: one small binary per pinned version, and the
+    // warm path records no use of them.
+    for dir in ["rubies", "index", "logs", "bytecode", "launchers"] {
         let path = cache.root().join(dir);
         if path.exists() {
             let _ = remove_tree(cache, &path);

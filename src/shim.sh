@@ -87,7 +87,7 @@ read_lockfile() {
 }
 
 # The launcher's cache directory, by the launcher's own rules: KAMAL_LAUNCHER_CACHE_DIR, cache_dir in the
-# app's .kamal-launcher.toml or the user's config.toml, else XDG_CACHE_HOME, else ~/.cache.
+# app's .kamal-launcher.toml or the user's config.toml (read with the lockfile), else XDG_CACHE_HOME, else ~/.cache.
 app_toml=$app/.kamal-launcher.toml
 [ -f "$app_toml" ] || app_toml=/dev/null
 case ${XDG_CONFIG_HOME:-} in
@@ -96,27 +96,54 @@ case ${XDG_CONFIG_HOME:-} in
 esac
 user_toml=${KAMAL_LAUNCHER_CONFIG:-$user_toml}
 [ -f "$user_toml" ] || user_toml=/dev/null
+cache_dir() {
+  cache=${KAMAL_LAUNCHER_CACHE_DIR:-$1}
+  case $cache in
+    /*) ;;
+    ?*) cache=$PWD/$cache ;;
+    *) case ${XDG_CACHE_HOME:-} in
+         /*) cache=$XDG_CACHE_HOME/kamal-launcher ;;
+         *) cache=${HOME:+$HOME/.cache/kamal-launcher} ;;
+       esac ;;
+  esac
+}
+
+# The warm path forks nothing: a memo in the cache, newer than the lockfile, names the pinned version. It only
+# saves reading the lockfile: any launcher checks the pin itself and hands over when it is not the pinned one.
+launcher=${KAMAL_LAUNCHER_BIN:-}
 pin=""
+if [ -z "$launcher" ] && [ "$app_toml$user_toml" = /dev/null/dev/null ]; then
+  cache_dir ""
+  memo=$cache/v1/launchers/pins$lock
+  # -nt (POSIX.1-2024; dash, busybox, bash and macOS sh have it): where a shell lacks it, the test fails and
+  # the lockfile is read, which is always right.
+  # shellcheck disable=SC3013
+  if [ -n "$cache" ] && [ "$memo" -nt "$lock" ] && read -r pin <"$memo"; then
+    case $pin in
+      *[!0-9A-Za-z.]*|'') pin="" ;;
+      *) [ ! -x "$cache/v1/launchers/$pin/kamal-launcher" ] || launcher=$cache/v1/launchers/$pin/kamal-launcher ;;
+    esac
+  fi
+fi
 cache_cfg=""
-if [ -f "$lock" ]; then
+if [ -z "$launcher" ] && [ -f "$lock" ]; then
   { read -r pin; read -r remote; read -r variants; read -r sums; read -r cache_cfg; } <<EOF
 $(read_lockfile "$lock" "$app_toml" "$user_toml")
 EOF
 fi
-cache=${KAMAL_LAUNCHER_CACHE_DIR:-$cache_cfg}
-case $cache in
-  /*) ;;
-  ?*) cache=$PWD/$cache ;;
-  *) case ${XDG_CACHE_HOME:-} in
-       /*) cache=$XDG_CACHE_HOME/kamal-launcher ;;
-       *) cache=${HOME:+$HOME/.cache/kamal-launcher} ;;
-     esac ;;
-esac
+cache_dir "$cache_cfg"
 pinned=$cache/v1/launchers/$pin/kamal-launcher
+memo=$cache/v1/launchers/pins$lock
 
-launcher=${KAMAL_LAUNCHER_BIN:-}
+# remember_pin: writes the memo (best effort: a read-only cache just keeps the slower path).
+remember_pin() {
+  { mkdir -p "${memo%/*}" && printf '%s\n' "$pin" >"$memo.$$" && mv -f "$memo.$$" "$memo"; } 2>/dev/null ||
+    rm -f "$memo.$$" 2>/dev/null || true
+}
+
 if [ -z "$launcher" ] && [ -n "$pin" ] && [ -n "$cache" ] && [ -x "$pinned" ]; then
   launcher=$pinned
+  remember_pin
 fi
 if [ -z "$launcher" ]; then
   launcher=$(command -v kamal-launcher 2>/dev/null || true)
@@ -349,6 +376,7 @@ if [ -z "$launcher" ]; then
   fi
   fetch_pinned
   launcher=$pinned
+  remember_pin
 fi
 
 if [ "${KAMAL_LAUNCHER_CLI:-}" = 1 ]; then

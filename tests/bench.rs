@@ -543,3 +543,142 @@ fn bench_parse_2000_specs() {
     show("median round", rounds[rounds.len() / 2]);
     show("worst round ", rounds[rounds.len() - 1]);
 }
+
+/// Issue 12's figures: the shim's warm overhead over calling the launcher directly, the handover's cost when a
+/// launcher of another version starts, and a first run from an empty cache to the launcher's exec (loopback).
+#[test]
+#[ignore = "benchmark: run scripts/bench"]
+fn bench_pinned_launcher() {
+    require_ruby();
+    assert!(which("hyperfine").is_some(), "install hyperfine");
+    let bin = Path::new(env!("CARGO_BIN_EXE_kamal-launcher"));
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("server");
+    std::fs::create_dir_all(root.join("gems")).unwrap();
+    let own = env!("CARGO_PKG_VERSION").replace('-', ".");
+    // This build as the pinned version, and the same bytes as 9.9.8: a launcher of "another version".
+    let mut gems = Vec::new();
+    for version in [own.as_str(), "9.9.8"] {
+        let out = Command::new("sh")
+            .arg(repo.join("scripts/package-gems"))
+            .arg("--binary")
+            .arg(bin)
+            .args(["--version", version])
+            .arg(root.join("gems"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let gem = PathBuf::from(stdout.lines().next().unwrap());
+        gems.push((version.to_string(), gem));
+    }
+    let st = Command::new("ruby")
+        .arg(repo.join("tests/fixtures/build_index.rb"))
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let server = Server::start(&root);
+    let app_for = |version: &str, gem: &Path| {
+        let name = gem.file_stem().unwrap().to_string_lossy().into_owned();
+        let platform = name[format!("kamal-launcher-{version}-").len()..].to_string();
+        let digest = support::sha256_hex(&std::fs::read(gem).unwrap());
+        let lock = Lock::new(server.url()).add_spec(support::LockedSpec {
+            name: "kamal-launcher".into(),
+            version: version.into(),
+            platform,
+            deps: Vec::new(),
+            sha256: digest,
+            served: true,
+        });
+        let app = App::new(&lock);
+        std::fs::create_dir_all(app.path().join("bin")).unwrap();
+        std::fs::write(
+            app.path().join("bin/kamal"),
+            kamal_launcher::init::shim("Gemfile.lock"),
+        )
+        .unwrap();
+        app
+    };
+    let pinned = app_for(&own, &gems[0].1);
+    let other = app_for("9.9.8", &gems[1].1);
+    let q = sh_quote;
+    let cache = work.path().join("cache");
+    let env = format!("env KAMAL_LAUNCHER_CACHE_DIR={}", q(&cache));
+    let shim = |app: &App| {
+        format!(
+            "{env} KAMAL_LAUNCHER_CLI=1 sh {}",
+            q(&app.path().join("bin/kamal"))
+        )
+    };
+
+    let first = hyperfine(
+        10,
+        Some(&format!("rm -rf {}", q(&cache))),
+        &[(
+            "first run: fetch, verify, cache, exec",
+            format!("{} --version", shim(&pinned)),
+        )],
+    );
+    let warm = hyperfine(
+        200,
+        None,
+        &[
+            (
+                "launcher directly",
+                format!(
+                    "{env} KAMAL_LAUNCHER_CLI=1 {} --lockfile {} --version",
+                    q(bin),
+                    q(&pinned.lockfile_path())
+                ),
+            ),
+            (
+                "through bin/kamal (warm)",
+                format!("{} --version", shim(&pinned)),
+            ),
+        ],
+    );
+    // `cache key` parses the lockfile and needs no Ruby: what a handover adds is one read and parse, and an exec.
+    let other_lock = q(&other.lockfile_path());
+    let cached = kamal_launcher::cache::Cache::new(cache.clone()).launcher("9.9.8");
+    assert!(
+        Command::new(bin)
+            .args(["--lockfile"])
+            .arg(other.lockfile_path())
+            .args(["cache", "key"])
+            .env("KAMAL_LAUNCHER_CACHE_DIR", &cache)
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(cached.is_file());
+    let handover = hyperfine(
+        200,
+        None,
+        &[
+            (
+                "the pinned launcher directly",
+                format!(
+                    "{env} KAMAL_LAUNCHER_HANDED_OVER_FROM=bench {} -q --lockfile {other_lock} cache key",
+                    q(&cached)
+                ),
+            ),
+            (
+                "another version, handing over",
+                format!("{env} {} -q --lockfile {other_lock} cache key", q(bin)),
+            ),
+        ],
+    );
+    println!(
+        "first run to the launcher's exec: {:.1} ms; shim warm overhead: {:.2} ms ({:.2} -> {:.2} ms); \
+         handover: {:.2} ms ({:.2} -> {:.2} ms)",
+        first[0] * 1e3,
+        (warm[1] - warm[0]) * 1e3,
+        warm[0] * 1e3,
+        warm[1] * 1e3,
+        (handover[1] - handover[0]) * 1e3,
+        handover[0] * 1e3,
+        handover[1] * 1e3
+    );
+}

@@ -789,3 +789,56 @@ fn the_ci_key_changes_with_the_pinned_launcher() {
     assert_ne!(unpinned, pinned);
     assert_ne!(pinned, other);
 }
+
+#[test]
+fn a_stale_pin_memo_costs_a_handover_never_the_wrong_version() {
+    let app = App::new(&lockfile(Bundler::V269, Some(&own_version())));
+    let server = Server::start(&world().root);
+    let path = system_path();
+    let version = |app: &App| {
+        let mut cmd = app.shim(&["dash"], &path, &server);
+        cmd.arg("version");
+        run(cmd)
+    };
+    assert_success(&version(&app));
+    let memo = app.cache().join(format!(
+        "v1/launchers/pins{}",
+        fs::canonicalize(app.path().join("Gemfile.lock"))
+            .unwrap()
+            .display()
+    ));
+    assert_eq!(
+        fs::read_to_string(&memo).unwrap(),
+        format!("{}\n", own_version())
+    );
+
+    // A new pin whose file time is older than the memo (as `rsync -a` or an archive restore leave it): the shim
+    // trusts the memo, and the launcher it runs sees the new pin and hands over.
+    let lock = app.path().join("Gemfile.lock");
+    fs::write(&lock, lockfile(Bundler::V269, Some(STAND_IN))).unwrap();
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(&lock)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let out = version(&app);
+    assert_success(&out);
+    assert!(
+        out.stdout
+            .starts_with(&format!("stand-in kamal-launcher {STAND_IN} ran")),
+        "{out}"
+    );
+    assert!(
+        out.stdout
+            .ends_with(&format!("guard={}\n", env!("CARGO_PKG_VERSION"))),
+        "{out}"
+    );
+
+    // An ordinary edit makes the lockfile newer: the shim reads it and runs the pinned binary itself.
+    fs::write(&lock, lockfile(Bundler::V269, Some(STAND_IN))).unwrap();
+    let out = version(&app);
+    assert!(out.stdout.ends_with("guard=unset\n"), "{out}");
+    assert_eq!(fs::read_to_string(&memo).unwrap(), format!("{STAND_IN}\n"));
+}
