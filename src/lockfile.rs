@@ -1598,7 +1598,7 @@ mod tests {
 
     /// A real lockfile's text; kept for the whole test run, since parsed lockfiles borrow it.
     fn real(file: &str) -> &'static str {
-        let path = format!("{}/../shared/lockfiles/{file}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/tests/fixtures/real-lockfiles/{file}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         Box::leak(text.into_boxed_str())
     }

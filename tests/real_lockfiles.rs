@@ -1,5 +1,5 @@
 //! `plan --json` must equal an oracle built on Bundler's own lockfile parser and RubyGems' platform matching
-//! (tests/oracle/closure.rb) for real apps' lockfiles (../shared/lockfiles) and for the hand-written dialect
+//! (tests/oracle/closure.rb) for real apps' lockfiles (tests/fixtures/real-lockfiles, vendored) and for the hand-written dialect
 //! fixtures (tests/fixtures/lockfiles), under several platforms, offline.
 //!
 //! Debian's Bundler is 2.3; where its rules differ from current Bundler's (CHECKSUMS, "-gnu" platforms, libc
@@ -46,9 +46,9 @@ fn lockfiles_in(dir: &Path, min: usize) -> Vec<PathBuf> {
     files
 }
 
-fn shared_lockfiles() -> Vec<PathBuf> {
+fn vendored_real_lockfiles() -> Vec<PathBuf> {
     lockfiles_in(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/lockfiles"),
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real-lockfiles"),
         4,
     )
 }
@@ -93,7 +93,7 @@ fn check_all_platforms(lockfile: &Path) {
 #[test]
 fn real_lockfiles_match_the_bundler_oracle() {
     require_ruby();
-    for lockfile in shared_lockfiles() {
+    for lockfile in vendored_real_lockfiles() {
         check_all_platforms(&lockfile);
     }
 }
@@ -108,7 +108,7 @@ fn dialect_fixtures_match_the_bundler_oracle() {
 
 #[test]
 fn checksums_come_from_the_lockfile_and_are_null_offline_without_them() {
-    for lockfile in shared_lockfiles().into_iter().chain(fixture_lockfiles()) {
+    for lockfile in vendored_real_lockfiles().into_iter().chain(fixture_lockfiles()) {
         let text = std::fs::read_to_string(&lockfile).unwrap();
         let lines = plan_closure(&lockfile, Some("x86_64-linux"), &[]);
         if !text.contains("\nCHECKSUMS") {
