@@ -45,6 +45,8 @@ impl Check {
 
 /// What Ruby says about building native extensions, and whether it satisfies the root gem.
 struct RubyReport {
+    /// The interpreter as found, and the real one behind a version manager's shim.
+    shown: String,
     version: String,
     cc: String,
     headers: PathBuf,
@@ -55,7 +57,7 @@ struct RubyReport {
 /// `required_ruby_version` accepts it.
 fn ask_ruby(ruby: &Ruby, root_gem: Option<&Path>) -> Result<RubyReport, String> {
     const SCRIPT: &str = r#"require "rbconfig"
-puts RUBY_VERSION, RbConfig::CONFIG["CC"].to_s.split.first.to_s, File.join(RbConfig::CONFIG["rubyhdrdir"].to_s, "ruby.h")
+puts RUBY_VERSION, RbConfig::CONFIG["CC"].to_s.split.first.to_s, File.join(RbConfig::CONFIG["rubyhdrdir"].to_s, "ruby.h"), RbConfig.ruby
 if (path = ARGV[0])
   require "rubygems/package"
   req = Gem::Package.new(path).spec.required_ruby_version
@@ -76,10 +78,16 @@ end"#;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut lines = text.lines();
     let mut next = || lines.next().unwrap_or_default().to_string();
-    let (version, cc, headers) = (next(), next(), PathBuf::from(next()));
+    let (version, cc, headers, real) = (next(), next(), PathBuf::from(next()), next());
     let ok = next();
     let satisfies = (!ok.is_empty()).then(|| (ok == "true", next()));
+    // Behind a version manager, the interpreter that runs is not the one found on PATH.
+    let shown = match ruby.manager() {
+        Some(manager) => format!("{} ({manager}: {real})", ruby.path.display()),
+        None => ruby.path.display().to_string(),
+    };
     Ok(RubyReport {
+        shown,
         version,
         cc,
         headers,
@@ -152,18 +160,18 @@ pub fn run(cx: &Context<'_>) -> Vec<Check> {
                 checks.push(match &report.satisfies {
                     Some((false, req)) => Check::fail(
                         "Ruby",
-                        format!("{} is Ruby {}, but the locked kamal requires Ruby {req}", ruby.path.display(), report.version),
+                        format!("{} is Ruby {}, but the locked kamal requires Ruby {req}", report.shown, report.version),
                         format!("install a Ruby matching {req} and point KAMAL_LAUNCHER_RUBY (or --ruby) at it"),
                     ),
                     Some((true, req)) => Check::pass(
                         "Ruby",
-                        format!("{} is Ruby {} (kamal requires {req})", ruby.path.display(), report.version),
+                        format!("{} is Ruby {} (kamal requires {req})", report.shown, report.version),
                     ),
                     None => Check::pass(
                         "Ruby",
                         format!(
                             "{} is Ruby {} (kamal's own requirement is checked once it is downloaded)",
-                            ruby.path.display(),
+                            report.shown,
                             report.version
                         ),
                     ),

@@ -72,6 +72,118 @@ impl RubyInfo {
     }
 }
 
+/// Version files rbenv, asdf and mise read, in every directory from the working directory up.
+const VERSION_FILES: [&str; 8] = [
+    ".ruby-version",
+    ".tool-versions",
+    "mise.toml",
+    ".mise.toml",
+    "mise.local.toml",
+    ".mise.local.toml",
+    ".config/mise.toml",
+    ".config/mise/config.toml",
+];
+/// Environment variables of the managers: versions (`RBENV_VERSION`, `ASDF_RUBY_VERSION`, `MISE_RUBY_VERSION`),
+/// roots, and where they look.
+const MANAGER_VARS: [&str; 4] = ["RBENV_", "ASDF_", "MISE_", "RTX_"];
+
+/// Which manager a found interpreter belongs to: a `ruby` in a `shims` directory (rbenv, asdf, mise), one that
+/// resolves to the mise binary, or a script (any wrapper that picks a Ruby at run time).
+fn manager(found: &Path, real: &Path) -> Option<&'static str> {
+    let in_shims = found
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|n| n == "shims");
+    let real_name = real.file_name().map(|n| n.to_string_lossy().into_owned());
+    let is_mise = real_name
+        .as_deref()
+        .is_some_and(|n| n.starts_with("mise") || n == "rtx");
+    if !in_shims && !is_mise && !is_script(real) {
+        return None;
+    }
+    let text = found.to_string_lossy();
+    Some(if text.contains("rbenv") {
+        "rbenv"
+    } else if text.contains("asdf") {
+        "asdf"
+    } else if is_mise || text.contains("mise") {
+        "mise"
+    } else {
+        "a wrapper script"
+    })
+}
+
+fn is_script(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 2];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| &head == b"#!")
+}
+
+/// Everything that selects the Ruby behind a manager's shim, as key parts: the managers' variables, the version
+/// files from `cwd` (and `RBENV_DIR`) up and the global ones (with their contents), and the time each manager's
+/// list of installed Rubies last changed (a fuzzy "3.3" resolves to the newest installed). Stats and small reads
+/// only: no manager is started.
+fn selection(
+    cwd: &Path,
+    env: &dyn Fn(&str) -> Option<OsString>,
+    vars: impl Iterator<Item = (OsString, OsString)>,
+) -> Vec<String> {
+    let mut parts: Vec<String> = vars
+        .filter(|(k, _)| {
+            let k = k.to_string_lossy();
+            MANAGER_VARS.iter().any(|p| k.starts_with(p))
+        })
+        .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+        .collect();
+    parts.sort();
+    let home = env("HOME").map(PathBuf::from);
+    let dir_var = |name: &str, default: &str| {
+        env(name)
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(default)))
+    };
+    let mut starts = vec![cwd.to_path_buf()];
+    starts.extend(env("RBENV_DIR").map(PathBuf::from));
+    let mut files: Vec<PathBuf> = starts
+        .iter()
+        .flat_map(|start| start.ancestors().map(Path::to_path_buf).collect::<Vec<_>>())
+        .flat_map(|dir| VERSION_FILES.map(|name| dir.join(name)))
+        .collect();
+    let config = env("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| home.as_ref().map(|h| h.join(".config")));
+    files.extend(dir_var("RBENV_ROOT", ".rbenv").map(|r| r.join("version")));
+    files.extend(home.as_ref().map(|h| h.join(".tool-versions")));
+    files.extend(config.map(|c| c.join("mise/config.toml")));
+    for file in files {
+        if let Ok(text) = std::fs::read(&file) {
+            parts.push(format!(
+                "{}={}",
+                file.display(),
+                String::from_utf8_lossy(&text)
+            ));
+        }
+    }
+    let installs = [
+        dir_var("RBENV_ROOT", ".rbenv").map(|r| r.join("versions")),
+        dir_var("ASDF_DATA_DIR", ".asdf").map(|r| r.join("installs/ruby")),
+        dir_var("MISE_DATA_DIR", ".local/share/mise").map(|r| r.join("installs/ruby")),
+    ];
+    for dir in installs.into_iter().flatten() {
+        if let Ok(m) = dir.metadata() {
+            parts.push(format!(
+                "{}@{}.{}",
+                dir.display(),
+                m.mtime(),
+                m.mtime_nsec()
+            ));
+        }
+    }
+    parts
+}
+
 /// A located interpreter.
 #[derive(Debug, Clone)]
 pub struct Ruby {
@@ -117,7 +229,8 @@ fn is_executable(path: &Path) -> bool {
 }
 
 impl Ruby {
-    /// A key that changes whenever the interpreter binary is replaced (upgrade, reinstall, other version).
+    /// A key that changes whenever the Ruby that will run changes: the interpreter binary replaced (upgrade,
+    /// reinstall, other version) or, behind a version manager's shim, anything that selects the Ruby.
     pub fn identity(&self) -> Result<String> {
         let real = std::fs::canonicalize(&self.path)
             .map_err(Error::io("resolving the Ruby interpreter", &self.path))?;
@@ -133,10 +246,22 @@ impl Ruby {
             m.mtime_nsec(),
             m.ctime()
         );
-        Ok(cache::key_of([
-            real.to_string_lossy().as_ref(),
-            stamp.as_str(),
-        ]))
+        let mut parts = vec![real.to_string_lossy().into_owned(), stamp];
+        if manager(&self.path, &real).is_some() {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            parts.extend(selection(
+                &cwd,
+                &|k| std::env::var_os(k),
+                std::env::vars_os(),
+            ));
+        }
+        Ok(cache::key_of(parts.iter().map(String::as_str)))
+    }
+
+    /// The version manager whose shim this is (`rbenv`, `asdf`, `mise`, or a wrapper script), if any.
+    pub fn manager(&self) -> Option<&'static str> {
+        let real = std::fs::canonicalize(&self.path).ok()?;
+        manager(&self.path, &real)
     }
 
     /// This Ruby's platform and ABI: from the cache when known, else by running it once.

@@ -682,3 +682,84 @@ fn bench_pinned_launcher() {
         handover[1] * 1e3
     );
 }
+
+/// Issue 13: the warm path's own time with Ruby behind a version manager's shim (the selection inputs are read:
+/// variables, version files from the working directory up, install directories) against a plain `ruby`. Both
+/// stand-ins are the same tiny compiled program, so only the launcher's own work differs.
+#[test]
+#[ignore = "benchmark: run scripts/bench"]
+fn bench_ruby_behind_a_shim() {
+    require_ruby();
+    assert!(which("hyperfine").is_some(), "install hyperfine");
+    let bin = env!("CARGO_BIN_EXE_kamal-launcher");
+    let fx = fixtures();
+    let server = Server::start(&fx.dir);
+    let app = App::new(&Lock::new(server.url()));
+    let work = tempfile::tempdir().unwrap();
+    let launcher = Launcher::new(app.path()).arg("install");
+    assert_success(&launcher.run());
+    let cache = launcher.cache_path().to_path_buf();
+    let probe = std::fs::read_to_string(
+        std::fs::read_dir(cache.join("v1/rubies"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path(),
+    )
+    .unwrap();
+    // `ruby -e PROBE` prints what the real Ruby reported; anything else (boot.rb) exits at once.
+    let source = work.path().join("ruby.c");
+    std::fs::write(
+        &source,
+        format!(
+            "#include <stdio.h>\n#include <string.h>\nint main(int c, char **v) {{ if (c > 1 && !strcmp(v[1], \"-e\")) fputs({:?}, stdout); return 0; }}\n",
+            probe
+        ),
+    )
+    .unwrap();
+    let plain = work.path().join("plain/ruby");
+    let home = work.path().join("home");
+    let shim = home.join(".rbenv/shims/ruby");
+    for dest in [&plain, &shim] {
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        assert!(
+            Command::new("cc")
+                .arg("-O2")
+                .arg("-o")
+                .arg(dest)
+                .arg(&source)
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    std::fs::create_dir_all(home.join(".rbenv/versions/3.1.2")).unwrap();
+    std::fs::write(home.join(".rbenv/version"), "3.1.2\n").unwrap();
+    std::fs::write(app.path().join(".ruby-version"), "3.1.2\n").unwrap();
+    let q = sh_quote;
+    let run = |ruby: &Path| {
+        format!(
+            "env HOME={} RBENV_SHELL=sh KAMAL_LAUNCHER_CACHE_DIR={} {} --lockfile {} --ruby {} exec -- version",
+            q(&home),
+            q(&cache),
+            bin,
+            q(&app.lockfile_path()),
+            q(ruby)
+        )
+    };
+    let medians = hyperfine(
+        300,
+        None,
+        &[
+            ("plain ruby", run(&plain)),
+            ("ruby behind an rbenv shim", run(&shim)),
+        ],
+    );
+    println!(
+        "warm path own time: plain {:.2} ms, behind a shim {:.2} ms ({:+.2} ms)",
+        medians[0] * 1e3,
+        medians[1] * 1e3,
+        (medians[1] - medians[0]) * 1e3
+    );
+}
