@@ -1,6 +1,7 @@
 //! The command line: parses arguments and wires the steps together. No step's logic lives here.
 
 use std::ffi::OsString;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -73,9 +74,9 @@ struct Global {
     /// [env: KAMAL_LAUNCHER_ALLOW_UNVERIFIED=1]
     #[arg(long, global = true)]
     allow_unverified: bool,
-    /// Parallel downloads and builds [default: number of CPUs]
+    /// Parallel downloads and builds, 1 or more [default: number of CPUs]
     #[arg(long, global = true, env = "KAMAL_LAUNCHER_JOBS", value_name = "N")]
-    jobs: Option<usize>,
+    jobs: Option<NonZeroUsize>,
     /// Say what is happening, even off a terminal
     #[arg(short, long, global = true)]
     verbose: bool,
@@ -199,7 +200,7 @@ impl Options {
                 || env_flag("KAMAL_LAUNCHER_ALLOW_UNVERIFIED")
                     .or(file.allow_unverified)
                     .unwrap_or(false),
-            jobs: g.jobs.or(file.jobs).map(|j| j.max(1)),
+            jobs: g.jobs.or(file.jobs).map(NonZeroUsize::get),
         }
     }
 }
@@ -864,10 +865,18 @@ fn read_lockfile(located: &Located) -> Result<Vec<u8>> {
 
 /// Parses what [`read_lockfile`] read; the result borrows names from `bytes`.
 fn parse_lockfile<'t>(located: &Located, bytes: &'t [u8]) -> Result<Lockfile<'t>> {
-    Lockfile::parse_bytes(bytes).map_err(|source| Error::Lockfile {
+    let lock = Lockfile::parse_bytes(bytes).map_err(|source| Error::Lockfile {
         path: located.path.clone(),
         source,
-    })
+    })?;
+    // Bundler ignores sections it does not know, so a Gemfile parses as an empty lockfile: refuse it by name
+    // rather than report "kamal is not locked".
+    if lock.is_empty() {
+        return Err(Error::NotALockfile {
+            path: located.path.clone(),
+        });
+    }
+    Ok(lock)
 }
 
 fn select<'a>(
@@ -879,6 +888,7 @@ fn select<'a>(
 ) -> Result<Closure<'a>> {
     closure::select(lock, root, local, force_ruby).map_err(|e| Error::Closure {
         path: located.path.clone(),
+        line: e.line(),
         message: e.to_string(),
     })
 }
@@ -1100,6 +1110,7 @@ mod tests {
             &["kl", "plan", "exec"],
             &["kl", "-v", "-q", "exec", "x"],
             &["kl", "--jobs", "many", "exec", "x"],
+            &["kl", "--jobs", "0", "exec", "x"],
             &["kl", "--gem", "exec", "x"],
             &["kl", "--gem=", "exec", "x"],
             &["kl", "--offline=yes", "exec", "x"],

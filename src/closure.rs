@@ -51,6 +51,17 @@ pub enum ClosureError {
     },
 }
 
+impl ClosureError {
+    /// The lockfile line the problem is on, when it is on one (shown as `path:LINE:`).
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            ClosureError::DependencyMissing { line, .. }
+            | ClosureError::Unsatisfied { line, .. } => Some(*line),
+            _ => None,
+        }
+    }
+}
+
 impl std::fmt::Display for ClosureError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -58,9 +69,9 @@ impl std::fmt::Display for ClosureError {
                 f,
                 "{root} is not locked in this lockfile. Add `gem \"{root}\", require: false` to the Gemfile and run `bundle lock`, or choose another gem with --gem"
             ),
-            ClosureError::DependencyMissing { parent, dep, line } => write!(
+            ClosureError::DependencyMissing { parent, dep, .. } => write!(
                 f,
-                "line {line}: {parent} depends on {dep}, which the lockfile does not lock; the lockfile is incomplete, run `bundle lock` to repair it"
+                "{parent} depends on {dep}, which the lockfile does not lock; the lockfile is incomplete, run `bundle lock` to repair it"
             ),
             ClosureError::NoVariant {
                 name,
@@ -76,10 +87,10 @@ impl std::fmt::Display for ClosureError {
                 dep,
                 requirement,
                 locked,
-                line,
+                ..
             } => write!(
                 f,
-                "line {line}: {parent} requires {dep} ({requirement}) but {dep} {locked} is locked; the lockfile is inconsistent, run `bundle lock`"
+                "{parent} requires {dep} ({requirement}) but {dep} {locked} is locked; the lockfile is inconsistent, run `bundle lock`"
             ),
         }
     }

@@ -27,8 +27,8 @@ pub struct FileConfig {
     pub exe: Option<String>,
     /// Install gems whose checksum is known nowhere.
     pub allow_unverified: Option<bool>,
-    /// Parallel downloads and builds.
-    pub jobs: Option<usize>,
+    /// Parallel downloads and builds (1 or more).
+    pub jobs: Option<std::num::NonZeroUsize>,
 }
 
 impl FileConfig {

@@ -394,7 +394,7 @@ fn app_checks(app: &Path) -> Vec<Check> {
             ),
             init::Trim::Unrecognised(line) => Check::fail(
                 "entrypoint",
-                format!("bin/docker-entrypoint runs db:prepare (line {line}) on boot, which races"),
+                format!("bin/docker-entrypoint:{line}: runs db:prepare on boot, which races"),
                 "remove that step by hand; the pre-deploy hook runs it once instead",
             ),
         },

@@ -25,8 +25,19 @@ pub enum Error {
     },
 
     /// The lockfile's graph is not usable for the requested gem.
-    #[error("{path}: {message}")]
-    Closure { path: PathBuf, message: String },
+    #[error("{}{}: {message}", path.display(), line.map_or(String::new(), |l| format!(":{l}")))]
+    Closure {
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
+
+    /// The file given as the lockfile has none of a lockfile's sections.
+    #[error(
+        "{} is not a lockfile: it has none of the sections Bundler writes (GEM, PLATFORMS, DEPENDENCIES, …)",
+        path.display()
+    )]
+    NotALockfile { path: PathBuf },
 
     /// An I/O operation failed; `action` names what was being done and to which path.
     #[error("{action} {}: {source}", path.display())]
@@ -120,6 +131,11 @@ impl Error {
     /// A suggestion printed under the error, when one helps.
     pub fn hint(&self) -> Option<String> {
         match self {
+            Error::NotALockfile { .. } => Some(
+                "pass the app's Gemfile.lock (or gems.locked) to --lockfile, not the Gemfile; BUNDLE_GEMFILE names \
+                 the Gemfile itself"
+                    .into(),
+            ),
             Error::NoLockfile { .. } => Some(
                 "run this in a Rails app's directory, or pass --lockfile PATH (or set BUNDLE_GEMFILE)"
                     .into(),

