@@ -108,7 +108,10 @@ fn dialect_fixtures_match_the_bundler_oracle() {
 
 #[test]
 fn checksums_come_from_the_lockfile_and_are_null_offline_without_them() {
-    for lockfile in vendored_real_lockfiles().into_iter().chain(fixture_lockfiles()) {
+    for lockfile in vendored_real_lockfiles()
+        .into_iter()
+        .chain(fixture_lockfiles())
+    {
         let text = std::fs::read_to_string(&lockfile).unwrap();
         let lines = plan_closure(&lockfile, Some("x86_64-linux"), &[]);
         if !text.contains("\nCHECKSUMS") {
