@@ -61,18 +61,15 @@ fn collect(cache: &Cache, stale: impl Fn(SystemTime) -> bool) -> Result<Report> 
     let root = &fs::canonicalize(cache.root()).map_err(Error::io("reading", cache.root()))?;
     let _gc = cache.lock(GC_LOCK)?;
     cache.sweep();
-    let running = envs_in_use(root);
     let mut report = Report::default();
 
     let envs_dir = root.join("envs");
     let mut kept_units: HashSet<PathBuf> = HashSet::new();
     for env in read_dir(&envs_dir)? {
-        let key = env
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
         let last_used = modified(&env.join("last-used")).or_else(|| modified(&env));
-        let in_use = running.contains(&key);
+        // Held until the environment is gone, so a kamal starting meanwhile finds it busy, not half removed.
+        let free = unused(&env);
+        let in_use = free.is_none();
         if in_use || !last_used.is_some_and(&stale) {
             report.in_use += usize::from(in_use && last_used.is_some_and(&stale));
             kept_units.extend(install::env_units(&env));
@@ -130,31 +127,16 @@ fn collect(cache: &Cache, stale: impl Fn(SystemTime) -> bool) -> Result<Report> 
     Ok(report)
 }
 
-/// Keys of environments a live process holds open: `boot.rb` keeps its environment's `last-used` file open for
-/// the life of kamal (Linux: seen in `/proc/<pid>/fd`). Readers take no lock; this is how they stay safe.
-fn envs_in_use(root: &Path) -> HashSet<String> {
-    let envs = root.join("envs");
-    let mut keys = HashSet::new();
-    let Ok(procs) = fs::read_dir("/proc") else {
-        return keys;
+/// The environment's `last-used` file locked exclusively when no kamal runs from it (`boot.rb` holds it shared
+/// for kamal's lifetime): flock(2), the same on Linux and macOS. An environment without the file has no runner.
+fn unused(env: &Path) -> Option<Option<fs::File>> {
+    let Ok(file) = fs::File::open(env.join("last-used")) else {
+        return Some(None);
     };
-    for p in procs.flatten() {
-        let Ok(fds) = fs::read_dir(p.path().join("fd")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            let Ok(target) = fs::read_link(fd.path()) else {
-                continue;
-            };
-            if let Ok(rest) = target.strip_prefix(&envs)
-                && let Some(key) = rest.iter().next()
-                && rest.ends_with("last-used")
-            {
-                keys.insert(key.to_string_lossy().into_owned());
-            }
-        }
+    match file.try_lock() {
+        Ok(()) => Some(Some(file)),
+        Err(_) => None,
     }
-    keys
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {

@@ -1090,6 +1090,42 @@ fn clean_removes_everything() {
 
 #[test]
 fn clean_never_deletes_a_running_environment() {
+    clean_keeps_a_running_environment(|launcher| run(launcher, &["cache", "clean"]));
+}
+
+/// macOS has no /proc: with it hidden (a private mount namespace), running environments are still found, since
+/// the lock boot.rb holds is what both systems go by.
+#[cfg(target_os = "linux")]
+#[test]
+fn clean_finds_running_environments_without_proc_as_on_macos() {
+    clean_keeps_a_running_environment(|launcher| {
+        let mut cmd = launcher.clone().args(["cache", "clean"]).command();
+        let program = cmd.get_program().to_owned();
+        let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+        let mut hidden = std::process::Command::new("unshare");
+        hidden
+            .args(["--mount", "--map-root-user", "sh", "-c"])
+            .arg("mount -t tmpfs none /proc || exit 97; [ ! -e /proc/self ] || exit 98; exec \"$@\"")
+            .arg("sh")
+            .arg(program)
+            .args(args);
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => hidden.env(k, v),
+                None => hidden.env_remove(k),
+            };
+        }
+        hidden.current_dir(cmd.get_current_dir().unwrap());
+        let out = support::spawn(hidden).wait();
+        assert!(
+            !matches!(out.code(), Some(97 | 98)),
+            "could not hide /proc (unshare needs user namespaces):\n{out}"
+        );
+        out
+    });
+}
+
+fn clean_keeps_a_running_environment(clean: impl Fn(&Launcher) -> Output) {
     let server = serve();
     let app = app_for(&server);
     let launcher = Launcher::new(app.path());
@@ -1102,7 +1138,7 @@ fn clean_never_deletes_a_running_environment() {
         .args(["exec", "--", "sleep-then-exit"])
         .spawn();
     sleeper.wait_for_stdout("ready\n", WAIT);
-    let out = run(&launcher, &["cache", "clean"]);
+    let out = clean(&launcher);
     let summary = gc_summary(&out);
     assert!(
         env.join("boot.rb").is_file(),

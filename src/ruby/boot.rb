@@ -9,10 +9,13 @@
 end
 
 base = __dir__
-# Held open for kamal's lifetime (not inherited by its children): `cache prune`/`clean` see it in /proc and keep
-# this environment while it runs. Failing to open it (e.g. a cache restored without it) must not stop kamal.
+# A shared lock held for kamal's lifetime (the file is not inherited by its children): `cache prune`/`clean` try
+# the lock exclusively and keep this environment while they cannot have it. flock(2) works alike on Linux and
+# macOS. Failing to open or lock it (e.g. a cache restored without it) must not stop kamal.
 KAMAL_LAUNCHER_IN_USE = begin
-  File.open(File.join(base, "last-used"))
+  file = File.open(File.join(base, "last-used"))
+  file.flock(File::LOCK_SH | File::LOCK_NB)
+  file
 rescue SystemCallError
   nil
 end
