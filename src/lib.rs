@@ -4,6 +4,10 @@
 //! [`fetch`] download and verify (or, for GIT and PATH gems, [`sources`] build) → [`install`] into the [`cache`] →
 //! [`exec`] Ruby. Before any of it, [`pinned`] hands over to the launcher version the lockfile pins.
 
+// Exec, file modes, flock and the `bin/kamal` shim are Unix's; Windows users deploy from WSL, a Linux.
+#[cfg(not(unix))]
+compile_error!("kamal-launcher runs on Unix (Linux, macOS) only; on Windows, use it inside WSL");
+
 pub mod cache;
 pub mod cli;
 pub mod closure;

@@ -132,23 +132,20 @@ impl fmt::Display for Platform {
     }
 }
 
-/// Platform of the running machine when no Ruby can be asked, as `Gem::Platform.local` would be.
+/// Platform of the running machine when no Ruby can be asked, as `Gem::Platform.local` would be, except that on
+/// macOS (and FreeBSD) it names no OS version: Ruby's carries the version of the system it was *built* on,
+/// which the running kernel's does not tell, and a versionless platform matches every version's gems, so
+/// `cache key` and `plan` agree on every Mac.
 pub fn machine_platform() -> Platform {
     let os = std::env::consts::OS;
     let musl =
         os == "linux" && (cfg!(target_env = "musl") || (musl_loader_present() && !glibc_present()));
-    let release = matches!(os, "macos" | "freebsd")
-        .then(kernel_release)
-        .flatten();
-    let os_version = release.as_deref().and_then(release_major);
-    let arch = ruby_arch(
+    Platform::parse(&ruby_arch(
         std::env::consts::ARCH,
         os,
         musl,
         cfg!(target_endian = "little"),
-        os_version,
-    );
-    Platform::parse(&arch)
+    ))
 }
 
 /// Bundler's choice among the locked platform variants of one gem version, as an index into `variants`.
@@ -222,15 +219,8 @@ fn is_ruby(name: &str) -> bool {
     name == "ruby" || name.is_empty()
 }
 
-/// The `RbConfig::CONFIG["arch"]` a stock Ruby build reports for this target.
-fn ruby_arch(
-    arch: &str,
-    os: &str,
-    musl: bool,
-    little_endian: bool,
-    os_version: Option<&str>,
-) -> String {
-    let ver = os_version.unwrap_or("");
+/// The `RbConfig::CONFIG["arch"]` a stock Ruby build reports for this target, without an OS version.
+fn ruby_arch(arch: &str, os: &str, musl: bool, little_endian: bool) -> String {
     match os {
         "linux" => {
             let cpu = match arch {
@@ -250,20 +240,13 @@ fn ruby_arch(
         }
         "macos" => {
             let cpu = if arch == "aarch64" { "arm64" } else { arch };
-            format!("{cpu}-darwin{ver}")
+            format!("{cpu}-darwin")
         }
-        "windows" => match arch {
-            // RubyInstaller moved 64-bit builds to UCRT in 3.1; its 32-bit
-            // builds kept the older MSVCRT naming.
-            "x86_64" => "x64-mingw-ucrt".to_string(),
-            "x86" => "i386-mingw32".to_string(),
-            other => format!("{other}-mingw-ucrt"),
-        },
         // Termux's Ruby is a linux build whose libc is Bionic.
         "android" => format!("{arch}-linux-android"),
         "freebsd" => {
             let cpu = if arch == "x86_64" { "amd64" } else { arch };
-            format!("{cpu}-freebsd{ver}")
+            format!("{cpu}-freebsd")
         }
         other => format!("{arch}-{other}"),
     }
@@ -294,26 +277,6 @@ fn musl_loader_present() -> bool {
             name.starts_with("ld-musl-") && name.ends_with(".so.1")
         })
     })
-}
-
-/// Kernel release string, because Ruby's darwin/freebsd arch carries the build host's major version.
-fn kernel_release() -> Option<String> {
-    let output = std::process::Command::new("uname")
-        .arg("-r")
-        .output()
-        .ok()?;
-    if !output.status.success() {
-        return None;
-    }
-    String::from_utf8(output.stdout)
-        .ok()
-        .map(|s| s.trim().to_string())
-}
-
-/// Leading number of a kernel release such as "23.4.0" or "14.1-RELEASE".
-fn release_major(release: &str) -> Option<&str> {
-    let end = digits_len(release, 0);
-    (end > 0).then(|| &release[..end])
 }
 
 /// Whether `cpu` contains `i<digit>86`, which RubyGems folds into "x86".
@@ -879,35 +842,35 @@ mod tests {
     #[test]
     fn ruby_arch_per_target() {
         let cases = [
-            (("x86_64", "linux", false, None), "x86_64-linux"),
-            (("x86_64", "linux", true, None), "x86_64-linux-musl"),
-            (("aarch64", "linux", false, None), "aarch64-linux"),
-            (("aarch64", "linux", true, None), "aarch64-linux-musl"),
-            (("x86", "linux", false, None), "x86-linux"),
-            (("arm", "linux", false, None), "arm-linux-eabihf"),
-            (("arm", "linux", true, None), "arm-linux-musleabihf"),
-            (("powerpc64", "linux", false, None), "powerpc64le-linux"),
-            (("aarch64", "macos", false, Some("23")), "arm64-darwin-23"),
-            (("x86_64", "macos", false, Some("20")), "x86_64-darwin-20"),
-            (("aarch64", "macos", false, None), "arm64-darwin"),
-            (("x86_64", "windows", false, None), "x64-mingw-ucrt"),
-            (("aarch64", "windows", false, None), "aarch64-mingw-ucrt"),
-            (("x86", "windows", false, None), "x86-mingw32"),
-            (("x86_64", "freebsd", false, Some("14")), "amd64-freebsd-14"),
-            (("aarch64", "android", false, None), "aarch64-linux-android"),
+            (("x86_64", "linux", false), "x86_64-linux"),
+            (("x86_64", "linux", true), "x86_64-linux-musl"),
+            (("aarch64", "linux", false), "aarch64-linux"),
+            (("aarch64", "linux", true), "aarch64-linux-musl"),
+            (("x86", "linux", false), "x86-linux"),
+            (("arm", "linux", false), "arm-linux-eabihf"),
+            (("arm", "linux", true), "arm-linux-musleabihf"),
+            (("powerpc64", "linux", false), "powerpc64le-linux"),
+            (("aarch64", "macos", false), "arm64-darwin"),
+            (("x86_64", "macos", false), "x86_64-darwin"),
+            (("x86_64", "freebsd", false), "amd64-freebsd"),
+            (("aarch64", "android", false), "aarch64-linux-android"),
         ];
-        for ((arch, os, musl, version), expected) in cases {
-            let platform = p(&ruby_arch(arch, os, musl, true, version));
+        for ((arch, os, musl), expected) in cases {
+            let platform = p(&ruby_arch(arch, os, musl, true));
             assert_eq!(platform.to_string(), expected, "{arch} {os} musl={musl}");
         }
     }
 
     #[test]
-    fn release_major_takes_leading_number() {
-        assert_eq!(release_major("23.4.0"), Some("23"));
-        assert_eq!(release_major("14.1-RELEASE"), Some("14"));
-        assert_eq!(release_major("unknown"), None);
-        assert_eq!(release_major(""), None);
+    fn without_ruby_a_mac_names_no_darwin_version_and_matches_every_one() {
+        // Ruby reports the darwin version it was built on (22 on a machine running 24, say): the machine's own
+        // platform must not pick one, so that keys agree on every Mac and every version's gems still match.
+        let mac = p(&ruby_arch("aarch64", "macos", false, true));
+        assert_eq!(mac.to_string(), "arm64-darwin");
+        for built_on in ["arm64-darwin-22", "arm64-darwin-23", "arm64-darwin"] {
+            assert!(p(built_on).matches(&mac), "{built_on}");
+        }
+        assert!(!p("x86_64-darwin-23").matches(&mac));
     }
 
     #[test]
