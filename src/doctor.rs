@@ -95,12 +95,39 @@ end"#;
     })
 }
 
-fn on_path(program: &str) -> bool {
-    if program.contains('/') {
-        return Path::new(program).is_file();
+/// Whether `cc` really compiles and links a C program: on macOS `/usr/bin/cc` exists as a stub that only
+/// offers to install the Command Line Tools, so being on PATH proves nothing.
+fn compiles(cc: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(cc)
+        .args(["-x", "c", "-o", "/dev/null", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("not runnable: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(b"int main(void) { return 0; }\n");
     }
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    Err(stderr
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .map_or_else(|| out.status.to_string(), |l| l.trim().to_string()))
+}
+
+/// The advice for this system: Linux's package managers, or macOS's tools.
+fn for_this_os(linux: &'static str, macos: &'static str) -> &'static str {
+    if cfg!(target_os = "macos") {
+        macos
+    } else {
+        linux
+    }
 }
 
 /// Inputs gathered by the CLI.
@@ -147,7 +174,10 @@ pub fn run(cx: &Context<'_>) -> Vec<Check> {
             checks.push(Check::fail(
                 "Ruby",
                 e.clone(),
-                "install Ruby (Debian/Ubuntu: sudo apt-get install ruby-full), or set KAMAL_LAUNCHER_RUBY",
+                for_this_os(
+                    "install Ruby (Debian/Ubuntu: sudo apt-get install ruby-full), or set KAMAL_LAUNCHER_RUBY",
+                    "install Ruby (brew install ruby, or rbenv, asdf or mise), or set KAMAL_LAUNCHER_RUBY",
+                ),
             ));
         }
         Ok(ruby) => match ask_ruby(ruby, cx.root_gem.as_deref()) {
@@ -176,14 +206,16 @@ pub fn run(cx: &Context<'_>) -> Vec<Check> {
                         ),
                     ),
                 });
-                checks.push(if on_path(&report.cc) {
-                    Check::pass("C compiler", format!("{} (for native extensions such as ed25519, bcrypt_pbkdf)", report.cc))
-                } else {
-                    Check::fail(
+                checks.push(match compiles(&report.cc) {
+                    Ok(()) => Check::pass("C compiler", format!("{} compiles C (for native extensions such as ed25519, bcrypt_pbkdf)", report.cc)),
+                    Err(why) => Check::fail(
                         "C compiler",
-                        format!("{} is not on PATH; kamal's dependencies ed25519 and bcrypt_pbkdf build C extensions", report.cc),
-                        "Debian/Ubuntu: sudo apt-get install build-essential; Alpine: apk add build-base",
-                    )
+                        format!("{} cannot compile C ({why}); kamal's dependencies ed25519 and bcrypt_pbkdf build C extensions", report.cc),
+                        for_this_os(
+                            "Debian/Ubuntu: sudo apt-get install build-essential; Alpine: apk add build-base",
+                            "install Apple's Command Line Tools: xcode-select --install (then check with xcode-select -p)",
+                        ),
+                    ),
                 });
                 checks.push(if report.headers.is_file() {
                     Check::pass("Ruby headers", report.headers.display().to_string())
@@ -191,7 +223,10 @@ pub fn run(cx: &Context<'_>) -> Vec<Check> {
                     Check::fail(
                         "Ruby headers",
                         format!("{} is missing", report.headers.display()),
-                        "Debian/Ubuntu: sudo apt-get install ruby-dev (ruby-full includes it); Alpine: apk add ruby-dev",
+                        for_this_os(
+                            "Debian/Ubuntu: sudo apt-get install ruby-dev (ruby-full includes it); Alpine: apk add ruby-dev",
+                            "use a Ruby that ships its headers: brew install ruby, or one from rbenv, asdf or mise",
+                        ),
                     )
                 });
             }

@@ -215,7 +215,8 @@ pub fn find(requested: Option<&OsStr>, path_var: Option<&OsStr>) -> Result<Ruby>
         }
     }
     Err(Error::Ruby(format!(
-        "could not find `{}` on PATH. Install Ruby (Debian/Ubuntu: `sudo apt-get install ruby-full build-essential`), \
+        "could not find `{}` on PATH. Install Ruby (Debian/Ubuntu: `sudo apt-get install ruby-full build-essential`; macOS: \
+         `brew install ruby`, or rbenv, asdf or mise), \
          or point --ruby / KAMAL_LAUNCHER_RUBY at an interpreter",
         name.to_string_lossy()
     )))

@@ -1099,13 +1099,15 @@ fn clean_never_deletes_a_running_environment() {
 #[test]
 fn clean_finds_running_environments_without_proc_as_on_macos() {
     clean_keeps_a_running_environment(|launcher| {
-        let mut cmd = launcher.clone().args(["cache", "clean"]).command();
+        let cmd = launcher.clone().args(["cache", "clean"]).command();
         let program = cmd.get_program().to_owned();
         let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
         let mut hidden = std::process::Command::new("unshare");
         hidden
             .args(["--mount", "--map-root-user", "sh", "-c"])
-            .arg("mount -t tmpfs none /proc || exit 97; [ ! -e /proc/self ] || exit 98; exec \"$@\"")
+            .arg(
+                "mount -t tmpfs none /proc || exit 97; [ ! -e /proc/self ] || exit 98; exec \"$@\"",
+            )
             .arg("sh")
             .arg(program)
             .args(args);

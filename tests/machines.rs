@@ -101,3 +101,54 @@ fn an_inconsistent_lockfile_names_its_line_as_path_colon_line() {
         )],
     );
 }
+
+/// macOS's `/usr/bin/cc` is a stub until the Command Line Tools are installed: present on PATH, compiling
+/// nothing. A compiler that only looks installed must fail the check, with the reason it gave.
+#[test]
+fn doctor_fails_a_compiler_that_exists_but_cannot_compile() {
+    let server = Server::start(&fixtures().dir);
+    let app = App::new(&Lock::new(server.url()));
+    let out = std::process::Command::new("ruby")
+        .args(["-e", "print RbConfig::CONFIG['CC'].split.first"])
+        .output()
+        .unwrap();
+    let cc = String::from_utf8(out.stdout).unwrap();
+    let stubs = tempfile::tempdir().unwrap();
+    let stub = stubs.path().join(&cc);
+    fs::write(
+        &stub,
+        "#!/bin/sh\necho 'xcrun: error: invalid active developer path (/Library/Developer/CommandLineTools), missing xcrun' >&2\nexit 1\n",
+    )
+    .unwrap();
+    fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let doctor = |path: String| {
+        Launcher::new(app.path())
+            .env("PATH", path)
+            .env("BUNDLE_MIRROR__ALL", server.url())
+            .arg("doctor")
+            .run()
+    };
+    let out = doctor(format!(
+        "{}:{}",
+        stubs.path().display(),
+        support::default_path()
+    ));
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("C compiler:"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.starts_with("FAIL"), "{out}");
+    assert!(line.contains("invalid active developer path"), "{out}");
+    // The real one passes.
+    let out = doctor(support::default_path());
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("C compiler:"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.starts_with("ok") && line.contains("compiles C"),
+        "{out}"
+    );
+}
