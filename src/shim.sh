@@ -149,8 +149,13 @@ if [ -z "$launcher" ]; then
   launcher=$(command -v kamal-launcher 2>/dev/null || true)
 fi
 if [ -z "$launcher" ]; then
+  # install.sh's prefix, /usr/local, Homebrew, cargo install, and RubyGems' bin directories (gem install
+  # --user-install, GEM_HOME, Homebrew's Ruby): a pattern that matches nothing stays as written and fails -x.
   for candidate in "${HOME:-/nonexistent}/.local/bin/kamal-launcher" /usr/local/bin/kamal-launcher \
-    /opt/homebrew/bin/kamal-launcher "${CARGO_HOME:-${HOME:-/nonexistent}/.cargo}/bin/kamal-launcher"; do
+    /opt/homebrew/bin/kamal-launcher "${CARGO_HOME:-${HOME:-/nonexistent}/.cargo}/bin/kamal-launcher" \
+    "${GEM_HOME:-/nonexistent}/bin/kamal-launcher" "${HOME:-/nonexistent}"/.gem/ruby/*/bin/kamal-launcher \
+    "${HOME:-/nonexistent}"/.local/share/gem/ruby/*/bin/kamal-launcher \
+    /opt/homebrew/lib/ruby/gems/*/bin/kamal-launcher /usr/local/lib/ruby/gems/*/bin/kamal-launcher; do
     if [ -x "$candidate" ]; then
       launcher=$candidate
       break

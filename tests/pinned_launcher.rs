@@ -842,3 +842,23 @@ fn a_stale_pin_memo_costs_a_handover_never_the_wrong_version() {
     assert!(out.stdout.ends_with("guard=unset\n"), "{out}");
     assert_eq!(fs::read_to_string(&memo).unwrap(), format!("{STAND_IN}\n"));
 }
+
+#[test]
+fn the_shim_finds_a_launcher_gem_installed_into_the_user_gem_directory() {
+    let app = App::new(&lockfile(Bundler::V269, None));
+    let server = Server::start(&world().root);
+    let gem = world().root.join(&host_gem_path()[1..]);
+    let out = run({
+        let mut c = clean_command("gem");
+        c.args(["install", "--local", "--no-document", "--user-install"])
+            .arg(&gem)
+            .env("HOME", app.home.path());
+        c
+    });
+    assert_success(&out);
+    let mut cmd = app.shim(&["dash"], &system_path(), &server);
+    cmd.arg("version");
+    let out = run(cmd);
+    assert_success(&out);
+    assert_eq!(out.stdout, "2.7.0\n");
+}
