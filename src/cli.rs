@@ -481,19 +481,19 @@ fn run(cli: Cli, ui: &Ui) -> Result<()> {
             let requests = requests(&lock, &closure);
             let sums = fetch::known_checksums(&cache, &settings, &requests, opts.offline);
             // By name, not by a search per gem: a hostile lockfile with a huge closure must stay linear.
-            let by_name: std::collections::HashMap<&str, Option<[u8; 32]>> = requests
+            let by_name: std::collections::HashMap<&str, &plan::Digest> = requests
                 .iter()
                 .zip(&sums)
-                .map(|(r, s)| (r.full_name.as_str(), *s))
+                .map(|(r, s)| (r.full_name.as_str(), s))
                 .collect();
-            let sums: Vec<Option<[u8; 32]>> = closure
+            // GIT and PATH gems have no digest to look up.
+            let sums: Vec<Option<plan::Digest>> = closure
                 .gems
                 .iter()
                 .map(|gem| {
                     by_name
                         .get(gem.spec.full_name().as_str())
-                        .copied()
-                        .flatten()
+                        .map(|d| (*d).clone())
                 })
                 .collect();
             let plan = plan::Plan {

@@ -171,37 +171,121 @@ pub fn fetch_all(
     fetcher.parallel(requests, ui, on_ready)
 }
 
+/// Why a gem's digest is not known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unknown {
+    /// Offline, and no cached copy of the source's index lists it.
+    Offline,
+    /// The source's index could not be read; the error.
+    Unreachable(String),
+    /// The index was read (or the source has none) and does not list this version and platform.
+    NotListed,
+    /// The index did not answer before the overall deadline.
+    TimedOut(Duration),
+}
+
+impl std::fmt::Display for Unknown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unknown::Offline => {
+                f.write_str("offline: no cached copy of the source's index lists it")
+            }
+            Unknown::Unreachable(why) => write!(f, "index unreachable: {why}"),
+            Unknown::NotListed => {
+                f.write_str("not listed: the source's index does not list this version")
+            }
+            Unknown::TimedOut(after) => write!(
+                f,
+                "no answer: the source's index did not answer within {}s",
+                after.as_secs()
+            ),
+        }
+    }
+}
+
 /// The digest of each request as far as it is known: the lockfile's, else the source's compact index (only
-/// the cached copy when offline). Index failures leave the digest unknown rather than failing a plan.
+/// the cached copy when offline), else why not. Index look-ups run all at once (they wait on the network, not
+/// the CPU) under one deadline, twice Bundler's `timeout`, so an unreachable source costs seconds, not a
+/// sequence of retries per gem; look-ups still running then are reported as timed out.
 pub fn known_checksums(
     cache: &Cache,
     settings: &BundlerSettings,
     requests: &[GemRequest],
     offline: bool,
-) -> Vec<Option<[u8; 32]>> {
-    let fetcher = Fetcher::new(
-        cache,
-        settings,
-        FetchOptions {
-            offline,
-            allow_unverified: true,
-            jobs: 1,
-        },
-    );
-    requests
-        .iter()
-        .map(|req| {
-            req.expected.or_else(|| {
-                req.remotes.iter().find_map(|r| {
-                    if offline {
-                        fetcher.cached_checksum(r, req)
-                    } else {
-                        let ep = fetcher.endpoint(r, None);
-                        fetcher.checksum_from_index(&ep, req, None).ok().flatten()
-                    }
+) -> Vec<std::result::Result<[u8; 32], Unknown>> {
+    let mut found: Vec<Option<std::result::Result<[u8; 32], Unknown>>> =
+        requests.iter().map(|r| r.expected.map(Ok)).collect();
+    let options = FetchOptions {
+        offline,
+        allow_unverified: true,
+        jobs: 1,
+    };
+    if offline {
+        let fetcher = Fetcher::new(cache, settings, options);
+        return requests
+            .iter()
+            .zip(found)
+            .map(|(req, known)| {
+                known.unwrap_or_else(|| {
+                    req.remotes
+                        .iter()
+                        .find_map(|r| fetcher.cached_checksum(r, req))
+                        .ok_or(Unknown::Offline)
                 })
             })
-        })
+            .collect();
+    }
+    let deadline = settings.timeout() * 2;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut pending = 0;
+    for (i, req) in requests.iter().enumerate() {
+        if found[i].is_some() {
+            continue;
+        }
+        // Detached, so that the deadline can leave a look-up stuck in the network behind.
+        let (cache, settings, req, tx) = (cache.clone(), settings.clone(), req.clone(), tx.clone());
+        let spawned = std::thread::Builder::new().spawn(move || {
+            let fetcher = Fetcher::new(&cache, &settings, options);
+            let mut failure = None;
+            let sum = req.remotes.iter().find_map(|r| {
+                let ep = fetcher.endpoint(r, None);
+                fetcher
+                    .checksum_from_index(&ep, &req, None)
+                    .unwrap_or_else(|e| {
+                        failure = Some(e.to_string());
+                        None
+                    })
+            });
+            let result = match (sum, failure) {
+                (Some(sum), _) => Ok(sum),
+                (None, Some(why)) => Err(Unknown::Unreachable(why)),
+                (None, None) => Err(Unknown::NotListed),
+            };
+            let _ = tx.send((i, result));
+        });
+        match spawned {
+            Ok(_) => pending += 1,
+            Err(e) => {
+                found[i] = Some(Err(Unknown::Unreachable(format!(
+                    "no thread to ask it: {e}"
+                ))))
+            }
+        }
+    }
+    let until = std::time::Instant::now() + deadline;
+    while pending > 0 {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((i, result)) => {
+                found[i] = Some(result);
+                pending -= 1;
+            }
+            Err(_) => break,
+        }
+    }
+    found
+        .into_iter()
+        .map(|f| f.unwrap_or(Err(Unknown::TimedOut(deadline))))
         .collect()
 }
 

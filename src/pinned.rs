@@ -203,7 +203,7 @@ fn choose(
             let Some((mut req, sum)) = candidates
                 .into_iter()
                 .zip(sums)
-                .find(|(_, sum)| sum.is_some())
+                .find_map(|(req, sum)| Some((req, sum.ok()?)))
             else {
                 return Err(Error::Handover(format!(
                     "the lockfile pins kamal-launcher {} but locks no variant for this machine ({}), and {}'s \
@@ -215,7 +215,7 @@ fn choose(
                     platforms[0]
                 )));
             };
-            req.expected = sum;
+            req.expected = Some(sum);
             req
         }
     })

@@ -24,7 +24,13 @@ pub struct Entry {
     pub revision: Option<String>,
     /// Hex SHA-256 of the `.gem`, when known.
     pub sha256: Option<String>,
+    /// Why the SHA-256 of a gem from a gem server is not known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256_unknown: Option<String>,
 }
+
+/// A gem's digest, or why it is not known.
+pub type Digest = Result<[u8; 32], crate::fetch::Unknown>;
 
 /// The whole plan.
 #[derive(Debug, Clone, Serialize)]
@@ -39,8 +45,9 @@ pub struct Plan {
     pub gems: Vec<Entry>,
 }
 
-/// Describes where a closure's gems come from; `sha256` gives each gem's digest if known.
-pub fn entries(lock: &Lockfile, closure: &Closure<'_>, sha256: &[Option<[u8; 32]>]) -> Vec<Entry> {
+/// Describes where a closure's gems come from; `sha256` gives each gem's digest or why it is unknown (`None`
+/// for GIT and PATH gems, which have none).
+pub fn entries(lock: &Lockfile, closure: &Closure<'_>, sha256: &[Option<Digest>]) -> Vec<Entry> {
     closure
         .gems
         .iter()
@@ -66,7 +73,11 @@ pub fn entries(lock: &Lockfile, closure: &Closure<'_>, sha256: &[Option<[u8; 32]
                 source: location,
                 source_type,
                 revision,
-                sha256: sum.map(hex::encode),
+                sha256: sum.as_ref().and_then(|s| s.as_ref().ok()).map(hex::encode),
+                sha256_unknown: sum
+                    .as_ref()
+                    .and_then(|s| s.as_ref().err())
+                    .map(ToString::to_string),
             }
         })
         .collect()
@@ -129,6 +140,31 @@ pub fn to_table(plan: &Plan) -> String {
     out.push_str(&line(&headers));
     for row in &rows {
         out.push_str(&line(&row.each_ref().map(String::as_str)));
+    }
+    out.push_str(&unknown_digests(&plan.gems));
+    out
+}
+
+/// What the `-` cells mean: the unknown digests grouped by reason, with the first gem's detail.
+fn unknown_digests(gems: &[Entry]) -> String {
+    let mut groups: Vec<(&str, Vec<&str>, &str)> = Vec::new();
+    for gem in gems {
+        let Some(why) = &gem.sha256_unknown else {
+            continue;
+        };
+        let (kind, detail) = why.split_once(": ").unwrap_or((why, ""));
+        match groups.iter_mut().find(|(k, ..)| *k == kind) {
+            Some((_, names, _)) => names.push(&gem.name),
+            None => groups.push((kind, vec![&gem.name], detail)),
+        }
+    }
+    let mut out = String::new();
+    for (kind, names, detail) in groups {
+        out.push_str(&format!(
+            "SHA256 unknown for {} gem(s), {kind}: {}\n  {detail}\n",
+            names.len(),
+            names.join(", ")
+        ));
     }
     out
 }

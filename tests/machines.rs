@@ -152,3 +152,45 @@ fn doctor_fails_a_compiler_that_exists_but_cannot_compile() {
         "{out}"
     );
 }
+
+/// `plan` with an index that never answers (a proxy swallowing requests) or a port nobody listens on: it ends
+/// within its deadline instead of retrying gem after gem, and says which checksums are unknown and why.
+#[test]
+fn plan_with_an_unreachable_index_says_which_checksums_are_unknown_and_why() {
+    let server = Server::start(&fixtures().dir);
+    let stalled = Lock::new(server.url()).with_checksums(false);
+    for (name, _, _) in support::closure() {
+        server.set_fault(&format!("/info/{name}"), support::Fault::StallAfter(0));
+    }
+    let app = App::new(&stalled);
+    let out = Launcher::new(app.path())
+        .env("BUNDLE_TIMEOUT", "1")
+        .args(["plan"])
+        .timeout(std::time::Duration::from_secs(60))
+        .run();
+    assert_success(&out);
+    let gems = support::closure().len();
+    assert!(
+        out.stdout.contains(&format!(
+            "SHA256 unknown for {gems} gem(s), index unreachable: "
+        )),
+        "{out}"
+    );
+    assert!(out.stdout.contains("timed out reading response"), "{out}");
+    server.release();
+
+    let closed = App::new(&Lock::new("http://127.0.0.1:1/").with_checksums(false));
+    let out = Launcher::new(closed.path())
+        .args(["plan", "--json"])
+        .timeout(std::time::Duration::from_secs(60))
+        .run();
+    assert_success(&out);
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    for gem in plan["gems"].as_array().unwrap() {
+        let why = gem["sha256_unknown"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{gem}"));
+        assert!(why.starts_with("index unreachable: "), "{why}");
+        assert!(why.contains("127.0.0.1:1"), "{why}");
+    }
+}
