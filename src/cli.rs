@@ -716,26 +716,24 @@ fn doctor(
                 .sha256
                 .map(|sha| cache.download(&sha))
                 .filter(|p| p.is_file());
-            let mut urls: Vec<String> = requests(&lock, &closure)
-                .iter()
-                .flat_map(|r| r.remotes.clone())
-                .map(|remote| {
-                    settings
-                        .mirrors_for(&remote)
-                        .into_iter()
-                        .next()
-                        .map_or(remote, |m| m.uri)
-                })
-                .map(|url| crate::error::redact_url(&url))
-                .collect();
-            urls.sort();
-            urls.dedup();
-            context.sources = urls;
             if let Ok(r) = &ruby {
                 let info = r.info(cache)?;
                 let sourced = sources::resolve(located.app_dir(), &lock, &closure)?;
                 let key = env_key(&lock, &closure, &info, &sourced);
                 context.installed = install::env_is_intact(&cache.env(&key));
+            }
+            if !context.installed && !opts.offline {
+                let requests = requests(&lock, &closure);
+                let mut remotes: Vec<&str> = requests
+                    .iter()
+                    .flat_map(|r| r.remotes.iter().map(String::as_str))
+                    .collect();
+                remotes.sort_unstable();
+                remotes.dedup();
+                context.sources = remotes
+                    .iter()
+                    .map(|remote| fetch::reachable(cache, &settings, remote, &root.spec.name))
+                    .collect();
             }
             Ok(())
         })();

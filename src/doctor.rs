@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use crate::cache::Cache;
 use crate::init;
@@ -140,8 +139,9 @@ pub struct Context<'a> {
     pub ruby: Result<Ruby, String>,
     /// The root gem's `.gem` in the cache, if downloaded.
     pub root_gem: Option<PathBuf>,
-    /// Names of closure gems whose source is a gem server, with the URL they would come from.
-    pub sources: Vec<String>,
+    /// Each gem server the closure needs, asked over HTTP as a download would (mirrors, proxies, credentials,
+    /// certificates): what answered, or why nothing usable did. Empty when nothing needs fetching.
+    pub sources: Vec<std::result::Result<String, String>>,
     /// Whether the environment is installed (the offline case needs nothing else).
     pub installed: bool,
     /// Whether the user asked for offline mode.
@@ -333,23 +333,22 @@ fn sources_check(cx: &Context<'_>) -> Check {
             "run `kamal-launcher install` once with network access, or restore the CI cache",
         );
     }
-    let unreachable: Vec<&String> = cx
+    let failed: Vec<&str> = cx
         .sources
         .iter()
-        .filter(|url| !crate::http::probe(url, Duration::from_secs(5)))
+        .filter_map(|s| s.as_ref().err().map(String::as_str))
         .collect();
-    match unreachable.as_slice() {
-        [] if cx.sources.is_empty() => Check::pass("Sources", "no gem server is needed"),
-        [] => Check::pass("Sources", format!("reachable: {}", cx.sources.join(", "))),
-        urls => Check::fail(
+    let reachable: Vec<&str> = cx
+        .sources
+        .iter()
+        .filter_map(|s| s.as_ref().ok().map(String::as_str))
+        .collect();
+    match failed.as_slice() {
+        [] if reachable.is_empty() => Check::pass("Sources", "no gem server is needed"),
+        [] => Check::pass("Sources", format!("reachable: {}", reachable.join(", "))),
+        reasons => Check::fail(
             "Sources",
-            format!(
-                "cannot connect to {}",
-                urls.iter()
-                    .map(|u| u.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            reasons.join("; "),
             "check the network, HTTPS_PROXY/NO_PROXY, or set BUNDLE_MIRROR__ALL to a reachable mirror",
         ),
     }

@@ -171,6 +171,42 @@ pub fn fetch_all(
     fetcher.parallel(requests, ui, on_ready)
 }
 
+/// Whether a gem server answers a download's way (its mirror, proxy, credentials and certificates): one GET of
+/// the root gem's index entry, not retried. Any answer but a refusal of the credentials or a server error counts,
+/// a 404 included (a source without a compact index still serves gems). `Ok` names what answered.
+pub fn reachable(
+    cache: &Cache,
+    settings: &BundlerSettings,
+    remote: &str,
+    name: &str,
+) -> std::result::Result<String, String> {
+    let fetcher = Fetcher::new(
+        cache,
+        settings,
+        FetchOptions {
+            offline: false,
+            allow_unverified: true,
+            jobs: 1,
+        },
+    );
+    let ep = fetcher.endpoint(remote, None);
+    let url = format!("{}info/{name}", ep.base);
+    let via = fetcher
+        .http()
+        .ok()
+        .and_then(|c| c.proxy_for(&url))
+        .map_or_else(String::new, |p| format!(" via {p}"));
+    let mirror = ep
+        .mirror_of
+        .as_ref()
+        .map_or_else(String::new, |r| format!(" (mirror of {r})"));
+    let shown = format!("{}{mirror}{via}", redact_url(&ep.base));
+    match fetcher.get(&ep, &url, None, None) {
+        Ok(_) | Err(HttpError::Status { code: 404, .. }) => Ok(shown),
+        Err(e) => Err(fetcher.failure(&ep, &shown, e).to_string()),
+    }
+}
+
 /// Why a gem's digest is not known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unknown {

@@ -1144,7 +1144,7 @@ fn doctor_passes_every_check_on_a_set_up_app() {
     let checks = assert_all_ok(&out);
     assert_eq!(
         check(&checks, "Sources").detail,
-        format!("reachable: {}", server.url()),
+        format!("reachable: {} (mirror of {RUBYGEMS})", server.url()),
         "{out}"
     );
     assert!(

@@ -194,3 +194,43 @@ fn plan_with_an_unreachable_index_says_which_checksums_are_unknown_and_why() {
         assert!(why.contains("127.0.0.1:1"), "{why}");
     }
 }
+
+/// Behind a mandatory proxy a direct connection fails while downloads work: doctor must ask the way a download
+/// does, through the proxy, and name a source that does not answer with the reason.
+#[test]
+fn doctor_checks_sources_through_the_proxy_downloads_use() {
+    let server = Server::start(&fixtures().dir);
+    let app = App::new(&Lock::new(server.url()));
+    let proxy = support::proxy::Proxy::start();
+    let out = Launcher::new(app.path())
+        .env("HTTP_PROXY", proxy.url())
+        .arg("doctor")
+        .run();
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("Sources:"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.starts_with("ok"), "{out}");
+    assert!(line.contains("via"), "{out}");
+    assert!(
+        proxy
+            .requests()
+            .iter()
+            .any(|r| r.target.contains("/info/kamal")),
+        "doctor went around the proxy: {:?}",
+        proxy.requests()
+    );
+
+    let down = App::new(&Lock::new("http://127.0.0.1:1/"));
+    let out = Launcher::new(down.path()).arg("doctor").run();
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("Sources:"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.starts_with("FAIL") && line.contains("127.0.0.1:1"),
+        "{out}"
+    );
+}
