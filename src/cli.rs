@@ -56,10 +56,12 @@ struct Global {
     /// The executable of that gem to run [default: the gem's name]
     #[arg(long, global = true, env = "KAMAL_LAUNCHER_EXE")]
     exe: Option<String>,
-    /// The Ruby interpreter (a path, or a name on PATH) [default: ruby]
+    /// The Ruby interpreter (a path, or a name on PATH) [default: ruby]. Behind an rbenv, asdf or mise shim,
+    /// the Ruby it selects (by variable or version file from the working directory) is the one keyed and run
     #[arg(long, global = true, env = "KAMAL_LAUNCHER_RUBY", value_name = "RUBY")]
     ruby: Option<OsString>,
-    /// Where gems and environments are cached [default: ~/.cache/kamal-launcher]
+    /// Where gems and environments are cached [default: $XDG_CACHE_HOME/kamal-launcher, else
+    /// ~/.cache/kamal-launcher, on macOS too]
     #[arg(
         long,
         global = true,
@@ -732,7 +734,7 @@ fn doctor(
                 remotes.dedup();
                 context.sources = remotes
                     .iter()
-                    .map(|remote| fetch::reachable(cache, &settings, remote, &root.spec.name))
+                    .map(|remote| fetch::reachable(cache, &settings, remote, root.spec.name))
                     .collect();
             }
             Ok(())
