@@ -234,3 +234,47 @@ fn doctor_checks_sources_through_the_proxy_downloads_use() {
         "{out}"
     );
 }
+
+/// One rule for where things live, on macOS too (the `directories` crate would say ~/Library there): the cache
+/// under XDG_CACHE_HOME or ~/.cache, the user's config under XDG_CONFIG_HOME or ~/.config. The bin/kamal shim
+/// computes the same paths in sh.
+#[test]
+fn the_cache_and_the_user_config_follow_xdg_then_home_on_every_unix() {
+    let server = Server::start(&fixtures().dir);
+    let app = App::new(&Lock::new(server.url()));
+    let home = tempfile::tempdir().unwrap();
+    let dir = |extra: &[(&str, &str)]| {
+        let mut l = Launcher::new(app.path())
+            .env_remove("KAMAL_LAUNCHER_CACHE_DIR")
+            .env("HOME", home.path())
+            .args(["cache", "dir"]);
+        for (k, v) in extra {
+            l = l.env(k, v);
+        }
+        let out = l.run();
+        assert_success(&out);
+        out.stdout
+    };
+    assert_eq!(
+        dir(&[]),
+        format!("{}/.cache/kamal-launcher\n", home.path().display())
+    );
+    assert_eq!(
+        dir(&[("XDG_CACHE_HOME", "/xdg/cache")]),
+        "/xdg/cache/kamal-launcher\n"
+    );
+    // A relative XDG_CACHE_HOME is ignored, as the XDG spec says.
+    assert_eq!(
+        dir(&[("XDG_CACHE_HOME", "rel")]),
+        format!("{}/.cache/kamal-launcher\n", home.path().display())
+    );
+
+    let config = home.path().join(".config/kamal-launcher/config.toml");
+    fs::create_dir_all(config.parent().unwrap()).unwrap();
+    fs::write(&config, "jobs = 0\n").unwrap();
+    let out = Launcher::new(app.path())
+        .env("HOME", home.path())
+        .args(["cache", "key"])
+        .run();
+    failed_with(&out, 1, &[&format!("{}:1:", config.display())]);
+}
