@@ -232,10 +232,22 @@ fn finish_workspaces(which: impl Fn(&Workspace) -> bool) {
         if !which(ws) {
             return true;
         }
-        let _ = fs::remove_dir_all(&ws.dir);
+        remove_area(&ws.dir);
         let _ = fs::remove_file(&ws.lock_path);
         false
     });
+}
+
+/// Removes a temporary area whose files other threads or an installer child may still be creating (Ctrl-C
+/// reaches them all at once): a removal that meets a new entry is tried again, briefly.
+fn remove_area(dir: &Path) {
+    for attempt in 1..=5u64 {
+        match fs::remove_dir_all(dir) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10 * attempt)),
+        }
+    }
 }
 
 /// Removes every temporary area this process made; the CLI calls it on the way out, whatever happened.

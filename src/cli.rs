@@ -798,7 +798,7 @@ fn maintain(command: &Command, cache: &Cache, ui: &Ui) -> Result<()> {
         report.envs,
         report.units,
         report.downloads,
-        gc::human_bytes(report.bytes),
+        crate::ui::human_bytes(report.bytes),
         if report.in_use > 0 {
             format!(
                 "; kept {} environment(s) in use by a running kamal",

@@ -299,15 +299,20 @@ fn digest_tool() -> &'static str {
     }
 }
 
-/// The system's directories, holding Ruby and a C toolchain but no kamal-launcher.
+/// This machine's PATH (Ruby, a C toolchain: wherever CI put them) without any directory holding a
+/// kamal-launcher; the shim's own fallbacks (/usr/local/bin, Homebrew's) must not hold one either.
 fn system_path() -> OsString {
-    for dir in ["/usr/local/bin", "/usr/bin", "/bin"] {
+    for dir in ["/usr/local/bin", "/opt/homebrew/bin"] {
         assert!(
             !Path::new(dir).join("kamal-launcher").exists(),
             "{dir}/kamal-launcher exists: these tests need a machine where no launcher is installed"
         );
     }
-    OsString::from("/usr/local/bin:/usr/bin:/bin")
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(
+        std::env::split_paths(&path).filter(|dir| !dir.join("kamal-launcher").exists()),
+    )
+    .unwrap()
 }
 
 fn with_launcher_on_path() -> (tempfile::TempDir, OsString) {
