@@ -3,7 +3,7 @@
 //! directory. Fixture managers laid out like theirs switch between two Rubies: the real one, and a wrapper of it
 //! that reports another ABI through RbConfig. The environment must follow the selection.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};

@@ -1,9 +1,9 @@
 //! Hostile lockfiles against the launcher binary. The contract: any byte sequence gives either a parsed lockfile
 //! or an error naming `Gemfile.lock:<line>`, never a panic, a hang or unbounded memory; and gem names, versions
 //! and platforms with path separators or other characters RubyGems forbids cannot make the launcher touch a
-//! path outside its cache. The parser's side of this is in tests/properties.rs and fuzz/.
+//! path outside its cache. The parser's side of this is in tests/suite/properties.rs and fuzz/.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::fs;

@@ -3,7 +3,7 @@
 //! and behave as documented under stock RubyGems, the server speaks enough
 //! HTTP and injects each fault, lockfiles parse, and process handling works.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

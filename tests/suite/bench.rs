@@ -1,7 +1,7 @@
 //! Benchmarks, not tests: run with `scripts/bench` (release build, hyperfine). Each ratio is measured side
 //! by side in one invocation against its baseline. Ignored in the normal suite: timing is not asserted.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! mean nothing, one format for error locations, a compiler that only looks installed, proxies and unreachable
 //! gem servers, and environments in use found the same way on Linux and macOS.
 
-mod support;
+use crate::support;
 
 use std::fs;
 

@@ -3,7 +3,7 @@
 //! it into the cache, and exec'ing kamal, all against the fixture gems served
 //! by a loopback rubygems.org look-alike.
 
-mod support;
+use crate::support;
 
 use support::{closure, closure_gems, local_platform};
 
@@ -1248,7 +1248,7 @@ fn git_sourced_gems_are_planned_and_need_the_network_to_install() {
         dep_b["revision"],
         "0123456789abcdef0123456789abcdef01234567"
     );
-    // Installing and running it is tests/sources.rs's subject; offline, the missing checkout is named first.
+    // Installing and running it is tests/suite/sources.rs's subject; offline, the missing checkout is named first.
     let out = run(&launcher, &["--offline", "exec", "--", "version"]);
     assert_failure(&out);
     assert!(out.stderr.contains("fixture_dep_b-0.3.1"), "{out}");

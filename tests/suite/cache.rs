@@ -5,7 +5,7 @@
 //! Every test has its own cache directory (the `Launcher` builder creates one) and its own loopback server,
 //! and synchronises on events (the server's request log, stalled responses, output text), never on time.
 
-mod support;
+use crate::support;
 
 use support::nobody::{NOBODY, add_mode, as_nobody, launcher_for_others};
 use support::{closure, closure_gems};

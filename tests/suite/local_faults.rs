@@ -5,9 +5,9 @@
 //! the launcher's own variables, and credentials never reach the cache's file names or contents.
 //!
 //! The disk-full tests mount small filesystems (tmpfs, and ext4 on a loop device), which needs root; the
-//! suite runs as root (see tests/cache.rs). Where mounting is refused they say so loudly and skip that part.
+//! suite runs as root (see tests/suite/cache.rs). Where mounting is refused they say so loudly and skip that part.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 use support::nobody::{NOBODY, add_mode, as_nobody, launcher_for_others};
 use support::{App, Launcher, Lock, Output, Server, assert_success, fixtures, sha256_hex};
 
-/// The uid/gid of `nobody` on Debian, as in tests/cache.rs.
+/// The uid/gid of `nobody` on Debian, as in tests/suite/cache.rs.
 fn serve() -> Server {
     Server::start(&fixtures().dir)
 }

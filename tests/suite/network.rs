@@ -5,7 +5,7 @@
 //! certificates; mirrors with `fallback_timeout`; compact-index revalidation.
 //! Everything is on loopback, each test with its own servers and cache.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::fs;

@@ -5,7 +5,7 @@
 //! gems served on loopback; the hook runs with the variables Kamal sets, against a `bin/kamal` that records its
 //! arguments.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
@@ -931,7 +931,7 @@ fn shim_finds_the_app_and_passes_every_argument_from_anywhere() {
 #[test]
 fn shim_runs_the_locked_kamal_or_says_how_to_install_the_launcher() {
     let server = serve();
-    // Unpinned: the shim finds an installed launcher or says how to get one (tests/pinned_launcher.rs fetches).
+    // Unpinned: the shim finds an installed launcher or says how to get one (tests/suite/pinned_launcher.rs fetches).
     let app = initialised_app(&Lock::new(RUBYGEMS), false);
     let shim = app.path().join("bin/kamal");
     let tmp = tempfile::tempdir().unwrap();

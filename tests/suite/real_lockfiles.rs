@@ -5,7 +5,7 @@
 //! Debian's Bundler is 2.3; where its rules differ from current Bundler's (CHECKSUMS, "-gnu" platforms, libc
 //! matching), the oracle follows current Bundler and says so in its comments.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! source (served over `file://` and over git's smart HTTP protocol on loopback, through `git http-backend`),
 //! or vendored in the app; its dependencies come from the fixture gem server as usual.
 
-mod support;
+use crate::support;
 
 use support::local_platform;
 

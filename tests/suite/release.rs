@@ -4,7 +4,7 @@
 //! GitHub's releases: under dash and under busybox sh, each with nothing on PATH but the tools install.sh says it
 //! needs; a tampered gem or a missing platform is refused with nothing installed.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};

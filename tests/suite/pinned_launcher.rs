@@ -3,7 +3,7 @@
 //! the shim fetches, verifies and caches it with sh tools only. A launcher of another version hands over to
 //! the pinned one. Everything is served from a loopback gem server with a compact index.
 
-mod support;
+use crate::support;
 
 use std::ffi::OsString;
 use std::fs;

@@ -7,7 +7,7 @@
 //! layer) is never reached; nothing appeared where the entry aimed; the cache holds no download, store unit or
 //! environment of it and an empty `v1/tmp`; and the genuine gem installs afterwards.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::io::{Read, Write};

@@ -2,7 +2,7 @@
 //! or environment from the failed attempt, no temporary files), and that a later run against a healthy server
 //! succeeds.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::Path;

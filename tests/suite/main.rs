@@ -1,0 +1,22 @@
+//! The integration tests, one crate: the harness in `support` is compiled and linked once. Each module is one
+//! area (run one with `cargo test --test suite cache::`); `bench` holds the benchmarks (`scripts/bench`).
+
+mod support;
+
+mod bench;
+mod cache;
+mod foundation;
+mod harness_selftest;
+mod hostile;
+mod hostile_lockfiles;
+mod init;
+mod local_faults;
+mod machines;
+mod network;
+mod network_faults;
+mod pinned_launcher;
+mod properties;
+mod real_lockfiles;
+mod release;
+mod ruby_managers;
+mod sources;
