@@ -273,17 +273,13 @@ fn unique_suffix() -> String {
     format!("{nanos:08x}")
 }
 
-/// Stamps `path`'s modification time with now, in one syscall and without failing: it records last use,
-/// which a read-only cache simply does not record.
+/// Stamps `path`'s modification time with now, without failing: it records last use, which a read-only cache
+/// simply does not record.
 pub fn touch(path: &Path) {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return;
-    };
-    // SAFETY: `c` is a valid NUL-terminated path; a null `times` means "now" for both timestamps.
-    unsafe {
-        libc::utimensat(libc::AT_FDCWD, c.as_ptr(), std::ptr::null(), 0);
-    }
+    let _ = File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
 }
 
 /// A held cache lock.

@@ -250,8 +250,7 @@ fn existing_ancestor(path: &Path) -> &Path {
 
 /// The real user id, for messages.
 fn current_uid() -> u32 {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    unsafe { libc::getuid() }
+    nix::unistd::getuid().as_raw()
 }
 
 /// Removes `user:password@` from a URL.

@@ -180,8 +180,11 @@ impl Feeder<'_> {
             .as_ref()
             .and_then(|c| i32::try_from(c.id()).ok())
         {
-            // SAFETY: kill has no memory preconditions; the child is not yet waited for, so its pid is ours.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
+            // The child is not yet waited for, so its pid is still ours.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
         }
     }
 }
