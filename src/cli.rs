@@ -932,7 +932,7 @@ fn env_key(
             g.spec.name,
             g.spec.version,
             g.spec.platform,
-            lock.sources[g.spec.source].describe(),
+            lock.sources[g.spec.source].key_parts().join("\u{1f}"),
             g.sha256.map_or("-".to_string(), hex::encode)
         ));
         if let Some(identity) = identities.get(&std::ptr::from_ref(g.spec)) {

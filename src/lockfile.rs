@@ -86,6 +86,38 @@ pub struct Source {
 }
 
 impl Source {
+    /// The fields that decide what the source delivers, for cache keys: never the wording of a message, so that
+    /// rewording one cannot move every environment.
+    pub fn key_parts(&self) -> Vec<&str> {
+        fn opt(o: &Option<String>) -> &str {
+            o.as_deref().unwrap_or("")
+        }
+        match &self.kind {
+            SourceKind::Gem { remotes } => std::iter::once("gem")
+                .chain(remotes.iter().map(String::as_str))
+                .collect(),
+            SourceKind::Git {
+                remote,
+                revision,
+                submodules,
+                glob,
+                ..
+            } => vec![
+                "git",
+                remote,
+                revision,
+                if *submodules { "submodules" } else { "" },
+                opt(glob),
+            ],
+            SourceKind::Path { path, glob } => vec!["path", path, opt(glob)],
+            SourceKind::Plugin {
+                remote,
+                plugin_type,
+                ..
+            } => vec!["plugin", remote, opt(plugin_type)],
+        }
+    }
+
     /// A short human-readable description for messages.
     pub fn describe(&self) -> String {
         match &self.kind {
@@ -1599,6 +1631,32 @@ fn decode_sha256(value: &str) -> Option<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_keys_use_what_decides_the_content_not_messages() {
+        let git = |branch: Option<&str>| Source {
+            kind: SourceKind::Git {
+                remote: "https://github.com/basecamp/kamal.git".into(),
+                revision: "0123456789abcdef".into(),
+                branch: branch.map(str::to_owned),
+                tag: None,
+                reference: None,
+                submodules: false,
+                glob: None,
+            },
+            line: 1,
+        };
+        // The branch name is display only: the revision decides the content.
+        assert_eq!(git(Some("main")).key_parts(), git(None).key_parts());
+        assert_ne!(git(None).describe(), git(Some("main")).describe());
+        let gem = Source {
+            kind: SourceKind::Gem {
+                remotes: vec!["https://rubygems.org/".into()],
+            },
+            line: 1,
+        };
+        assert_eq!(gem.key_parts(), ["gem", "https://rubygems.org/"]);
+    }
     use crate::version::Op;
 
     const FIZZY: &str = "basecamp__fizzy__Gemfile.lock";
