@@ -608,7 +608,7 @@ enum Line<'t> {
     Entry { line: &'t str, indent: usize },
 }
 
-/// Cuts a raw line (without its `\n`) into what [`Line`] tells apart; both threads read lines this way.
+/// Cuts a raw line (without its `\n`) into what [`Line`] tells apart.
 fn classify(raw: &str) -> Result<Line<'_>, ParseErrorKind> {
     let line = raw.strip_suffix('\r').unwrap_or(raw);
     if is_conflict_marker(line) {
@@ -661,104 +661,8 @@ fn lines_from(
     })
 }
 
-/// A CHECKSUMS section large enough to be read on a second thread while the rest of the file is read.
-struct ChecksumsBody<'t> {
-    /// The header's line number.
-    header_line: usize,
-    /// The body's text, from the line after the header to the next header or the end.
-    text: &'t str,
-    /// The byte offset and line number just past the body, where the main thread resumes.
-    resume_at: usize,
-    last_line: usize,
-}
-
-/// Below this many bytes of checksums a second thread costs more than it saves; typical lockfiles never use it.
-const PARALLEL_CHECKSUMS: usize = 64 * 1024;
-
-impl<'t> ChecksumsBody<'t> {
-    /// The file's one CHECKSUMS section, when it is big enough to read apart; files with two such headers
-    /// (which a merge can leave) are read in one pass.
-    fn find(text: &'t str, minimum: usize) -> Option<ChecksumsBody<'t>> {
-        if text.len() < minimum {
-            return None;
-        }
-        let finder = memchr::memmem::Finder::new(b"\nCHECKSUMS");
-        let mut found = finder.find_iter(text.as_bytes());
-        let at = found.next()? + 1;
-        if found.next().is_some() {
-            return None;
-        }
-        let header_end =
-            memchr::memchr(b'\n', &text.as_bytes()[at..]).map_or(text.len(), |end| at + end);
-        if !matches!(
-            classify(&text[at..header_end]),
-            Ok(Line::Header("CHECKSUMS"))
-        ) {
-            return None;
-        }
-        let header_line = memchr::memchr_iter(b'\n', &text.as_bytes()[..at]).count() + 1;
-        let body_start = (header_end + 1).min(text.len());
-        // The body ends before the next line that starts with anything but whitespace: a header, or a
-        // conflict marker, which the main thread reports.
-        let mut resume_at = body_start;
-        let mut last_line = header_line;
-        for (line_no, raw, next) in lines_from(text, body_start, header_line) {
-            if raw.bytes().next().is_some_and(|b| !is_space(b)) {
-                break;
-            }
-            resume_at = next.min(text.len());
-            last_line = line_no;
-        }
-        let body = &text[body_start..resume_at];
-        (body.len() >= minimum).then_some(ChecksumsBody {
-            header_line,
-            text: body,
-            resume_at,
-            last_line,
-        })
-    }
-
-    /// Reads every entry, as the section loop would, up to the first error.
-    fn read(&self) -> (Vec<(usize, ReadChecksum<'t>)>, Option<ParseError>) {
-        let mut read = Vec::with_capacity(self.text.len() / 96);
-        for (line_no, raw, _) in lines_from(self.text, 0, self.header_line) {
-            let entry = match classify(raw) {
-                Ok(Line::Blank) => continue,
-                Ok(Line::Entry { line, indent }) => content_of(line, indent).and_then(|content| {
-                    if indent != 2 {
-                        return Err(malformed(line, EXPECT_CHECKSUM));
-                    }
-                    read_checksum(line, content)
-                }),
-                // The body was cut before any unindented line.
-                Ok(Line::Header(_)) => continue,
-                Err(kind) => Err(kind),
-            };
-            match entry {
-                Ok(Some(checksum)) => read.push((line_no, checksum)),
-                Ok(None) => {}
-                Err(kind) => {
-                    return (
-                        read,
-                        Some(ParseError {
-                            line: line_no,
-                            kind,
-                        }),
-                    );
-                }
-            }
-        }
-        (read, None)
-    }
-}
-
 impl<'t> Parser<'t> {
-    fn run(self, text: &'t str) -> Result<Lockfile<'t>, ParseError> {
-        self.run_with(text, PARALLEL_CHECKSUMS)
-    }
-
-    /// Reads `text`; a CHECKSUMS section of at least `parallel` bytes is read on a second thread.
-    fn run_with(mut self, text: &'t str, parallel: usize) -> Result<Lockfile<'t>, ParseError> {
+    fn run(mut self, text: &'t str) -> Result<Lockfile<'t>, ParseError> {
         // A byte-order mark would turn the first header into an unknown
         // section and silently hide it.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -772,58 +676,14 @@ impl<'t> Parser<'t> {
         self.out.checksums.reserve(gems);
         self.next_checksum.reserve(gems);
         self.out.spec_dependencies.reserve(gems);
-        let body = ChecksumsBody::find(text, parallel);
-        let Some(body) = body else {
-            self.read_lines(text, None)?;
-            return self.finish();
-        };
-        std::thread::scope(|scope| {
-            let worker = std::thread::Builder::new()
-                .name("checksums".into())
-                .spawn_scoped(scope, || body.read());
-            let Ok(worker) = worker else {
-                // No thread to be had: read it all here.
-                self.read_lines(text, None)?;
-                return Ok(());
-            };
-            let main_error = self.read_lines(text, Some(&body)).err();
-            let (read, body_error) = match worker.join() {
-                Ok(outcome) => outcome,
-                Err(panic) => std::panic::resume_unwind(panic),
-            };
-            // The first error by line is the one a single pass would have stopped at: everything the main
-            // thread reads lies before or after the body, so line order is discovery order. The body's
-            // checksums are kept up to that line; a conflict among them comes earlier still.
-            let mut first = [main_error, body_error]
-                .into_iter()
-                .flatten()
-                .min_by_key(|e| e.line);
-            for (line_no, checksum) in read {
-                if first.as_ref().is_some_and(|f| f.line < line_no) {
-                    break;
-                }
-                if let Err(kind) = self.store_checksum(checksum, line_no) {
-                    first = Some(ParseError {
-                        line: line_no,
-                        kind,
-                    });
-                    break;
-                }
-            }
-            first.map_or(Ok(()), Err)
-        })?;
+        self.read_lines(text)?;
         self.finish()
     }
 
-    /// Reads the lines of `text`; the CHECKSUMS `body`, if any, is skipped, since another thread reads it.
-    fn read_lines(
-        &mut self,
-        text: &'t str,
-        body: Option<&ChecksumsBody<'t>>,
-    ) -> Result<(), ParseError> {
+    /// Reads the lines of `text`, one section after another.
+    fn read_lines(&mut self, text: &'t str) -> Result<(), ParseError> {
         let mut section = Section::Ignored;
-        let mut lines = lines_from(text, 0, 0);
-        while let Some((line_no, raw, _)) = lines.next() {
+        for (line_no, raw, _) in lines_from(text, 0, 0) {
             let at = |kind| ParseError {
                 line: line_no,
                 kind,
@@ -844,9 +704,6 @@ impl<'t> Parser<'t> {
                         "BUNDLED WITH" => Section::BundledWith,
                         _ => Section::Ignored,
                     };
-                    if let Some(body) = body.filter(|b| b.header_line == line_no) {
-                        lines = lines_from(text, body.resume_at, body.last_line);
-                    }
                     continue;
                 }
                 Line::Entry { line, indent } => (line, indent),
@@ -2687,52 +2544,5 @@ BUNDLED WITH
             }
         }
         bytes
-    }
-
-    #[test]
-    fn reading_checksums_on_a_second_thread_changes_nothing() {
-        let both = |text: &str| {
-            let one_pass = Parser::default().run_with(text, usize::MAX);
-            let two_threads = Parser::default().run_with(text, 0);
-            assert_eq!(one_pass, two_threads, "{text}");
-            one_pass.is_ok()
-        };
-        // The second thread really is used on these.
-        let fizzy = real(FIZZY);
-        assert!(ChecksumsBody::find(fizzy, 0).is_some());
-        assert!(both(fizzy));
-        let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
-        let mut outcomes = [0usize; 2];
-        for _ in 0..3000 {
-            let bytes = mutate(&mut rng, fizzy.as_bytes());
-            if let Ok(text) = std::str::from_utf8(&bytes) {
-                outcomes[usize::from(both(text))] += 1;
-            }
-        }
-        assert!(outcomes[0] > 100 && outcomes[1] > 100, "{outcomes:?}");
-        // Errors on either side of the section, inside it, and conflicts between its entries.
-        let sum = "sha256=f51b10cfe581ed598543d952e9d809c31cbb1e5a21d0ae8dfda9ee5f3c36c30b";
-        let other = "sha256=1408864425e0dec7e0a14d712a3b13f614e9f3a425b7661d3f9d287a51d7dd75";
-        for text in [
-            format!(
-                "GEM\n  specs:\n    a (1.0)\n\nCHECKSUMS\n  a (1.0) {sum}\n  a (1.0) {other}\n"
-            ),
-            format!("GEM\n  specs:\n    a (1.0\n\nCHECKSUMS\n  a (1.0) {sum}\n  a (1.0) {other}\n"),
-            format!("GEM\n  specs:\n    a (1.0)\n\nCHECKSUMS\n  a (1.0) {sum}\n  b (1.0\n"),
-            format!("GEM\n  remote: x\nCHECKSUMS\n  a (1.0) {sum}\n  b (1.0\n"),
-            format!("CHECKSUMS\n  a (1.0) {sum}\n\nBUNDLED WITH\n   2.6.5\n   2.6.6\n"),
-            format!("CHECKSUMS\n  a (1.0) {sum}\n  a (1.0) {other}\nBUNDLED WITH\n   x\n"),
-            format!("CHECKSUMS\n  a (1.0) {sum}\n<<<<<<< HEAD\n  a (1.0) {other}\n"),
-            format!("CHECKSUMS\n  a (1.0) {sum}\n\t\n  b (1.0) {sum}\n"),
-            format!("CHECKSUMS\n  a (1.0) {sum}\r\n    b (1.0) {sum}\r\n"),
-            format!("CHECKSUMS\n  a (1.0) {sum}\nCHECKSUMS\n  a (1.0) {other}\n"),
-            format!("GEM\n  specs:\n    a-1 (2)\n\nCHECKSUMS\n  a (1-2) {sum}\n"),
-        ] {
-            // Something before the header, so that the second thread takes the section.
-            let text = format!("PLATFORMS\n  ruby\n\n{text}");
-            let twice = text.matches("CHECKSUMS").count() > 1;
-            assert_eq!(ChecksumsBody::find(&text, 0).is_some(), !twice, "{text}");
-            both(&text);
-        }
     }
 }
