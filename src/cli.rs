@@ -1,4 +1,5 @@
-//! The command line: parses arguments and wires the steps together. No step's logic lives here.
+//! The command line: parses arguments (clap, and a fast path for `exec`), resolves the options, finds and parses
+//! the lockfile, and hands the [`Session`] to the command in `crate::commands`. No step's logic lives here.
 
 use std::ffi::OsString;
 use std::num::NonZeroUsize;
@@ -8,23 +9,14 @@ use std::process::ExitCode;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::cache::{self, Cache};
-use crate::closure::{self, Closure};
-use crate::config::{self, FileConfig};
+use crate::commands::{self, cache::Maintenance};
+use crate::config::{self, FileConfig, Options};
 use crate::error::{self, Error, Result};
-use crate::exec;
-use crate::fetch::{self, FetchOptions, GemRequest};
-use crate::gc;
-use crate::install::{self, EnvPlan, Unit};
-use crate::locate::{self, Located};
-use crate::lockfile::{Lockfile, SourceKind};
-use crate::pinned::{self, Decision};
-use crate::plan;
-use crate::platform::{self, Platform};
-use crate::ruby::{self, Ruby, RubyInfo};
+use crate::locate;
+use crate::pinned;
+use crate::pipeline::{self, Session};
 use crate::settings::BundlerSettings;
-use crate::sources::{self, SourceGem};
 use crate::ui::{Level, Ui};
-use crate::{doctor, init};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -170,40 +162,26 @@ enum CacheCommand {
     Clean,
 }
 
-/// Every option resolved: flags, then `KAMAL_LAUNCHER_*` variables, then the app's and the user's config files.
-#[derive(Debug)]
-struct Options {
-    gem: String,
-    exe: Option<String>,
-    ruby: Option<OsString>,
-    cache_dir: Option<PathBuf>,
-    offline: bool,
-    allow_unverified: bool,
-    /// `None`: one per CPU, counted only when an install needs it (it costs cgroup reads).
-    jobs: Option<usize>,
-}
-
-impl Options {
-    fn resolve(g: &Global, file: FileConfig, cwd: &Path) -> Options {
-        Options {
-            gem: g
-                .gem
-                .clone()
-                .or(file.gem)
-                .unwrap_or_else(|| "kamal".to_string()),
-            exe: g.exe.clone().or(file.exe),
-            ruby: g.ruby.clone().or(file.ruby.map(OsString::from)),
-            cache_dir: g.cache_dir.as_ref().map(|d| cwd.join(d)).or(file.cache_dir),
-            offline: g.offline
-                || env_flag("KAMAL_LAUNCHER_OFFLINE")
-                    .or(file.offline)
-                    .unwrap_or(false),
-            allow_unverified: g.allow_unverified
-                || env_flag("KAMAL_LAUNCHER_ALLOW_UNVERIFIED")
-                    .or(file.allow_unverified)
-                    .unwrap_or(false),
-            jobs: g.jobs.or(file.jobs).map(NonZeroUsize::get),
-        }
+/// Every option resolved: flags, then `KAMAL_LAUNCHER_*` variables, then the app's and the user's files.
+fn resolve(g: &Global, file: FileConfig, cwd: &Path) -> Options {
+    Options {
+        gem: g
+            .gem
+            .clone()
+            .or(file.gem)
+            .unwrap_or_else(|| "kamal".to_string()),
+        exe: g.exe.clone().or(file.exe),
+        ruby: g.ruby.clone().or(file.ruby.map(OsString::from)),
+        cache_dir: g.cache_dir.as_ref().map(|d| cwd.join(d)).or(file.cache_dir),
+        offline: g.offline
+            || env_flag("KAMAL_LAUNCHER_OFFLINE")
+                .or(file.offline)
+                .unwrap_or(false),
+        allow_unverified: g.allow_unverified
+            || env_flag("KAMAL_LAUNCHER_ALLOW_UNVERIFIED")
+                .or(file.allow_unverified)
+                .unwrap_or(false),
+        jobs: g.jobs.or(file.jobs).map(NonZeroUsize::get),
     }
 }
 
@@ -387,16 +365,26 @@ fn run(cli: Cli, ui: &Ui) -> Result<()> {
             None => FileConfig::default(),
         },
     };
-    let opts = Options::resolve(g, file_config, &cwd);
+    let opts = resolve(g, file_config, &cwd);
     let cache = Cache::new(match &opts.cache_dir {
         Some(dir) => dir.clone(),
         None => cache::default_dir().ok_or(Error::NoCacheDir)?,
     });
     if matches!(cli.command, Command::Doctor) {
-        return doctor(located.as_ref(), lockfile_problem, &opts, &cache);
+        return commands::doctor::run(located.as_ref(), lockfile_problem, &opts, &cache);
     }
+    let maintenance = match &cli.command {
+        Command::Cache(CacheCommand::Dir) => Some(Maintenance::Dir),
+        Command::Cache(CacheCommand::Prune { older_than }) => Some(Maintenance::Prune {
+            older_than_days: *older_than,
+        }),
+        Command::Cache(CacheCommand::Clean) => Some(Maintenance::Clean),
+        _ => None,
+    };
     let Some(located) = located else {
-        return maintain(&cli.command, &cache, ui);
+        // Only the maintenance commands get here without a lockfile.
+        let what = maintenance.expect("every other command needs the lockfile");
+        return commands::cache::maintain(what, &cache, ui);
     };
     ui.verbose(&format!(
         "using {} ({})",
@@ -407,632 +395,37 @@ fn run(cli: Cli, ui: &Ui) -> Result<()> {
             locate::Origin::Search => "found from the current directory",
         }
     ));
-    let text = read_lockfile(&located)?;
-    let lock = parse_lockfile(&located, &text)?;
+    let text = pipeline::read_lockfile(&located)?;
+    let lock = pipeline::parse_lockfile(&located, &text)?;
     let settings = BundlerSettings::load(located.app_dir(), std::env::vars());
-    if let Some(binary) = pinned_launcher(&located, &lock, &settings, &cache, &opts, ui)? {
+    let session = Session {
+        located: &located,
+        lock: &lock,
+        settings: &settings,
+        opts: &opts,
+        cache: &cache,
+        ui,
+    };
+    if let Some(binary) = pipeline::pinned_launcher(&session)? {
         return Err(pinned::hand_over(&binary));
     }
-    let force_ruby = settings.flag("force_ruby_platform");
-    let path_var = std::env::var_os("PATH");
-
     match &cli.command {
-        Command::Cache(CacheCommand::Key) => {
-            // The same on every machine with this lockfile and platform: no Ruby, no network, no cache.
-            let local = platform::machine_platform();
-            let closure = select(&located, &lock, &opts.gem, &local, force_ruby)?;
-            println!("{}", ci_key(&lock, &closure, &local));
-            Ok(())
+        Command::Cache(CacheCommand::Key) => commands::cache::key(&session),
+        Command::Cache(_) => commands::cache::maintain(
+            maintenance.expect("the other cache commands are maintenance"),
+            &cache,
+            ui,
+        ),
+        Command::Init { dry_run } => commands::init::run(&session, *dry_run),
+        Command::Plan { json, platform } => {
+            commands::plan::run(&session, *json, platform.as_deref())
         }
-        Command::Cache(_) => maintain(&cli.command, &cache, ui),
-        Command::Init { dry_run } => {
-            let lockfile_name = located
-                .path
-                .file_name()
-                .map_or("Gemfile.lock".into(), |n| n.to_string_lossy().into_owned());
-            let app = located.app_dir();
-            let plan = init::plan(app, &lockfile_name)?;
-            if pinned::pin(&lock).is_none() {
-                // The Gemfile is the user's to change (it takes Bundler and the network): say the line.
-                ui.warn(&format!(
-                    "{} pins no kamal-launcher, so bin/kamal cannot fetch one on machines without it; pin it \
-                     (a version and a SHA-256 per platform) with:\n    {}",
-                    lockfile_name,
-                    pinned::PIN_COMMAND
-                ));
-            }
-            if *dry_run {
-                print!("{}", init::diff(&plan));
-            }
-            for note in &plan.notes {
-                ui.warn(note);
-            }
-            if plan.changes.is_empty() {
-                ui.summary(&format!(
-                    "{} is already set up: nothing to change",
-                    app.display()
-                ));
-            } else if *dry_run {
-                ui.summary(&format!(
-                    "dry run: {} change(s) shown above, nothing written",
-                    plan.changes.len()
-                ));
-            } else {
-                print!("{}", init::diff(&plan));
-                for done in init::apply(app, &plan)? {
-                    ui.summary(&done);
-                }
-            }
-            Ok(())
-        }
+        Command::Install => commands::exec::run(&session, None),
+        Command::Exec { args } => commands::exec::run(&session, Some(args)),
         Command::Doctor | Command::Completions { .. } => {
             unreachable!("handled before the lockfile is needed")
         }
-        Command::Plan { json, platform } => {
-            // A plan needs no Ruby: the machine's own platform stands in when there is none.
-            let local = match (
-                platform,
-                ruby::find(opts.ruby.as_deref(), path_var.as_deref()),
-            ) {
-                (Some(p), _) => Platform::parse(p),
-                (None, Ok(ruby)) => Platform::parse(&ruby.info(&cache)?.platform),
-                (None, Err(_)) => platform::machine_platform(),
-            };
-            let force_ruby = force_ruby || platform.as_deref() == Some("ruby");
-            let closure = select(&located, &lock, &opts.gem, &local, force_ruby)?;
-            let requests = requests(&lock, &closure);
-            let sums = fetch::known_checksums(&cache, &settings, &requests, opts.offline);
-            // By name, not by a search per gem: a hostile lockfile with a huge closure must stay linear.
-            let by_name: std::collections::HashMap<&str, &plan::Digest> = requests
-                .iter()
-                .zip(&sums)
-                .map(|(r, s)| (r.full_name.as_str(), s))
-                .collect();
-            // GIT and PATH gems have no digest to look up.
-            let sums: Vec<Option<plan::Digest>> = closure
-                .gems
-                .iter()
-                .map(|gem| {
-                    by_name
-                        .get(gem.spec.full_name().as_str())
-                        .map(|d| (*d).clone())
-                })
-                .collect();
-            let plan = plan::Plan {
-                lockfile: located.path.display().to_string(),
-                root: opts.gem.clone(),
-                platform: local.to_string(),
-                gems: plan::entries(&lock, &closure, &sums),
-            };
-            let out = if *json {
-                plan::to_json(&plan) + "\n"
-            } else {
-                plan::to_table(&plan)
-            };
-            print!("{out}");
-            Ok(())
-        }
-        Command::Install | Command::Exec { .. } => {
-            let ruby = ruby::find(opts.ruby.as_deref(), path_var.as_deref())?;
-            let info = ruby.info(&cache)?;
-            let local = Platform::parse(&info.platform);
-            let closure = select(&located, &lock, &opts.gem, &local, force_ruby)?;
-            // GIT and PATH gems are identified by revision and directory fingerprint: both are in the key.
-            let sourced = sources::resolve(located.app_dir(), &lock, &closure)?;
-            let key = env_key(&lock, &closure, &info, &sourced);
-            let env_dir = cache.env(&key);
-            let root = &closure.gems[closure.root].spec;
-            // The warm path: an installed environment is complete by construction (renamed into place).
-            let installed = match cli.command {
-                // `install` is the repair tool: it checks that the environment's store entries still exist.
-                Command::Install => install::env_is_intact(&env_dir),
-                _ => env_dir.join("boot.rb").is_file(),
-            };
-            if installed {
-                cache::touch(&env_dir.join("last-used"));
-                if matches!(cli.command, Command::Install) {
-                    ui.summary(&format!(
-                        "{} {}: {} gems already installed in {}",
-                        root.name,
-                        root.version,
-                        closure.gems.len(),
-                        cache.dir().display()
-                    ));
-                }
-            } else {
-                let started = std::time::Instant::now();
-                let result = prepare(
-                    &cache, &settings, &ruby, &info, &lock, &closure, &sourced, &env_dir, &opts, ui,
-                );
-                let summary = result?;
-                ui.summary(&format!(
-                    "{} {}: {} gems ready ({summary}) in {:.1}s",
-                    root.name,
-                    root.version,
-                    closure.gems.len(),
-                    started.elapsed().as_secs_f64()
-                ));
-            }
-            // A probe memo written on the way may have opened this run's temporary area; exec skips destructors.
-            cache.finish();
-            if let Command::Exec { args } = &cli.command {
-                return Err(exec::exec(
-                    &ruby,
-                    &env_dir,
-                    root.name,
-                    opts.exe.as_deref(),
-                    args,
-                ));
-            }
-            Ok(())
-        }
     }
-}
-
-/// The binary to hand over to when the lockfile pins another kamal-launcher version, fetched and verified into
-/// the cache if needed; `None` to go on as this binary.
-fn pinned_launcher(
-    located: &Located,
-    lock: &Lockfile,
-    settings: &BundlerSettings,
-    cache: &Cache,
-    opts: &Options,
-    ui: &Ui,
-) -> Result<Option<PathBuf>> {
-    let pin = pinned::pin(lock);
-    match pinned::decide(pin.as_ref(), &|k| std::env::var_os(k)) {
-        Decision::Stay => Ok(None),
-        Decision::StayMismatched { pinned } => {
-            ui.warn(&format!(
-                "{} pins kamal-launcher {pinned}, but the binary handed over to is {}; running it anyway (set \
-                 {} to choose a binary explicitly)",
-                located.path.display(),
-                pinned::own_version(),
-                pinned::BIN_VAR
-            ));
-            Ok(None)
-        }
-        Decision::HandOver { pinned } => {
-            let Some(pin) = pin else { return Ok(None) };
-            let binary = pinned::ensure(cache, settings, lock, &pin, fetch_options(opts, 1), ui)
-                .map_err(|e| {
-                    Error::Handover(format!(
-                        "{} pins kamal-launcher {pinned} (this is {}), and it could not be obtained: {e}\n  \
-                         run again with network access, or set {}=$(command -v kamal-launcher) to run this one",
-                        located.path.display(),
-                        pinned::own_version(),
-                        pinned::BIN_VAR
-                    ))
-                })?;
-            ui.verbose(&format!(
-                "handing over to kamal-launcher {pinned} ({}), pinned in {}",
-                binary.display(),
-                located.path.display()
-            ));
-            cache.finish();
-            Ok(Some(binary))
-        }
-    }
-}
-
-/// What `doctor` reports of the pin. Like every command, doctor first hands over to the pinned version; when
-/// that fails, it goes on as this binary and reports why.
-fn pin_facts(
-    located: &Located,
-    lock: &Lockfile,
-    settings: &BundlerSettings,
-    opts: &Options,
-    cache: &Cache,
-) -> doctor::PinFacts {
-    let pin = pinned::pin(lock);
-    let decision = pinned::decide(pin.as_ref(), &|k| std::env::var_os(k));
-    let this_machine = match (&pin, decision) {
-        (None, _) => Err("nothing is pinned".to_string()),
-        (Some(p), Decision::HandOver { .. }) => {
-            let quiet = Ui::new(Level::Quiet);
-            match pinned::ensure(cache, settings, lock, p, fetch_options(opts, 1), &quiet) {
-                Ok(binary) => {
-                    cache.finish();
-                    Err(pinned::hand_over(&binary).to_string())
-                }
-                Err(e) => Err(e.to_string()),
-            }
-        }
-        (Some(p), _) => {
-            pinned::obtainable(cache, settings, lock, p, opts.offline).map_err(|e| e.to_string())
-        }
-    };
-    doctor::PinFacts {
-        lockfile: located.path.file_name().map_or_else(
-            || "the lockfile".into(),
-            |n| n.to_string_lossy().into_owned(),
-        ),
-        version: pin.as_ref().map(|p| p.version.clone()),
-        variants: pin
-            .iter()
-            .flat_map(|p| p.variants.iter().map(|s| s.platform.to_string()))
-            .collect(),
-        lock_platforms: lock.platforms.iter().map(|p| p.to_string()).collect(),
-        this_machine,
-    }
-}
-
-fn fetch_options(opts: &Options, jobs: usize) -> FetchOptions {
-    FetchOptions {
-        offline: opts.offline,
-        allow_unverified: opts.allow_unverified,
-        jobs,
-    }
-}
-
-/// `doctor`: gathers what the checks need (nothing here may fail the command early) and prints them.
-fn doctor(
-    located: Option<&Located>,
-    lockfile_problem: Option<Error>,
-    opts: &Options,
-    cache: &Cache,
-) -> Result<()> {
-    let path_var = std::env::var_os("PATH");
-    let ruby = ruby::find(opts.ruby.as_deref(), path_var.as_deref()).map_err(|e| e.to_string());
-    let mut context = doctor::Context {
-        app: located.map(Located::app_dir),
-        lockfile: doctor::Check {
-            name: "Lockfile",
-            ok: false,
-            detail: lockfile_problem.map_or_else(String::new, |e| e.to_string()),
-            fix: Some("run this in the app's directory, or pass --lockfile PATH".into()),
-        },
-        ruby: ruby.clone(),
-        root_gem: None,
-        sources: Vec::new(),
-        installed: false,
-        offline: opts.offline,
-        cache,
-        pin: None,
-    };
-    if let Some(located) = located {
-        let gathered = (|| -> Result<()> {
-            let text = read_lockfile(located)?;
-            let lock = parse_lockfile(located, &text)?;
-            let settings = BundlerSettings::load(located.app_dir(), std::env::vars());
-            context.pin = Some(pin_facts(located, &lock, &settings, opts, cache));
-            let local = match &ruby {
-                Ok(r) => Platform::parse(&r.info(cache)?.platform),
-                Err(_) => platform::machine_platform(),
-            };
-            let force_ruby = settings.flag("force_ruby_platform");
-            let closure = select(located, &lock, &opts.gem, &local, force_ruby)?;
-            let root = &closure.gems[closure.root];
-            context.lockfile = doctor::Check {
-                name: "Lockfile",
-                ok: true,
-                detail: format!(
-                    "{} locks {} {}",
-                    located.path.display(),
-                    root.spec.name,
-                    root.spec.version
-                ),
-                fix: None,
-            };
-            context.root_gem = root
-                .sha256
-                .map(|sha| cache.download(&sha))
-                .filter(|p| p.is_file());
-            if let Ok(r) = &ruby {
-                let info = r.info(cache)?;
-                let sourced = sources::resolve(located.app_dir(), &lock, &closure)?;
-                let key = env_key(&lock, &closure, &info, &sourced);
-                context.installed = install::env_is_intact(&cache.env(&key));
-            }
-            if !context.installed && !opts.offline {
-                let requests = requests(&lock, &closure);
-                let mut remotes: Vec<&str> = requests
-                    .iter()
-                    .flat_map(|r| r.remotes.iter().map(String::as_str))
-                    .collect();
-                remotes.sort_unstable();
-                remotes.dedup();
-                context.sources = remotes
-                    .iter()
-                    .map(|remote| fetch::reachable(cache, &settings, remote, root.spec.name))
-                    .collect();
-            }
-            Ok(())
-        })();
-        if let Err(e) = gathered {
-            context.lockfile = doctor::Check {
-                name: "Lockfile",
-                ok: false,
-                detail: e.to_string(),
-                fix: e
-                    .hint()
-                    .or_else(|| Some("fix the lockfile (or run `bundle lock`)".into())),
-            };
-        }
-    }
-    let checks = doctor::run(&context);
-    let color = std::io::IsTerminal::is_terminal(&std::io::stdout())
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let mark = |ok: bool| match (ok, color) {
-        (true, true) => "\x1b[32m✓\x1b[0m",
-        (false, true) => "\x1b[31m✗\x1b[0m",
-        (true, false) => "ok  ",
-        (false, false) => "FAIL",
-    };
-    for check in &checks {
-        println!("{} {}: {}", mark(check.ok), check.name, check.detail);
-        if let Some(fix) = &check.fix {
-            println!("       fix: {fix}");
-        }
-    }
-    let failed = checks.iter().filter(|c| !c.ok).count();
-    if failed > 0 {
-        return Err(Error::Doctor(failed));
-    }
-    println!("all {} checks passed", checks.len());
-    Ok(())
-}
-
-/// `cache dir`, `cache prune`, `cache clean`: need no lockfile.
-fn maintain(command: &Command, cache: &Cache, ui: &Ui) -> Result<()> {
-    let report = match command {
-        Command::Cache(CacheCommand::Dir) => {
-            println!("{}", cache.dir().display());
-            return Ok(());
-        }
-        Command::Cache(CacheCommand::Prune { older_than }) => gc::prune(
-            cache,
-            std::time::Duration::from_secs(older_than.saturating_mul(86_400)),
-        ),
-        Command::Cache(CacheCommand::Clean) => gc::clean(cache),
-        _ => {
-            return Err(Error::NoLockfile {
-                searched: std::env::current_dir().unwrap_or_default(),
-            });
-        }
-    };
-    cache.finish();
-    let report = report?;
-    ui.summary(&format!(
-        "removed {} environment(s), {} installed gem(s), {} download(s): {} freed{}",
-        report.envs,
-        report.units,
-        report.downloads,
-        crate::ui::human_bytes(report.bytes),
-        if report.in_use > 0 {
-            format!(
-                "; kept {} environment(s) in use by a running kamal",
-                report.in_use
-            )
-        } else {
-            String::new()
-        }
-    ));
-    Ok(())
-}
-
-/// The CI cache key: the closure as it would be cached (names, versions, platforms, checksums), the OS and
-/// CPU, and the layout version. Gem servers are left out: the same verified bytes from a mirror are the same
-/// cache. A GIT gem's revision is its checksum; a PATH gem adds its path only, since its fingerprint (file
-/// times) differs on every CI checkout: the launcher rebuilds it when the restored one does not match. The
-/// pinned launcher version is in it too, since `bin/kamal` caches that binary in the same directory.
-fn ci_key(lock: &Lockfile, closure: &Closure<'_>, local: &Platform) -> String {
-    let mut parts = vec![
-        cache::LAYOUT.to_string(),
-        std::env::consts::OS.to_string(),
-        std::env::consts::ARCH.to_string(),
-        local.to_string(),
-    ];
-    if let Some(pin) = pinned::pin(lock) {
-        parts.push(format!("{} {}", pinned::GEM, pin.version));
-    }
-    for g in &closure.gems {
-        let origin = match &lock.sources[g.spec.source].kind {
-            SourceKind::Git {
-                revision,
-                submodules,
-                glob,
-                ..
-            } => format!(
-                " git {revision} {submodules} {}",
-                glob.as_deref().unwrap_or("")
-            ),
-            SourceKind::Path { path, glob } => {
-                format!(" path {path} {}", glob.as_deref().unwrap_or(""))
-            }
-            _ => String::new(),
-        };
-        parts.push(format!(
-            "{} {} {} {}{origin}",
-            g.spec.name,
-            g.spec.version,
-            g.spec.platform,
-            g.sha256.map_or("-".to_string(), hex::encode)
-        ));
-    }
-    format!(
-        "kamal-launcher-{}-{}-{}-{}",
-        cache::LAYOUT,
-        std::env::consts::OS,
-        std::env::consts::ARCH,
-        cache::key_of(parts.iter().map(String::as_str))
-    )
-}
-
-fn read_lockfile(located: &Located) -> Result<Vec<u8>> {
-    std::fs::read(&located.path).map_err(Error::io("reading", &located.path))
-}
-
-/// Parses what [`read_lockfile`] read; the result borrows names from `bytes`.
-fn parse_lockfile<'t>(located: &Located, bytes: &'t [u8]) -> Result<Lockfile<'t>> {
-    let lock = Lockfile::parse_bytes(bytes).map_err(|source| Error::Lockfile {
-        path: located.path.clone(),
-        source,
-    })?;
-    // Bundler ignores sections it does not know, so a Gemfile parses as an empty lockfile: refuse it by name
-    // rather than report "kamal is not locked".
-    if lock.is_empty() {
-        return Err(Error::NotALockfile {
-            path: located.path.clone(),
-        });
-    }
-    Ok(lock)
-}
-
-fn select<'a>(
-    located: &Located,
-    lock: &'a Lockfile,
-    root: &str,
-    local: &Platform,
-    force_ruby: bool,
-) -> Result<Closure<'a>> {
-    closure::select(lock, root, local, force_ruby).map_err(|e| Error::Closure {
-        path: located.path.clone(),
-        line: e.line(),
-        message: e.to_string(),
-    })
-}
-
-/// What to download for each gem of the closure that comes from a gem server.
-fn requests(lock: &Lockfile, closure: &Closure<'_>) -> Vec<GemRequest> {
-    closure
-        .gems
-        .iter()
-        .filter_map(|g| match &lock.sources[g.spec.source].kind {
-            SourceKind::Gem { remotes } => Some(GemRequest {
-                name: g.spec.name.to_owned(),
-                version: g.spec.version.to_string(),
-                platform: g.spec.platform.to_owned(),
-                full_name: g.spec.full_name(),
-                remotes: remotes.clone(),
-                expected: g.sha256,
-            }),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The environment's key: the closure as locked (names, versions, platforms, sources, checksums), what
-/// identifies each GIT and PATH gem's content (full revision; directory fingerprint), the Ruby ABI and platform,
-/// and the cache layout.
-fn env_key(
-    lock: &Lockfile,
-    closure: &Closure<'_>,
-    info: &RubyInfo,
-    sourced: &[SourceGem<'_>],
-) -> String {
-    let mut parts = vec![cache::LAYOUT.to_string(), info.abi(), info.platform.clone()];
-    let identities: std::collections::HashMap<*const crate::lockfile::Spec, String> = sourced
-        .iter()
-        .map(|s| (std::ptr::from_ref(s.spec), s.identity()))
-        .collect();
-    for g in &closure.gems {
-        parts.push(format!(
-            "{} {} {} {} {}",
-            g.spec.name,
-            g.spec.version,
-            g.spec.platform,
-            lock.sources[g.spec.source].key_parts().join("\u{1f}"),
-            g.sha256.map_or("-".to_string(), hex::encode)
-        ));
-        if let Some(identity) = identities.get(&std::ptr::from_ref(g.spec)) {
-            parts.push(identity.clone());
-        }
-    }
-    cache::key_of(parts.iter().map(String::as_str))
-}
-
-/// The cold path: fetch, verify, install, assemble. Returns a short summary of the work done.
-#[allow(clippy::too_many_arguments)]
-fn prepare(
-    cache: &Cache,
-    settings: &BundlerSettings,
-    ruby: &Ruby,
-    info: &RubyInfo,
-    lock: &Lockfile,
-    closure: &Closure<'_>,
-    sourced: &[SourceGem<'_>],
-    env_dir: &Path,
-    opts: &Options,
-    ui: &Ui,
-) -> Result<String> {
-    let jobs = opts
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    cache.sweep();
-    // Held while installing, so that `cache prune`/`clean` never remove store entries an install is about
-    // to link into its environment.
-    let _gc = cache.lock_shared(gc::GC_LOCK)?;
-    let abi = info.abi();
-    // GIT and PATH gems first: a missing revision or directory is reported before any download.
-    let path_var = std::env::var_os("PATH");
-    let (source_units, built) = sources::prepare(
-        &sources::Context {
-            cache,
-            ruby,
-            abi: &abi,
-            settings,
-            path_var: path_var.as_deref(),
-            offline: opts.offline,
-            ui,
-        },
-        sourced,
-    )?;
-    let requests = requests(lock, closure);
-    let key = env_dir
-        .file_name()
-        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    // Taken before downloading: a concurrent launcher preparing the same environment waits, then finds it done.
-    let _env_lock = cache.lock(&format!("env-{key}"))?;
-    if install::env_is_intact(env_dir) {
-        return Ok("installed by a concurrent run".to_string());
-    }
-    let unit_of = |r: &GemRequest, f: &fetch::Fetched| Unit {
-        full_name: r.full_name.clone(),
-        gem_file: f.path.clone(),
-        dir: cache.unit(&abi, &r.full_name, &f.sha256),
-    };
-    let mut fetched = Vec::new();
-    // Installing starts with the first verified gem, while the rest download.
-    let installed = install::install_units(cache, ruby, jobs, ui, |feeder| {
-        for unit in &source_units {
-            feeder.submit(unit.clone())?;
-        }
-        fetched = fetch::fetch_all(
-            cache,
-            settings,
-            &requests,
-            fetch_options(opts, jobs.max(4)),
-            ui,
-            &|i, f| feeder.submit(unit_of(&requests[i], f)),
-        )?;
-        Ok(())
-    })?;
-    let downloaded = fetched.iter().filter(|f| f.downloaded).count();
-    let mut units: Vec<Unit> = requests
-        .iter()
-        .zip(&fetched)
-        .map(|(r, f)| unit_of(r, f))
-        .collect();
-    units.extend(source_units);
-    let by_name: std::collections::HashMap<&str, &Unit> =
-        units.iter().map(|u| (u.full_name.as_str(), u)).collect();
-    let plan = EnvPlan {
-        units: closure
-            .activation_order
-            .iter()
-            .map(|&i| {
-                let unit = by_name[closure.gems[i].spec.full_name().as_str()];
-                (unit.dir.clone(), unit.full_name.clone())
-            })
-            .collect(),
-    };
-    install::assemble_env(cache, env_dir, &plan)?;
-    Ok(if built > 0 {
-        format!("{downloaded} downloaded, {built} built from source, {installed} installed")
-    } else {
-        format!("{downloaded} downloaded, {installed} installed")
-    })
 }
 
 #[cfg(test)]

@@ -2,11 +2,31 @@
 //! user's `config.toml` (e.g. `~/.config/kamal-launcher/config.toml`). Flags and `KAMAL_LAUNCHER_*` variables
 //! override them; the app's file overrides the user's.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+
+/// Every option resolved: flags, then `KAMAL_LAUNCHER_*` variables, then the app's and the user's config files.
+#[derive(Debug)]
+pub struct Options {
+    /// The root gem (`kamal`).
+    pub gem: String,
+    /// The executable to run, when not the gem's name.
+    pub exe: Option<String>,
+    /// The interpreter, when not `ruby` on PATH.
+    pub ruby: Option<OsString>,
+    /// The cache, when not the default.
+    pub cache_dir: Option<PathBuf>,
+    /// Never use the network.
+    pub offline: bool,
+    /// Install gems whose checksum is known nowhere.
+    pub allow_unverified: bool,
+    /// `None`: one per CPU, counted only when an install needs it (it costs cgroup reads).
+    pub jobs: Option<usize>,
+}
 
 /// The app's configuration file name, looked for in the lockfile's directory.
 pub const APP_FILE: &str = ".kamal-launcher.toml";

@@ -1,6 +1,7 @@
 //! kamal-launcher: runs the exact `kamal` locked in a Rails app's Gemfile.lock, installed in isolation.
 //!
-//! The flow, one module per step: [`locate`] the lockfile → [`lockfile`] parse → [`closure`] select →
+//! [`cli`] parses arguments and hands a [`pipeline::Session`] to one of the [`commands`], which call the
+//! operations in [`pipeline`]. The flow, one module per step: [`locate`] the lockfile → [`lockfile`] parse → [`closure`] select →
 //! [`fetch`] download and verify (or, for GIT and PATH gems, [`sources`] build) → [`install`] into the [`cache`] →
 //! [`exec`] Ruby. Before any of it, [`pinned`] hands over to the launcher version the lockfile pins.
 
@@ -11,6 +12,7 @@ compile_error!("kamal-launcher runs on Unix (Linux, macOS) only; on Windows, use
 pub mod cache;
 pub mod cli;
 pub mod closure;
+pub mod commands;
 pub mod config;
 pub mod doctor;
 pub mod error;
@@ -24,6 +26,7 @@ pub mod locate;
 pub mod lockfile;
 pub mod package;
 pub mod pinned;
+pub mod pipeline;
 pub mod plan;
 pub mod platform;
 pub mod ruby;

@@ -1,0 +1,166 @@
+//! `doctor`: gathers what the checks need (nothing here may fail the command early) and prints them.
+
+use crate::cache::Cache;
+use crate::config::Options;
+use crate::error::{Error, Result};
+use crate::fetch;
+use crate::install;
+use crate::locate::Located;
+use crate::lockfile::Lockfile;
+use crate::pinned::{self, Decision};
+use crate::pipeline::{env_key, fetch_options, parse_lockfile, read_lockfile, requests, select};
+use crate::platform::{self, Platform};
+use crate::ruby;
+use crate::settings::BundlerSettings;
+use crate::sources;
+use crate::ui::{Level, Ui};
+
+/// `doctor`: gathers what the checks need (nothing here may fail the command early) and prints them.
+pub fn run(
+    located: Option<&Located>,
+    lockfile_problem: Option<Error>,
+    opts: &Options,
+    cache: &Cache,
+) -> Result<()> {
+    let path_var = std::env::var_os("PATH");
+    let ruby = ruby::find(opts.ruby.as_deref(), path_var.as_deref()).map_err(|e| e.to_string());
+    let mut context = crate::doctor::Context {
+        app: located.map(Located::app_dir),
+        lockfile: crate::doctor::Check {
+            name: "Lockfile",
+            ok: false,
+            detail: lockfile_problem.map_or_else(String::new, |e| e.to_string()),
+            fix: Some("run this in the app's directory, or pass --lockfile PATH".into()),
+        },
+        ruby: ruby.clone(),
+        root_gem: None,
+        sources: Vec::new(),
+        installed: false,
+        offline: opts.offline,
+        cache,
+        pin: None,
+    };
+    if let Some(located) = located {
+        let gathered = (|| -> Result<()> {
+            let text = read_lockfile(located)?;
+            let lock = parse_lockfile(located, &text)?;
+            let settings = BundlerSettings::load(located.app_dir(), std::env::vars());
+            context.pin = Some(pin_facts(located, &lock, &settings, opts, cache));
+            let local = match &ruby {
+                Ok(r) => Platform::parse(&r.info(cache)?.platform),
+                Err(_) => platform::machine_platform(),
+            };
+            let force_ruby = settings.flag("force_ruby_platform");
+            let closure = select(located, &lock, &opts.gem, &local, force_ruby)?;
+            let root = &closure.gems[closure.root];
+            context.lockfile = crate::doctor::Check {
+                name: "Lockfile",
+                ok: true,
+                detail: format!(
+                    "{} locks {} {}",
+                    located.path.display(),
+                    root.spec.name,
+                    root.spec.version
+                ),
+                fix: None,
+            };
+            context.root_gem = root
+                .sha256
+                .map(|sha| cache.download(&sha))
+                .filter(|p| p.is_file());
+            if let Ok(r) = &ruby {
+                let info = r.info(cache)?;
+                let sourced = sources::resolve(located.app_dir(), &lock, &closure)?;
+                let key = env_key(&lock, &closure, &info, &sourced);
+                context.installed = install::env_is_intact(&cache.env(&key));
+            }
+            if !context.installed && !opts.offline {
+                let requests = requests(&lock, &closure);
+                let mut remotes: Vec<&str> = requests
+                    .iter()
+                    .flat_map(|r| r.remotes.iter().map(String::as_str))
+                    .collect();
+                remotes.sort_unstable();
+                remotes.dedup();
+                context.sources = remotes
+                    .iter()
+                    .map(|remote| fetch::reachable(cache, &settings, remote, root.spec.name))
+                    .collect();
+            }
+            Ok(())
+        })();
+        if let Err(e) = gathered {
+            context.lockfile = crate::doctor::Check {
+                name: "Lockfile",
+                ok: false,
+                detail: e.to_string(),
+                fix: e
+                    .hint()
+                    .or_else(|| Some("fix the lockfile (or run `bundle lock`)".into())),
+            };
+        }
+    }
+    let checks = crate::doctor::run(&context);
+    let color = std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let mark = |ok: bool| match (ok, color) {
+        (true, true) => "\x1b[32m✓\x1b[0m",
+        (false, true) => "\x1b[31m✗\x1b[0m",
+        (true, false) => "ok  ",
+        (false, false) => "FAIL",
+    };
+    for check in &checks {
+        println!("{} {}: {}", mark(check.ok), check.name, check.detail);
+        if let Some(fix) = &check.fix {
+            println!("       fix: {fix}");
+        }
+    }
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    if failed > 0 {
+        return Err(Error::Doctor(failed));
+    }
+    println!("all {} checks passed", checks.len());
+    Ok(())
+}
+
+/// What `doctor` reports of the pin. Like every command, doctor first hands over to the pinned version; when
+/// that fails, it goes on as this binary and reports why.
+fn pin_facts(
+    located: &Located,
+    lock: &Lockfile,
+    settings: &BundlerSettings,
+    opts: &Options,
+    cache: &Cache,
+) -> crate::doctor::PinFacts {
+    let pin = pinned::pin(lock);
+    let decision = pinned::decide(pin.as_ref(), &|k| std::env::var_os(k));
+    let this_machine = match (&pin, decision) {
+        (None, _) => Err("nothing is pinned".to_string()),
+        (Some(p), Decision::HandOver { .. }) => {
+            let quiet = Ui::new(Level::Quiet);
+            match pinned::ensure(cache, settings, lock, p, fetch_options(opts, 1), &quiet) {
+                Ok(binary) => {
+                    cache.finish();
+                    Err(pinned::hand_over(&binary).to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        (Some(p), _) => {
+            pinned::obtainable(cache, settings, lock, p, opts.offline).map_err(|e| e.to_string())
+        }
+    };
+    crate::doctor::PinFacts {
+        lockfile: located.path.file_name().map_or_else(
+            || "the lockfile".into(),
+            |n| n.to_string_lossy().into_owned(),
+        ),
+        version: pin.as_ref().map(|p| p.version.clone()),
+        variants: pin
+            .iter()
+            .flat_map(|p| p.variants.iter().map(|s| s.platform.to_string()))
+            .collect(),
+        lock_platforms: lock.platforms.iter().map(|p| p.to_string()).collect(),
+        this_machine,
+    }
+}

@@ -1,0 +1,68 @@
+//! `exec` and `install`: the warm path (an installed environment is complete by construction) or the cold one
+//! (`pipeline::prepare`), then, for `exec`, Ruby in place of this process.
+
+use std::ffi::OsString;
+
+use crate::cache;
+use crate::error::Result;
+use crate::exec;
+use crate::install;
+use crate::pipeline::{Session, env_key, prepare, select};
+use crate::platform::Platform;
+use crate::ruby;
+use crate::sources;
+
+/// Installs the closure if needed; with `args`, runs kamal with them (and returns only on failure).
+pub fn run(s: &Session<'_, '_>, args: Option<&[OsString]>) -> Result<()> {
+    let (cache, ui) = (s.cache, s.ui);
+    let path_var = std::env::var_os("PATH");
+    let ruby = ruby::find(s.opts.ruby.as_deref(), path_var.as_deref())?;
+    let info = ruby.info(cache)?;
+    let local = Platform::parse(&info.platform);
+    let force_ruby = s.settings.flag("force_ruby_platform");
+    let closure = select(s.located, s.lock, &s.opts.gem, &local, force_ruby)?;
+    // GIT and PATH gems are identified by revision and directory fingerprint: both are in the key.
+    let sourced = sources::resolve(s.located.app_dir(), s.lock, &closure)?;
+    let key = env_key(s.lock, &closure, &info, &sourced);
+    let env_dir = cache.env(&key);
+    let root = &closure.gems[closure.root].spec;
+    let installed = match args {
+        // `install` is the repair tool: it checks that the environment's store entries still exist.
+        None => install::env_is_intact(&env_dir),
+        Some(_) => env_dir.join("boot.rb").is_file(),
+    };
+    if installed {
+        cache::touch(&env_dir.join("last-used"));
+        if args.is_none() {
+            ui.summary(&format!(
+                "{} {}: {} gems already installed in {}",
+                root.name,
+                root.version,
+                closure.gems.len(),
+                cache.dir().display()
+            ));
+        }
+    } else {
+        let started = std::time::Instant::now();
+        let summary = prepare(s, &ruby, &info, &closure, &sourced, &env_dir)?;
+        ui.summary(&format!(
+            "{} {}: {} gems ready ({summary}) in {:.1}s",
+            root.name,
+            root.version,
+            closure.gems.len(),
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    // A probe memo written on the way may have opened this run's temporary area; exec skips destructors.
+    cache.finish();
+    match args {
+        Some(args) => Err(exec::exec(
+            &ruby,
+            &env_dir,
+            root.name,
+            s.opts.exe.as_deref(),
+            args,
+        )),
+        None => Ok(()),
+    }
+}
