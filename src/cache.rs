@@ -1,11 +1,12 @@
 //! The cache: its layout, its keys, and the primitives (locks, temporary files, atomic renames) that keep it
 //! consistent when many launchers share it.
 //!
-//! Layout under `<cache dir>/v1/`:
+//! Layout under `<cache dir>/v2/`:
 //! - `downloads/<sha256>.gem`: verified gem files, content-addressed.
 //! - `store/<abi>/<full name>-<sha256 prefix>/`: one gem installed by RubyGems into its own GEM_HOME, shared by
 //!   every environment that uses it.
-//! - `envs/<key>/boot.rb`: an environment: the closure's activation list; present only when complete.
+//! - `envs/<key>/`: an environment (`env.rs`): `manifest` (the closure in activation order), `boot.rb`,
+//!   `last-used`; present only when complete.
 //! - `git/<remote key>/<revision>/`: a GIT source at one revision: `checkout/` and the `.gem`s built from it.
 //! - `launchers/<version>/kamal-launcher`: the launcher binary a lockfile pins, renamed into place verified.
 //! - `rubies/<identity>.txt`: what a Ruby interpreter reported about itself, so the warm path need not ask.
@@ -22,7 +23,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 
 /// Version of the on-disk layout; bumping it gives a fresh tree beside the old one.
-pub const LAYOUT: &str = "v1";
+pub const LAYOUT: &str = "v2";
 
 /// A cache rooted at a user-visible directory.
 #[derive(Debug, Clone)]
@@ -209,7 +210,7 @@ impl Cache {
         Ok((file, path))
     }
 
-    /// The layout root (`<dir>/v1`).
+    /// The layout root (`<dir>/v2`).
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -330,11 +331,11 @@ mod tests {
     fn atomic_write_replaces() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path().to_path_buf());
-        let p = dir.path().join("v1/rubies/x.txt");
+        let p = dir.path().join("v2/rubies/x.txt");
         write_atomic(&cache, &p, b"one").unwrap();
         write_atomic(&cache, &p, b"two").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
         cache.finish();
-        assert_eq!(fs::read_dir(dir.path().join("v1/tmp")).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(dir.path().join("v2/tmp")).unwrap().count(), 0);
     }
 }

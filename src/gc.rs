@@ -9,7 +9,6 @@ use std::time::{Duration, SystemTime};
 
 use crate::cache::Cache;
 use crate::error::{Error, Result};
-use crate::install;
 
 /// What a prune or clean removed and kept.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -72,7 +71,7 @@ fn collect(cache: &Cache, stale: impl Fn(SystemTime) -> bool) -> Result<Report> 
         let in_use = free.is_none();
         if in_use || !last_used.is_some_and(&stale) {
             report.in_use += usize::from(in_use && last_used.is_some_and(&stale));
-            kept_units.extend(install::env_units(&env));
+            kept_units.extend(crate::env::units(&env));
             continue;
         }
         report.bytes += size_of(&env);
@@ -190,9 +189,10 @@ mod tests {
         fs::create_dir_all(&orphan).unwrap();
         let env = root.join("envs/k1");
         fs::create_dir_all(&env).unwrap();
+        fs::write(env.join("boot.rb"), "").unwrap();
         fs::write(
-            env.join("boot.rb"),
-            "X = [\n  \"../../store/ruby-3.1.0-x86_64-linux/a-1.0-0011\",\n].freeze\n",
+            env.join("manifest"),
+            "# header\n../../store/ruby-3.1.0-x86_64-linux/a-1.0-0011\ta-1.0\n",
         )
         .unwrap();
         fs::write(env.join("last-used"), "").unwrap();

@@ -312,10 +312,11 @@ pub fn shim(lockfile_name: &str) -> String {
         .strip_prefix("# shellcheck shell=sh\n")
         .unwrap_or(PLATFORM_FUNCTIONS);
     SHIM.replace("@LOCKFILE@", lockfile_name)
+        .replace("@LAYOUT@", crate::cache::LAYOUT)
         .replace("@PLATFORM_FUNCTIONS@\n", functions)
 }
 
-/// The shim's source; `@LOCKFILE@` and `@PLATFORM_FUNCTIONS@` are filled in by [`shim`].
+/// The shim's source; `@LOCKFILE@`, `@LAYOUT@` and `@PLATFORM_FUNCTIONS@` are filled in by [`shim`].
 const SHIM: &str = include_str!("shim.sh");
 /// `kl_platforms`, shared with the packaging scripts.
 const PLATFORM_FUNCTIONS: &str = include_str!("platform.sh");

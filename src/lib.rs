@@ -15,6 +15,7 @@ pub mod closure;
 pub mod commands;
 pub mod config;
 pub mod doctor;
+pub mod env;
 pub mod error;
 pub mod exec;
 pub mod fetch;

@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use crate::cache::{self, Cache};
 use crate::closure::{self, Closure};
 use crate::config::Options;
+use crate::env::{self, EnvPlan};
 use crate::error::{Error, Result};
 use crate::fetch::{self, FetchOptions, GemRequest};
 use crate::gc;
-use crate::install::{self, EnvPlan, Unit};
+use crate::install::{self, Unit};
 use crate::locate::Located;
 use crate::lockfile::{Lockfile, SourceKind};
 use crate::pinned::{self, Decision};
@@ -268,7 +269,7 @@ pub fn prepare(
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     // Taken before downloading: a concurrent launcher preparing the same environment waits, then finds it done.
     let _env_lock = cache.lock(&format!("env-{key}"))?;
-    if install::env_is_intact(env_dir) {
+    if env::is_intact(env_dir) {
         return Ok("installed by a concurrent run".to_string());
     }
     let unit_of = |r: &GemRequest, f: &fetch::Fetched| Unit {
@@ -311,7 +312,7 @@ pub fn prepare(
             })
             .collect(),
     };
-    install::assemble_env(cache, env_dir, &plan)?;
+    env::assemble(cache, env_dir, &plan)?;
     Ok(if built > 0 {
         format!("{downloaded} downloaded, {built} built from source, {installed} installed")
     } else {

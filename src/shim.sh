@@ -114,14 +114,14 @@ launcher=${KAMAL_LAUNCHER_BIN:-}
 pin=""
 if [ -z "$launcher" ] && [ "$app_toml$user_toml" = /dev/null/dev/null ]; then
   cache_dir ""
-  memo=$cache/v1/launchers/pins$lock
+  memo=$cache/@LAYOUT@/launchers/pins$lock
   # -nt (POSIX.1-2024; dash, busybox, bash and macOS sh have it): where a shell lacks it, the test fails and
   # the lockfile is read, which is always right.
   # shellcheck disable=SC3013
   if [ -n "$cache" ] && [ "$memo" -nt "$lock" ] && read -r pin <"$memo"; then
     case $pin in
       *[!0-9A-Za-z.]*|'') pin="" ;;
-      *) [ ! -x "$cache/v1/launchers/$pin/kamal-launcher" ] || launcher=$cache/v1/launchers/$pin/kamal-launcher ;;
+      *) [ ! -x "$cache/@LAYOUT@/launchers/$pin/kamal-launcher" ] || launcher=$cache/@LAYOUT@/launchers/$pin/kamal-launcher ;;
     esac
   fi
 fi
@@ -132,8 +132,8 @@ $(read_lockfile "$lock" "$app_toml" "$user_toml")
 EOF
 fi
 cache_dir "$cache_cfg"
-pinned=$cache/v1/launchers/$pin/kamal-launcher
-memo=$cache/v1/launchers/pins$lock
+pinned=$cache/@LAYOUT@/launchers/$pin/kamal-launcher
+memo=$cache/@LAYOUT@/launchers/pins$lock
 
 # remember_pin: writes the memo (best effort: a read-only cache just keeps the slower path).
 remember_pin() {

@@ -4,7 +4,6 @@ use crate::cache::Cache;
 use crate::config::Options;
 use crate::error::{Error, Result};
 use crate::fetch;
-use crate::install;
 use crate::locate::Located;
 use crate::lockfile::Lockfile;
 use crate::pinned::{self, Decision};
@@ -72,7 +71,7 @@ pub fn run(
                 let info = r.info(cache)?;
                 let sourced = sources::resolve(located.app_dir(), &lock, &closure)?;
                 let key = env_key(&lock, &closure, &info, &sourced);
-                context.installed = install::env_is_intact(&cache.env(&key));
+                context.installed = crate::env::is_intact(&cache.env(&key));
             }
             if !context.installed && !opts.offline {
                 let requests = requests(&lock, &closure);

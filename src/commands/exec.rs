@@ -4,9 +4,9 @@
 use std::ffi::OsString;
 
 use crate::cache;
+use crate::env;
 use crate::error::Result;
 use crate::exec;
-use crate::install;
 use crate::pipeline::{Session, env_key, prepare, select};
 use crate::platform::Platform;
 use crate::ruby;
@@ -28,8 +28,8 @@ pub fn run(s: &Session<'_, '_>, args: Option<&[OsString]>) -> Result<()> {
     let root = &closure.gems[closure.root].spec;
     let installed = match args {
         // `install` is the repair tool: it checks that the environment's store entries still exist.
-        None => install::env_is_intact(&env_dir),
-        Some(_) => env_dir.join("boot.rb").is_file(),
+        None => env::is_intact(&env_dir),
+        Some(_) => env::is_installed(&env_dir),
     };
     if installed {
         cache::touch(&env_dir.join("last-used"));

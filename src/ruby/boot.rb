@@ -1,3 +1,5 @@
+# frozen_string_literal: true
+
 # The launcher execs `ruby boot.rb ROOT EXE ARGS...`. This activates exactly the locked gems, in
 # dependency order, from their installed specifications, and then runs the root gem's executable.
 
@@ -73,12 +75,16 @@ if RubyVM::InstructionSequence.respond_to?(:load_from_binary) && !ENV.key?("KAMA
   end
 end
 
-units = KAMAL_LAUNCHER_UNITS.map { |u| File.expand_path(u, base) }
+# The environment's manifest (written by the launcher's env module): "store directory<TAB>full name" per gem,
+# dependencies first.
+manifest = File.readlines(File.join(base, "manifest"), chomp: true).reject { |l| l.empty? || l.start_with?("#") }
+  .map { |l| l.split("\t", 2) }
+units = manifest.map { |dir, _| File.expand_path(dir, base) }
 # Only the locked gems (and Ruby's default gems) are visible; the environment variables are left alone.
 Gem.use_paths(base, units)
 
-specs = KAMAL_LAUNCHER_SPECS.map do |file|
-  path = File.expand_path(file, base)
+specs = manifest.map do |dir, full|
+  path = File.expand_path("#{dir}/specifications/#{full}.gemspec", base)
   Gem::Specification.load(path) or
     abort "kamal-launcher: cannot load #{path}; run `kamal-launcher install` to repair the environment"
 end

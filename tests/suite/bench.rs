@@ -162,7 +162,7 @@ fn bench_warm_and_cold() {
             ("launcher → fake ruby", own.clone()),
         ],
     );
-    let envs = cache.join("v1/envs");
+    let envs = cache.join("v2/envs");
     let real_env = std::fs::read_dir(&envs)
         .unwrap()
         .next()
@@ -172,7 +172,7 @@ fn bench_warm_and_cold() {
     for i in 0..100 {
         let copy = envs.join(format!("{i:024x}"));
         std::fs::create_dir_all(&copy).unwrap();
-        for f in ["boot.rb", "last-used"] {
+        for f in ["boot.rb", "manifest", "last-used"] {
             std::fs::copy(real_env.join(f), copy.join(f)).unwrap();
         }
     }
@@ -244,7 +244,7 @@ fn bench_warm_and_cold() {
 fn stand_in_ruby(cache: &Path) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let ruby = dir.path().join("ruby");
-    let probe = std::fs::read_dir(cache.join("v1/rubies"))
+    let probe = std::fs::read_dir(cache.join("v2/rubies"))
         .unwrap()
         .next()
         .unwrap()
@@ -700,7 +700,7 @@ fn bench_ruby_behind_a_shim() {
     assert_success(&launcher.run());
     let cache = launcher.cache_path().to_path_buf();
     let probe = std::fs::read_to_string(
-        std::fs::read_dir(cache.join("v1/rubies"))
+        std::fs::read_dir(cache.join("v2/rubies"))
             .unwrap()
             .next()
             .unwrap()

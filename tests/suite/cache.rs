@@ -100,25 +100,25 @@ fn entries(dir: &Path) -> Vec<String> {
     names
 }
 
-fn v1(launcher: &Launcher) -> PathBuf {
-    launcher.cache_path().join("v1")
+fn layout_root(launcher: &Launcher) -> PathBuf {
+    launcher.cache_path().join("v2")
 }
 
 fn env_dirs(launcher: &Launcher) -> Vec<String> {
-    entries(&v1(launcher).join("envs"))
+    entries(&layout_root(launcher).join("envs"))
 }
 
 fn tmp_entries(launcher: &Launcher) -> Vec<String> {
-    entries(&v1(launcher).join("tmp"))
+    entries(&layout_root(launcher).join("tmp"))
 }
 
 fn downloads(launcher: &Launcher) -> Vec<String> {
-    entries(&v1(launcher).join("downloads"))
+    entries(&layout_root(launcher).join("downloads"))
 }
 
-/// Every `v1/store/<abi>/<unit>` directory.
+/// Every `v2/store/<abi>/<unit>` directory.
 fn store_unit_dirs(launcher: &Launcher) -> Vec<PathBuf> {
-    let store = v1(launcher).join("store");
+    let store = layout_root(launcher).join("store");
     entries(&store)
         .into_iter()
         .flat_map(|abi| {
@@ -138,12 +138,12 @@ fn store_units(launcher: &Launcher) -> Vec<String> {
 /// Removes every environment (so the next run takes the cold path).
 fn remove_envs(launcher: &Launcher) {
     for env in env_dirs(launcher) {
-        fs::remove_dir_all(v1(launcher).join("envs").join(env)).expect("remove env");
+        fs::remove_dir_all(layout_root(launcher).join("envs").join(env)).expect("remove env");
     }
 }
 
 fn remove_store(launcher: &Launcher) {
-    let store = v1(launcher).join("store");
+    let store = layout_root(launcher).join("store");
     if store.exists() {
         fs::remove_dir_all(store).expect("remove store");
     }
@@ -153,7 +153,7 @@ fn remove_store(launcher: &Launcher) {
 fn the_env(launcher: &Launcher) -> PathBuf {
     let envs = env_dirs(launcher);
     assert_eq!(envs.len(), 1, "expected one environment: {envs:?}");
-    v1(launcher).join("envs").join(&envs[0])
+    layout_root(launcher).join("envs").join(&envs[0])
 }
 
 fn mtime(path: &Path) -> SystemTime {
@@ -176,7 +176,7 @@ fn days_ago(days: u64) -> SystemTime {
 
 /// Every download is complete: named after its own SHA-256.
 fn assert_downloads_verified(launcher: &Launcher) {
-    let dir = v1(launcher).join("downloads");
+    let dir = layout_root(launcher).join("downloads");
     for name in downloads(launcher) {
         let stem = name
             .strip_suffix(".gem")
@@ -251,7 +251,7 @@ fn sixteen_launchers_at_once_on_an_empty_cache_install_once() {
     assert_eq!(
         tmp_entries(&base),
         Vec::<String>::new(),
-        "temporary areas left in v1/tmp after every launcher exited"
+        "temporary areas left in v2/tmp after every launcher exited"
     );
 }
 
@@ -329,7 +329,7 @@ fn warm_exec_that_probes_ruby_leaves_no_temporary_area() {
     let launcher = Launcher::new(app.path());
     assert_success(&run(&launcher, &["install"]));
     assert_eq!(tmp_entries(&launcher), Vec::<String>::new());
-    let rubies = v1(&launcher).join("rubies");
+    let rubies = layout_root(&launcher).join("rubies");
     assert!(!entries(&rubies).is_empty(), "no Ruby probe memo was kept");
     fs::remove_dir_all(&rubies).expect("remove probe memos");
 
@@ -340,7 +340,7 @@ fn warm_exec_that_probes_ruby_leaves_no_temporary_area() {
     assert_eq!(
         tmp_entries(&launcher),
         Vec::<String>::new(),
-        "a warm exec left its temporary area in v1/tmp"
+        "a warm exec left its temporary area in v2/tmp"
     );
 }
 
@@ -399,7 +399,7 @@ fn gems_with_native_extensions_are_installed_first() {
     assert_success(&run(&launcher, &["install"]));
     // Downloads stay cached: every gem is ready at once, and one install slot makes the order visible.
     remove_envs(&launcher);
-    fs::remove_dir_all(v1(&launcher).join("store")).unwrap();
+    fs::remove_dir_all(layout_root(&launcher).join("store")).unwrap();
     let out = run(&launcher, &["-v", "--jobs", "1", "--offline", "install"]);
     assert_success(&out);
     let order: Vec<&str> = out
@@ -548,7 +548,7 @@ fn a_killed_launcher_stops_its_installer_instead_of_letting_it_finish() {
     let finished: Vec<String> = tmp_entries(&launcher)
         .iter()
         .flat_map(|area| {
-            let area = v1(&launcher).join("tmp").join(area);
+            let area = layout_root(&launcher).join("tmp").join(area);
             entries(&area).into_iter().map(move |unit| {
                 area.join(unit)
                     .join("specifications/fixture_ext-1.0.1.gemspec")
@@ -675,7 +675,7 @@ fn a_partly_cached_closure_fetches_only_what_is_missing() {
     assert_success(&run(&launcher, &["install"]));
     let missing = fixtures().gem("fixture_dep_a", "1.2.0", "ruby");
     fs::remove_file(
-        v1(&launcher)
+        layout_root(&launcher)
             .join("downloads")
             .join(format!("{}.gem", missing.sha256)),
     )
@@ -900,7 +900,7 @@ fn read_only_cache_runs_the_installed_kamal() {
     let env = the_env(&launcher);
     for path in [
         launcher.cache_path().to_path_buf(),
-        v1(&launcher).join("tmp"),
+        layout_root(&launcher).join("tmp"),
         env.clone(),
         env.join("last-used"),
         home.path().to_path_buf(),
@@ -930,7 +930,7 @@ fn read_only_cache_runs_the_installed_kamal() {
 
     // Without the Ruby probe memo: the probe runs, its result just is not saved.
     chmod_tree(launcher.cache_path(), true);
-    let rubies = v1(&launcher).join("rubies");
+    let rubies = layout_root(&launcher).join("rubies");
     assert!(!entries(&rubies).is_empty());
     for memo in entries(&rubies) {
         fs::remove_file(rubies.join(memo)).expect("remove probe memo");
@@ -1047,7 +1047,7 @@ fn prune_with_a_relative_cache_dir_keeps_what_is_in_use() {
         .env_remove("KAMAL_LAUNCHER_CACHE_DIR")
         .args(["--cache-dir", "../kl-cache"]);
     assert_success(&run(&launcher, &["install"]));
-    let store = app.path().join("kl-cache/v1/store");
+    let store = app.path().join("kl-cache/v2/store");
     let units = || -> Vec<String> {
         entries(&store)
             .into_iter()
@@ -1079,7 +1079,10 @@ fn clean_removes_everything() {
     assert_eq!(env_dirs(&launcher), Vec::<String>::new());
     assert_eq!(store_units(&launcher), Vec::<String>::new());
     assert_eq!(downloads(&launcher), Vec::<String>::new());
-    assert_eq!(entries(&v1(&launcher).join("rubies")), Vec::<String>::new());
+    assert_eq!(
+        entries(&layout_root(&launcher).join("rubies")),
+        Vec::<String>::new()
+    );
     assert_eq!(tmp_entries(&launcher), Vec::<String>::new());
 
     // And the cache fills again.

@@ -71,14 +71,14 @@ fn entries(dir: &Path) -> Vec<String> {
 }
 
 fn v1(launcher: &Launcher) -> PathBuf {
-    launcher.cache_path().join("v1")
+    launcher.cache_path().join("v2")
 }
 
 fn env_dirs(launcher: &Launcher) -> Vec<String> {
     entries(&v1(launcher).join("envs"))
 }
 
-/// Every `v1/store/<abi>/<unit>` entry name.
+/// Every `v2/store/<abi>/<unit>` entry name.
 fn store_units(launcher: &Launcher) -> Vec<String> {
     let store = v1(launcher).join("store");
     entries(&store)

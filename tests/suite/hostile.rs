@@ -5,7 +5,7 @@
 //!
 //! For every case: exit 1; the error names the gem and the offending entry or reason; RubyGems (the unpacking
 //! layer) is never reached; nothing appeared where the entry aimed; the cache holds no download, store unit or
-//! environment of it and an empty `v1/tmp`; and the genuine gem installs afterwards.
+//! environment of it and an empty `v2/tmp`; and the genuine gem installs afterwards.
 
 use crate::support;
 
@@ -492,7 +492,7 @@ impl Hostile {
 }
 
 fn v1(launcher: &Launcher) -> PathBuf {
-    launcher.cache_path().join("v1")
+    launcher.cache_path().join("v2")
 }
 
 fn entries(dir: &Path) -> Vec<String> {
@@ -506,7 +506,7 @@ fn entries(dir: &Path) -> Vec<String> {
     names
 }
 
-/// Every `v1/store/<abi>/<unit>` entry name.
+/// Every `v2/store/<abi>/<unit>` entry name.
 fn store_units(launcher: &Launcher) -> Vec<String> {
     let store = v1(launcher).join("store");
     entries(&store)
@@ -870,7 +870,7 @@ fn climb(ups: usize, target: &Target) -> Vec<u8> {
 }
 
 /// How deep the fake links look; more than the depth of any extraction directory under the temp dir
-/// (`/tmp/launcher-cache-*/cache/v1/tmp/<area>/unit.0/gems/fixture_dep_b-0.3.1/lib` is 10).
+/// (`/tmp/launcher-cache-*/cache/v2/tmp/<area>/unit.0/gems/fixture_dep_b-0.3.1/lib` is 10).
 const CHAIN_DEPTH: usize = 14;
 
 /// Each link, taken alone, stays inside: `L` points from deep down to `lib`, and `L/x` climbs as many levels

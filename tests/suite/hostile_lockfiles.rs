@@ -61,8 +61,8 @@ fn assert_refused_at(out: &Output, line: usize) {
     );
 }
 
-/// Nothing was written outside the cache's `v1/`, nor anywhere a hostile name could point: the launcher's
-/// temporary cache root holds at most `cache/v1`, and the app, the home directory and /tmp gained nothing.
+/// Nothing was written outside the cache's `v2/`, nor anywhere a hostile name could point: the launcher's
+/// temporary cache root holds at most `cache/v2`, and the app, the home directory and /tmp gained nothing.
 #[track_caller]
 fn assert_nothing_escaped(
     launcher: &Launcher,
@@ -73,8 +73,8 @@ fn assert_nothing_escaped(
     let cache_root = launcher.cache_path().parent().unwrap();
     for path in tree(cache_root) {
         assert!(
-            path.starts_with("cache/v1") || path == Path::new("cache"),
-            "created outside the cache's v1/: {}",
+            path.starts_with("cache/v2") || path == Path::new("cache"),
+            "created outside the cache's v2/: {}",
             cache_root.join(&path).display()
         );
         assert!(
@@ -249,7 +249,7 @@ fn invalid_utf8_is_refused_with_its_line() {
             let out = launcher.clone().args(["exec", "--", "version"]).run();
             assert_refused_at(&out, at + 1);
             assert!(out.stderr.contains("not valid UTF-8"), "{out}");
-            assert!(!launcher.cache_path().join("v1/envs").exists());
+            assert!(!launcher.cache_path().join("v2/envs").exists());
         }
     }
     assert!(server.requests().is_empty());
@@ -338,11 +338,11 @@ fn a_200k_line_lockfile_completes() {
         );
         assert!(!out.stderr.contains("panicked"));
     }
-    assert!(!launcher.cache_path().join("v1/envs").exists());
+    assert!(!launcher.cache_path().join("v2/envs").exists());
     let cache_root = launcher.cache_path().parent().unwrap();
     for path in tree(cache_root) {
         assert!(
-            path.starts_with("cache/v1") || path == Path::new("cache"),
+            path.starts_with("cache/v2") || path == Path::new("cache"),
             "{}",
             path.display()
         );

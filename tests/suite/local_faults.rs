@@ -73,9 +73,9 @@ fn pages_used(root: &Path) -> u64 {
         .sum()
 }
 
-/// `v1/store/<abi>/<unit>` for every installed gem, by `<abi>/<unit>`.
+/// `v2/store/<abi>/<unit>` for every installed gem, by `<abi>/<unit>`.
 fn store_units(cache: &Path) -> BTreeMap<String, PathBuf> {
-    let store = cache.join("v1/store");
+    let store = cache.join("v2/store");
     let mut out = BTreeMap::new();
     for abi in entries(&store) {
         for unit in entries(&store.join(&abi)) {
@@ -115,7 +115,7 @@ fn reference() -> &'static Reference {
 /// (exactly the files a complete install has), environments whose every gem is installed, no temporary files.
 #[track_caller]
 fn assert_consistent(cache: &Path) {
-    let v1 = cache.join("v1");
+    let v1 = cache.join("v2");
     for name in entries(&v1.join("downloads")) {
         let stem = name
             .strip_suffix(".gem")
@@ -138,7 +138,7 @@ fn assert_consistent(cache: &Path) {
     for env in entries(&v1.join("envs")) {
         let env = v1.join("envs").join(env);
         assert!(
-            kamal_launcher::install::env_is_intact(&env),
+            kamal_launcher::env::is_intact(&env),
             "half-built environment {}",
             env.display()
         );
@@ -324,7 +324,7 @@ fn fill_the_disk(fs: &Mounted, label: &str) {
         );
         assert_disk_full_message(&out, &cache);
         assert_consistent(&cache);
-        phases.insert(if out.stderr.contains("/v1/store/") {
+        phases.insert(if out.stderr.contains("/v2/store/") {
             "installing"
         } else if out.stderr.contains("download") {
             "downloading"
@@ -472,12 +472,12 @@ fn a_file_where_the_cache_needs_a_directory_is_named() {
     let app = app_for(&server);
     for rel in [
         "",
-        "v1",
-        "v1/tmp",
-        "v1/locks",
-        "v1/downloads",
-        "v1/store",
-        "v1/envs",
+        "v2",
+        "v2/tmp",
+        "v2/locks",
+        "v2/downloads",
+        "v2/store",
+        "v2/envs",
     ] {
         let launcher = Launcher::new(app.path());
         let cache = launcher.cache_path().to_path_buf();
@@ -501,16 +501,16 @@ fn a_file_where_the_cache_needs_a_directory_is_named() {
         );
         assert!(!out.stderr.contains("panicked"), "{out}");
         assert_eq!(fs::read_to_string(&file).unwrap(), "not a directory\n");
-        if !rel.is_empty() && rel != "v1" {
-            if rel != "v1/tmp" {
+        if !rel.is_empty() && rel != "v2" {
+            if rel != "v2/tmp" {
                 assert_consistent(&cache);
             }
-            assert!(!cache.join("v1/envs").is_dir() || entries(&cache.join("v1/envs")).is_empty());
+            assert!(!cache.join("v2/envs").is_dir() || entries(&cache.join("v2/envs")).is_empty());
         }
 
         // Out of the way, the same cache works, with what the failed run kept.
         fs::remove_file(&file).unwrap();
-        if matches!(rel, "" | "v1/store" | "v1/envs") {
+        if matches!(rel, "" | "v2/store" | "v2/envs") {
             assert_success(&launcher.clone().arg("install").run());
             assert_consistent(&cache);
         }
@@ -722,10 +722,10 @@ fn credentials_never_reach_the_cache() {
     let out = launcher.clone().arg("install").run();
     assert_eq!(out.code(), Some(1), "{out}");
     assert!(
-        !entries(&launcher.cache_path().join("v1/logs")).is_empty(),
+        !entries(&launcher.cache_path().join("v2/logs")).is_empty(),
         "no build log kept\n{out}"
     );
-    assert!(!entries(&launcher.cache_path().join("v1/index")).is_empty());
+    assert!(!entries(&launcher.cache_path().join("v2/index")).is_empty());
     for secret in [PASSWORD, USER] {
         assert_secret_absent_from_cache(launcher.cache_path(), secret);
     }

@@ -38,7 +38,7 @@ fn entries(dir: &Path) -> Vec<String> {
 
 /// No trace of a failed run: every download is complete and named by its digest, no environment, no temp files.
 fn assert_consistent_after_failure(launcher: &Launcher) {
-    let v1 = launcher.cache_path().join("v1");
+    let v1 = launcher.cache_path().join("v2");
     for name in entries(&v1.join("downloads")) {
         let bytes = fs::read(v1.join("downloads").join(&name)).unwrap();
         assert_eq!(

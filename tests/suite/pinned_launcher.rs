@@ -247,7 +247,7 @@ impl App {
 
     fn cached_launcher(&self, version: &str) -> PathBuf {
         self.cache()
-            .join(format!("v1/launchers/{version}/kamal-launcher"))
+            .join(format!("v2/launchers/{version}/kamal-launcher"))
     }
 
     /// `SHELL bin/kamal ARGS` with only PATH, HOME, LANG and the mirror setting for `server`. (The mirror is
@@ -807,7 +807,7 @@ fn a_stale_pin_memo_costs_a_handover_never_the_wrong_version() {
     };
     assert_success(&version(&app));
     let memo = app.cache().join(format!(
-        "v1/launchers/pins{}",
+        "v2/launchers/pins{}",
         fs::canonicalize(app.path().join("Gemfile.lock"))
             .unwrap()
             .display()

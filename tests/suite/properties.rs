@@ -119,7 +119,7 @@ fn check_parsed(lock: &Lockfile, input: &[u8]) {
             for gem in &closure.gems {
                 let unit = cache.unit("ruby-3.4.0-x86_64-linux", &gem.spec.full_name(), &[7; 32]);
                 let rel = unit
-                    .strip_prefix("/cache/v1/store")
+                    .strip_prefix("/cache/v2/store")
                     .expect("under the store");
                 assert_eq!(rel.components().count(), 2, "{}", unit.display());
                 assert!(
@@ -487,7 +487,7 @@ const HOSTILE_VERSIONS: &[&str] = &[
     "1.0\0",
     "1.0%2f..",
     "١.٠",
-    "v1",
+    "v2",
     "",
 ];
 const HOSTILE_PLATFORMS: &[&str] = &[

@@ -168,11 +168,11 @@ impl Manager {
 }
 
 fn envs(cache: &Path) -> usize {
-    fs::read_dir(cache.join("v1/envs")).map_or(0, |d| d.count())
+    fs::read_dir(cache.join("v2/envs")).map_or(0, |d| d.count())
 }
 
 fn abis(cache: &Path) -> Vec<String> {
-    let mut abis: Vec<String> = fs::read_dir(cache.join("v1/store"))
+    let mut abis: Vec<String> = fs::read_dir(cache.join("v2/store"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();

@@ -222,12 +222,12 @@ fn entries(dir: &Path) -> BTreeSet<String> {
 }
 
 fn env_dirs(launcher: &Launcher) -> BTreeSet<String> {
-    entries(&launcher.cache_path().join("v1/envs"))
+    entries(&launcher.cache_path().join("v2/envs"))
 }
 
-/// Installed kamal units (`v1/store/<abi>/kamal-2.7.0-<key>`).
+/// Installed kamal units (`v2/store/<abi>/kamal-2.7.0-<key>`).
 fn kamal_units(launcher: &Launcher) -> Vec<PathBuf> {
-    let store = launcher.cache_path().join("v1/store");
+    let store = launcher.cache_path().join("v2/store");
     let mut out = Vec::new();
     for abi in entries(&store) {
         for unit in entries(&store.join(&abi)) {
@@ -239,9 +239,9 @@ fn kamal_units(launcher: &Launcher) -> Vec<PathBuf> {
     out
 }
 
-/// The `v1/git/<remote>/<revision>` directories.
+/// The `v2/git/<remote>/<revision>` directories.
 fn git_revisions(launcher: &Launcher) -> Vec<PathBuf> {
-    let git = launcher.cache_path().join("v1/git");
+    let git = launcher.cache_path().join("v2/git");
     entries(&git)
         .into_iter()
         .flat_map(|r| {
@@ -843,7 +843,7 @@ fn offline_uses_the_cached_checkout_and_names_what_is_missing() {
     assert_success(&run(&launcher, &["install"]));
     let fetched = http.requests().len();
     // Without the environment, the installed gem and the built .gem, the checkout is enough.
-    let v1 = launcher.cache_path().join("v1");
+    let v1 = launcher.cache_path().join("v2");
     fs::remove_dir_all(v1.join("envs")).unwrap();
     for unit in kamal_units(&launcher) {
         fs::remove_dir_all(unit).unwrap();
