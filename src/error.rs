@@ -58,8 +58,17 @@ pub enum Error {
     Ruby(String),
 
     /// A download or index request failed.
+    #[error("{message}")]
+    Network {
+        /// What failed, for the user.
+        message: String,
+        /// Whether the message already says what to do, so that no generic advice is added.
+        advised: bool,
+    },
+
+    /// A download broke off while its body was arriving: worth another attempt from the start.
     #[error("{0}")]
-    Network(String),
+    BrokeOff(String),
 
     /// A downloaded gem did not match its expected digest.
     #[error(
@@ -118,6 +127,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// A network failure whose message gives no advice of its own.
+    pub fn network(message: String) -> Error {
+        Error::Network {
+            message,
+            advised: false,
+        }
+    }
+
     /// Wraps an I/O error with what was being done and where.
     pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
         let path = path.into();
@@ -166,9 +183,8 @@ impl Error {
                  DIR, or set cache_dir in .kamal-launcher.toml)"
                     .into(),
             ),
-            // A message that already carries its own advice (on an indented line) needs no generic one.
-            Error::Network(msg) if msg.contains("\n  ") => None,
-            Error::Network(_) => Some(
+            Error::Network { advised: true, .. } => None,
+            Error::Network { .. } | Error::BrokeOff(_) => Some(
                 "check the network or proxy settings; set BUNDLE_MIRROR__ALL to use a mirror, or \
                  use --offline when the cache is already filled"
                     .into(),

@@ -499,7 +499,9 @@ impl Fetcher<'_> {
             match self.fetch_from(&ep, req, ui, progress) {
                 Ok(f) => return Ok(f),
                 // Another remote of the same source may have it; any other failure is final.
-                Err(e @ Error::Network(_)) if req.remotes.len() > 1 => last_err = Some(e),
+                Err(e @ (Error::Network { .. } | Error::BrokeOff(_))) if req.remotes.len() > 1 => {
+                    last_err = Some(e)
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -559,9 +561,7 @@ impl Fetcher<'_> {
                 Ok(sha) => break sha,
                 // A body cut off or stalled mid-way is worth another try from the start; a checksum mismatch or
                 // an oversized body is not: the same bytes would come again.
-                Err(Error::Network(msg))
-                    if attempt < self.settings.retries() && msg.contains(BODY_FAILED) =>
-                {
+                Err(Error::BrokeOff(msg)) if attempt < self.settings.retries() => {
                     attempt += 1;
                     let wait = backoff(attempt);
                     ui.verbose(&format!(
@@ -627,7 +627,7 @@ impl Fetcher<'_> {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .filter(|len| *len > MAX_GEM_BYTES)
         {
-            return Err(Error::Network(format!(
+            return Err(Error::network(format!(
                 "{} announced {len} bytes for {}, more than the {} MiB any gem may have; refusing it",
                 redact_url(url),
                 req.full_name,
@@ -641,8 +641,8 @@ impl Fetcher<'_> {
         let mut total = 0u64;
         loop {
             let n = reader.read(&mut buf).map_err(|e| {
-                Error::Network(format!(
-                    "downloading {} from {} {BODY_FAILED} after {total} bytes: {e}{}",
+                Error::BrokeOff(format!(
+                    "downloading {} from {} broke off after {total} bytes: {e}{}",
                     req.full_name,
                     redact_url(url),
                     timeout_note(&e, self.settings)
@@ -653,7 +653,7 @@ impl Fetcher<'_> {
             }
             total += n as u64;
             if total > MAX_GEM_BYTES {
-                return Err(Error::Network(format!(
+                return Err(Error::network(format!(
                     "{} sent more than {} MiB for {}; refusing it",
                     redact_url(url),
                     MAX_GEM_BYTES >> 20,
@@ -740,7 +740,7 @@ impl Fetcher<'_> {
             .take(MAX_INFO_BYTES)
             .read_to_string(&mut body)
             .map_err(|e| {
-                Error::Network(format!(
+                Error::network(format!(
                     "reading {} failed: {e}{}",
                     redact_url(&url),
                     timeout_note(&e, self.settings)
@@ -857,8 +857,19 @@ impl Fetcher<'_> {
     fn failure(&self, ep: &Endpoint, what: &str, err: HttpError) -> Error {
         let (code, text, url) = match err {
             HttpError::Config(msg) => return Error::Config(msg),
-            HttpError::Other(msg) | HttpError::Transient(msg) => {
-                return Error::Network(format!("{what}: {msg}{}", mirror_note(ep)));
+            // `Other` messages are complete (TLS, proxy and certificate failures say what to do); a refused or
+            // reset connection gets the generic advice unless a mirror note already gives some.
+            HttpError::Other(msg) => {
+                return Error::Network {
+                    message: format!("{what}: {msg}{}", mirror_note(ep)),
+                    advised: true,
+                };
+            }
+            HttpError::Transient(msg) => {
+                return Error::Network {
+                    message: format!("{what}: {msg}{}", mirror_note(ep)),
+                    advised: ep.mirror_of.is_some(),
+                };
             }
             HttpError::Status {
                 code, text, url, ..
@@ -894,12 +905,13 @@ impl Fetcher<'_> {
             ),
             _ => format!("{what}: {url} answered HTTP {code} {text}"),
         };
-        Error::Network(message + &mirror_note(ep))
+        Error::Network {
+            message: message + &mirror_note(ep),
+            advised: code == 401 || ep.mirror_of.is_some(),
+        }
     }
 }
 
-/// Marks a download error that happened while reading the body, which a new attempt may not meet.
-const BODY_FAILED: &str = "broke off";
 /// The longest wait between attempts, whatever a server's `Retry-After` says: a deploy is waiting.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
