@@ -51,6 +51,8 @@ pub enum ClosureError {
     },
 }
 
+impl std::error::Error for ClosureError {}
+
 impl ClosureError {
     /// The lockfile line the problem is on, when it is on one (shown as `path:LINE:`).
     pub fn line(&self) -> Option<usize> {

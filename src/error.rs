@@ -25,11 +25,10 @@ pub enum Error {
     },
 
     /// The lockfile's graph is not usable for the requested gem.
-    #[error("{}{}: {message}", path.display(), line.map_or(String::new(), |l| format!(":{l}")))]
+    #[error("{}{}: {source}", path.display(), source.line().map_or(String::new(), |l| format!(":{l}")))]
     Closure {
         path: PathBuf,
-        line: Option<usize>,
-        message: String,
+        source: Box<crate::closure::ClosureError>,
     },
 
     /// The file given as the lockfile has none of a lockfile's sections.

@@ -65,10 +65,9 @@ pub fn select<'a>(
     local: &Platform,
     force_ruby: bool,
 ) -> Result<Closure<'a>> {
-    closure::select(lock, root, local, force_ruby).map_err(|e| Error::Closure {
+    closure::select(lock, root, local, force_ruby).map_err(|source| Error::Closure {
         path: located.path.clone(),
-        line: e.line(),
-        message: e.to_string(),
+        source: Box::new(source),
     })
 }
 
