@@ -120,7 +120,12 @@ impl Ui {
                             == Some(&s.id);
                         if shown {
                             s.tick += 1;
-                            let _ = write!(std::io::stderr(), "\r\x1b[2K{}", s.render());
+                            // A line longer than the terminal wraps, and `\r` cannot take the wrapped part
+                            // back: the bar is cut to the width, read at every tick (windows get resized).
+                            let width = terminal_size::terminal_size_of(std::io::stderr())
+                                .map_or(80, |(w, _)| usize::from(w.0));
+                            let _ =
+                                write!(std::io::stderr(), "\r\x1b[2K{}", fit(&s.render(), width));
                         }
                     }
                     std::thread::sleep(std::time::Duration::from_millis(100));
@@ -133,6 +138,17 @@ impl Ui {
             ticker,
         }
     }
+}
+
+/// `line` cut to fit `width` terminal columns (one left free, so the cursor never wraps), ending in `…` when cut.
+fn fit(line: &str, width: usize) -> String {
+    let room = width.saturating_sub(1);
+    if line.chars().count() <= room {
+        return line.to_string();
+    }
+    let mut cut: String = line.chars().take(room.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
 }
 
 /// Progress bars alive in this process, oldest first.
@@ -234,6 +250,20 @@ pub fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_progress_line_fits_the_terminal() {
+        let long = format!(
+            "Installing [====    ] 3/30 gems  ⠋ {}",
+            "activesupport, ".repeat(20)
+        );
+        for width in [20, 40, 80] {
+            let shown = fit(&long, width);
+            assert_eq!(shown.chars().count(), width - 1, "{shown}");
+            assert!(shown.ends_with('…'));
+        }
+        assert_eq!(fit("short", 80), "short");
+    }
 
     #[test]
     fn bytes_for_people() {
