@@ -1,6 +1,6 @@
-//! Step 6: install verified gems, each once per Ruby ABI into the shared store, and assemble the closure's
-//! environment. Everything is built under `tmp/` and renamed into place only when complete, so a failed or
-//! killed install never leaves anything a later run mistakes for done.
+//! Step 6: install verified gems, each once per Ruby ABI into the shared store (`env.rs` then assembles the
+//! closure's environment from them). Everything is built under `tmp/` and renamed into place only when complete,
+//! so a failed or killed install never leaves anything a later run mistakes for done.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
