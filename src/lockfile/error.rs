@@ -51,18 +51,9 @@ pub enum ParseErrorKind {
         shown(.0)
     )]
     BadPlatform(String),
-    /// A version RubyGems would reject.
-    #[error(
-        "`{}` is not a valid gem version (expected digits separated by dots, like `1.2.3` or `8.0.0.beta1`)",
-        shown(.0)
-    )]
-    BadVersion(String),
-    /// A version requirement RubyGems would reject.
-    #[error(
-        "`{}` is not a valid version requirement (expected e.g. `~> 1.6` or `>= 1.15.7, != 1.16.7`)",
-        shown(.0)
-    )]
-    BadRequirement(String),
+    /// A version or requirement RubyGems would reject (`version.rs` words it).
+    #[error(transparent)]
+    Version(#[from] crate::version::VersionError),
     /// A checksum that is not `algo=value`, or a sha256 that is not 32 bytes in hex or base64.
     #[error(
         "`{}` is not a valid checksum (expected `sha256=` and 64 hex digits or 44 base64 characters); remove it and run `bundle lock` to record it again",

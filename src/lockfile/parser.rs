@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use base64::Engine as _;
 
 use super::*;
-use crate::version::{Requirement, Version};
+use crate::version::{Requirement, Version, VersionError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SourceHeader {
@@ -398,7 +398,9 @@ impl<'t> Parser<'t> {
                     return Err(at(ParseErrorKind::DuplicateValue { section: title }));
                 }
                 if title == "BUNDLED WITH" && Version::parse(content).is_err() {
-                    return Err(at(ParseErrorKind::BadVersion(content.to_owned())));
+                    return Err(at(ParseErrorKind::Version(VersionError::BadVersion(
+                        content.to_owned(),
+                    ))));
                 }
                 *slot = Some(content);
                 Ok(())
@@ -483,8 +485,9 @@ impl<'t> Parser<'t> {
             return Err(malformed(line, EXPECT_SPEC));
         }
         let (version_text, platform) = version_and_platform(paren)?;
-        let version = Version::parse(version_text)
-            .map_err(|_| ParseErrorKind::BadVersion(version_text.to_owned()))?;
+        let version = Version::parse(version_text).map_err(|_| {
+            ParseErrorKind::Version(VersionError::BadVersion(version_text.to_owned()))
+        })?;
         let name_id = self.intern(item.name);
         self.joinable |= has_dash_digit(item.name);
         let slot = &mut self.slots[name_id.index()];
@@ -527,8 +530,9 @@ impl<'t> Parser<'t> {
     ) -> Result<Dependency<'t>, ParseErrorKind> {
         let requirement = match item.paren {
             None => Requirement::default(),
-            Some(text) => Requirement::parse(text)
-                .map_err(|_| ParseErrorKind::BadRequirement(text.to_owned()))?,
+            Some(text) => Requirement::parse(text).map_err(|_| {
+                ParseErrorKind::Version(VersionError::BadRequirement(text.to_owned()))
+            })?,
         };
         Ok(Dependency {
             name: item.name,
@@ -907,7 +911,9 @@ fn version_and_platform(paren: &str) -> Result<(&str, &str), ParseErrorKind> {
         None => (paren, RUBY),
     };
     if !Version::is_valid(text) {
-        return Err(ParseErrorKind::BadVersion(text.to_owned()));
+        return Err(ParseErrorKind::Version(VersionError::BadVersion(
+            text.to_owned(),
+        )));
     }
     if !is_valid_platform(platform) {
         return Err(ParseErrorKind::BadPlatform(platform.to_owned()));
@@ -1817,7 +1823,7 @@ BUNDLED WITH
         for paren in ["../../x", "1.0/x", "", "1..0", "1.0 ", "v1"] {
             let e = err(&format!("GEM\n  specs:\n    a ({paren})\n"));
             assert!(
-                matches!(e.kind, ParseErrorKind::BadVersion(_)),
+                matches!(e.kind, ParseErrorKind::Version(VersionError::BadVersion(_))),
                 "{paren:?}: {e:?}"
             );
         }
@@ -1834,9 +1840,15 @@ BUNDLED WITH
             ParseErrorKind::BadPlatform("x86_64/linux".to_owned())
         );
         let e = err("DEPENDENCIES\n  a (>= ../x)\n");
-        assert_eq!(e.kind, ParseErrorKind::BadRequirement(">= ../x".to_owned()));
+        assert_eq!(
+            e.kind,
+            ParseErrorKind::Version(VersionError::BadRequirement(">= ../x".to_owned()))
+        );
         let e = err("BUNDLED WITH\n  ../2.6\n");
-        assert_eq!(e.kind, ParseErrorKind::BadVersion("../2.6".to_owned()));
+        assert_eq!(
+            e.kind,
+            ParseErrorKind::Version(VersionError::BadVersion("../2.6".to_owned()))
+        );
         // A name may start with `_`, as some old gems do.
         assert_eq!(parse("GEM\n  specs:\n    _x (1.0)\n").specs[0].name, "_x");
         // Single dots inside names and platforms are fine.

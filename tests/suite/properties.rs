@@ -631,7 +631,7 @@ fn a_hostile_value_is_an_error_on_its_own_line() {
                 matches!(
                     e.kind,
                     ParseErrorKind::BadName(_)
-                        | ParseErrorKind::BadVersion(_)
+                        | ParseErrorKind::Version(_)
                         | ParseErrorKind::BadPlatform(_)
                         | ParseErrorKind::ControlCharacter(_)
                         | ParseErrorKind::Malformed { .. }
