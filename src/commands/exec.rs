@@ -31,27 +31,23 @@ pub fn run(s: &Session<'_, '_>, args: Option<&[OsString]>) -> Result<()> {
         None => env::is_intact(&env_dir),
         Some(_) => env::is_installed(&env_dir),
     };
+    let said = |what: String| {
+        let gems = closure.gems.len();
+        ui.summary(&format!(
+            "{} {}: {gems} gems {what}",
+            root.name, root.version
+        ));
+    };
     if installed {
         cache::touch(&env_dir.join("last-used"));
         if args.is_none() {
-            ui.summary(&format!(
-                "{} {}: {} gems already installed in {}",
-                root.name,
-                root.version,
-                closure.gems.len(),
-                cache.dir().display()
-            ));
+            said(format!("already installed in {}", cache.dir().display()));
         }
     } else {
         let started = std::time::Instant::now();
         let summary = prepare(s, &ruby, &info, &closure, &sourced, &env_dir)?;
-        ui.summary(&format!(
-            "{} {}: {} gems ready ({summary}) in {:.1}s",
-            root.name,
-            root.version,
-            closure.gems.len(),
-            started.elapsed().as_secs_f64()
-        ));
+        let took = started.elapsed().as_secs_f64();
+        said(format!("ready ({summary}) in {took:.1}s"));
     }
     // A probe memo written on the way may have opened this run's temporary area; exec skips destructors.
     cache.finish();
