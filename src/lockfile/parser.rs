@@ -198,6 +198,25 @@ fn lines_from(
     })
 }
 
+/// One indented line of a section: its number, the line as written, its indent and what follows the indent.
+#[derive(Clone, Copy)]
+struct Entry<'t> {
+    line_no: usize,
+    line: &'t str,
+    indent: usize,
+    content: &'t str,
+}
+
+impl Entry<'_> {
+    /// An error located on this line.
+    fn error(&self, kind: ParseErrorKind) -> ParseError {
+        ParseError {
+            line: self.line_no,
+            kind,
+        }
+    }
+}
+
 impl<'t> Parser<'t> {
     pub(super) fn run(mut self, text: &'t str) -> Result<Lockfile<'t>, ParseError> {
         // A byte-order mark would turn the first header into an unknown
@@ -249,7 +268,15 @@ impl<'t> Parser<'t> {
                 continue;
             }
             let content = content_of(line, indent).map_err(at)?;
-            self.entry(&mut section, line_no, line, indent, content)?;
+            self.entry(
+                &mut section,
+                Entry {
+                    line_no,
+                    line,
+                    indent,
+                    content,
+                },
+            )?;
         }
         close(section)
     }
@@ -334,21 +361,12 @@ impl<'t> Parser<'t> {
         Ok(found)
     }
 
-    fn entry(
-        &mut self,
-        section: &mut Section,
-        line_no: usize,
-        line: &'t str,
-        indent: usize,
-        content: &'t str,
-    ) -> Result<(), ParseError> {
-        let at = |kind| ParseError {
-            line: line_no,
-            kind,
-        };
+    fn entry(&mut self, section: &mut Section, e: Entry<'t>) -> Result<(), ParseError> {
+        let (line_no, line, indent, content) = (e.line_no, e.line, e.indent, e.content);
+        let at = |kind| e.error(kind);
         match section {
             Section::Ignored => Ok(()),
-            Section::Source(open) => self.source_entry(open, line_no, line, indent, content),
+            Section::Source(open) => self.source_entry(open, e),
             Section::Platforms => {
                 if indent != 2 {
                     return Err(at(malformed(line, EXPECT_PLATFORM)));
@@ -408,18 +426,9 @@ impl<'t> Parser<'t> {
         }
     }
 
-    fn source_entry(
-        &mut self,
-        open: &mut OpenSource,
-        line_no: usize,
-        line: &'t str,
-        indent: usize,
-        content: &'t str,
-    ) -> Result<(), ParseError> {
-        let at = |kind| ParseError {
-            line: line_no,
-            kind,
-        };
+    fn source_entry(&mut self, open: &mut OpenSource, e: Entry<'t>) -> Result<(), ParseError> {
+        let (line_no, line, indent, content) = (e.line_no, e.line, e.indent, e.content);
+        let at = |kind| e.error(kind);
         match indent {
             2 if content == "specs:" => {
                 if open.index.is_some() {
