@@ -111,114 +111,127 @@ pub fn decide(pin: Option<&Pin<'_, '_>>, env: &dyn Fn(&str) -> Option<OsString>)
     }
 }
 
-/// Makes sure the cache holds the pinned binary, fetching and verifying its gem when it does not; returns it.
-pub fn ensure(
-    cache: &Cache,
-    settings: &BundlerSettings,
-    lock: &Lockfile<'_>,
-    pin: &Pin<'_, '_>,
-    opts: FetchOptions,
-    ui: &Ui,
-) -> Result<PathBuf> {
-    let binary = cache.launcher(&pin.version);
-    if is_executable(&binary) {
-        return Ok(binary);
-    }
-    let req = choose(cache, settings, lock, pin, opts.offline)?;
-    ui.summary(&format!(
-        "fetching kamal-launcher {} ({}), pinned in the lockfile",
-        pin.version, req.platform
-    ));
-    let fetched = fetch::fetch_all(cache, settings, &[req], opts, ui, &|_, _| Ok(()))?;
-    install_binary(cache, &fetched[0].path, &binary)?;
-    Ok(binary)
+/// Where the pinned binary comes from: the lockfile's pin, Bundler's settings for its source, and the cache.
+pub struct Pinned<'a, 'l, 't> {
+    /// The cache that holds (or will hold) the binary.
+    pub cache: &'a Cache,
+    /// Mirrors, credentials, certificates for the pin's source.
+    pub settings: &'a BundlerSettings,
+    /// The lockfile that pins it.
+    pub lock: &'a Lockfile<'t>,
+    /// The pin.
+    pub pin: &'a Pin<'l, 't>,
 }
 
-/// How this machine would get the pinned binary, for `doctor`: where it is cached, or which gem it would fetch
-/// and what verifies it; else why it cannot.
-pub fn obtainable(
-    cache: &Cache,
-    settings: &BundlerSettings,
-    lock: &Lockfile<'_>,
-    pin: &Pin<'_, '_>,
-    offline: bool,
-) -> Result<String> {
-    let binary = cache.launcher(&pin.version);
-    if is_executable(&binary) {
-        return Ok(format!("cached at {}", binary.display()));
+impl Pinned<'_, '_, '_> {
+    /// The cached binary of the pinned version, if the cache holds it.
+    fn cached(&self) -> Option<PathBuf> {
+        let binary = self.cache.launcher(&self.pin.version);
+        is_executable(&binary).then_some(binary)
     }
-    let req = choose(cache, settings, lock, pin, offline)?;
-    let locked = pin.variants.iter().any(|s| s.platform == req.platform);
-    let verified_by = match (locked, req.expected.is_some()) {
-        (true, true) => "its SHA-256 is in the lockfile's CHECKSUMS",
-        (true, false) => "its SHA-256 will come from the source's compact index",
-        (false, _) => "not locked, but the source's compact index lists it with its SHA-256",
-    };
-    Ok(format!("{}: {verified_by}", req.full_name))
-}
 
-/// The gem to fetch for this machine: the lockfile's variant, else one the source's compact index lists.
-fn choose(
-    cache: &Cache,
-    settings: &BundlerSettings,
-    lock: &Lockfile<'_>,
-    pin: &Pin<'_, '_>,
-    offline: bool,
-) -> Result<GemRequest> {
-    let platforms = machine_platforms();
-    if platforms.is_empty() {
-        return Err(Error::Handover(format!(
-            "the lockfile pins kamal-launcher {}, but no prebuilt kamal-launcher exists for {} {}",
-            pin.version,
-            std::env::consts::OS,
-            std::env::consts::ARCH
-        )));
+    /// Makes sure the cache holds the pinned binary, fetching and verifying its gem when it does not; returns it.
+    pub fn ensure(&self, opts: FetchOptions, ui: &Ui) -> Result<PathBuf> {
+        let Pinned {
+            cache,
+            settings,
+            pin,
+            ..
+        } = *self;
+        if let Some(binary) = self.cached() {
+            return Ok(binary);
+        }
+        let binary = cache.launcher(&pin.version);
+        let req = self.choose(opts.offline)?;
+        ui.summary(&format!(
+            "fetching kamal-launcher {} ({}), pinned in the lockfile",
+            pin.version, req.platform
+        ));
+        let fetched = fetch::fetch_all(cache, settings, &[req], opts, ui, &|_, _| Ok(()))?;
+        install_binary(cache, &fetched[0].path, &binary)?;
+        Ok(binary)
     }
-    let source = pin.variants[0].source;
-    let SourceKind::Gem { remotes } = &lock.sources[source].kind else {
-        unreachable!("pin() keeps GEM sources only")
-    };
-    let request = |platform: &str| GemRequest {
-        name: GEM.to_string(),
-        version: pin.version.clone(),
-        platform: platform.to_string(),
-        full_name: format!("{GEM}-{}-{platform}", pin.version),
-        remotes: remotes.clone(),
-        expected: pin
-            .variants
+
+    /// How this machine would get the pinned binary, for `doctor`: where it is cached, or which gem it would fetch
+    /// and what verifies it; else why it cannot.
+    pub fn obtainable(&self, offline: bool) -> Result<String> {
+        if let Some(binary) = self.cached() {
+            return Ok(format!("cached at {}", binary.display()));
+        }
+        let pin = self.pin;
+        let req = self.choose(offline)?;
+        let locked = pin.variants.iter().any(|s| s.platform == req.platform);
+        let verified_by = match (locked, req.expected.is_some()) {
+            (true, true) => "its SHA-256 is in the lockfile's CHECKSUMS",
+            (true, false) => "its SHA-256 will come from the source's compact index",
+            (false, _) => "not locked, but the source's compact index lists it with its SHA-256",
+        };
+        Ok(format!("{}: {verified_by}", req.full_name))
+    }
+
+    /// The gem to fetch for this machine: the lockfile's variant, else one the source's compact index lists.
+    fn choose(&self, offline: bool) -> Result<GemRequest> {
+        let Pinned {
+            cache,
+            settings,
+            lock,
+            pin,
+        } = *self;
+        let platforms = machine_platforms();
+        if platforms.is_empty() {
+            return Err(Error::Handover(format!(
+                "the lockfile pins kamal-launcher {}, but no prebuilt kamal-launcher exists for {} {}",
+                pin.version,
+                std::env::consts::OS,
+                std::env::consts::ARCH
+            )));
+        }
+        let source = pin.variants[0].source;
+        let SourceKind::Gem { remotes } = &lock.sources[source].kind else {
+            unreachable!("pin() keeps GEM sources only")
+        };
+        let request = |platform: &str| GemRequest {
+            name: GEM.to_string(),
+            version: pin.version.clone(),
+            platform: platform.to_string(),
+            full_name: format!("{GEM}-{}-{platform}", pin.version),
+            remotes: remotes.clone(),
+            expected: pin
+                .variants
+                .iter()
+                .find(|s| s.platform == platform)
+                .and_then(|s| lock.checksum(s.name, &s.version, s.platform))
+                .copied(),
+        };
+        // The lockfile's variant for this machine; else the source's compact index names one (and its digest).
+        let locked = platforms
             .iter()
-            .find(|s| s.platform == platform)
-            .and_then(|s| lock.checksum(s.name, &s.version, s.platform))
-            .copied(),
-    };
-    // The lockfile's variant for this machine; else the source's compact index names one (and its digest).
-    let locked = platforms
-        .iter()
-        .find(|p| pin.variants.iter().any(|s| s.platform == **p));
-    Ok(match locked {
-        Some(p) => request(p),
-        None => {
-            let candidates: Vec<GemRequest> = platforms.iter().map(|p| request(p)).collect();
-            let sums = fetch::known_checksums(cache, settings, &candidates, offline);
-            let Some((mut req, sum)) = candidates
-                .into_iter()
-                .zip(sums)
-                .find_map(|(req, sum)| Some((req, sum.ok()?)))
-            else {
-                return Err(Error::Handover(format!(
-                    "the lockfile pins kamal-launcher {} but locks no variant for this machine ({}), and {}'s \
+            .find(|p| pin.variants.iter().any(|s| s.platform == **p));
+        Ok(match locked {
+            Some(p) => request(p),
+            None => {
+                let candidates: Vec<GemRequest> = platforms.iter().map(|p| request(p)).collect();
+                let sums = fetch::known_checksums(cache, settings, &candidates, offline);
+                let Some((mut req, sum)) = candidates
+                    .into_iter()
+                    .zip(sums)
+                    .find_map(|(req, sum)| Some((req, sum.ok()?)))
+                else {
+                    return Err(Error::Handover(format!(
+                        "the lockfile pins kamal-launcher {} but locks no variant for this machine ({}), and {}'s \
                      index lists none\n  add this platform to the lockfile (`bundle lock --add-platform {}`), \
                      or set {BIN_VAR} to a kamal-launcher to use",
-                    pin.version,
-                    platforms.join(", "),
-                    remotes.join(", "),
-                    platforms[0]
-                )));
-            };
-            req.expected = Some(sum);
-            req
-        }
-    })
+                        pin.version,
+                        platforms.join(", "),
+                        remotes.join(", "),
+                        platforms[0]
+                    )));
+                };
+                req.expected = Some(sum);
+                req
+            }
+        })
+    }
 }
 
 /// Copies the binary out of a verified platform gem into place: a temporary file, then a rename.

@@ -194,7 +194,14 @@ pub fn pinned_launcher(s: &Session<'_, '_>) -> Result<Option<PathBuf>> {
         }
         Decision::HandOver { pinned } => {
             let Some(pin) = pin else { return Ok(None) };
-            let binary = pinned::ensure(cache, settings, lock, &pin, fetch_options(opts, 1), ui)
+            let from = pinned::Pinned {
+                cache,
+                settings,
+                lock,
+                pin: &pin,
+            };
+            let binary = from
+                .ensure(fetch_options(opts, 1), ui)
                 .map_err(|e| {
                     Error::Handover(format!(
                         "{} pins kamal-launcher {pinned} (this is {}), and it could not be obtained: {e}\n  \

@@ -132,12 +132,18 @@ fn pin_facts(
     cache: &Cache,
 ) -> crate::doctor::PinFacts {
     let pin = pinned::pin(lock);
+    let from = |p| pinned::Pinned {
+        cache,
+        settings,
+        lock,
+        pin: p,
+    };
     let decision = pinned::decide(pin.as_ref(), &|k| std::env::var_os(k));
     let this_machine = match (&pin, decision) {
         (None, _) => Err("nothing is pinned".to_string()),
         (Some(p), Decision::HandOver { .. }) => {
             let quiet = Ui::new(Level::Quiet);
-            match pinned::ensure(cache, settings, lock, p, fetch_options(opts, 1), &quiet) {
+            match from(p).ensure(fetch_options(opts, 1), &quiet) {
                 Ok(binary) => {
                     cache.finish();
                     Err(pinned::hand_over(&binary).to_string())
@@ -145,9 +151,7 @@ fn pin_facts(
                 Err(e) => Err(e.to_string()),
             }
         }
-        (Some(p), _) => {
-            pinned::obtainable(cache, settings, lock, p, opts.offline).map_err(|e| e.to_string())
-        }
+        (Some(p), _) => from(p).obtainable(opts.offline).map_err(|e| e.to_string()),
     };
     crate::doctor::PinFacts {
         lockfile: located.path.file_name().map_or_else(
