@@ -252,15 +252,7 @@ impl GitSource {
             ctx,
             git,
             staging,
-            &[
-                "fetch",
-                "-q",
-                "--no-tags",
-                "--depth",
-                "1",
-                "origin",
-                &self.revision,
-            ],
+            &fetch(&["--depth", "1", "origin", &self.revision]),
         )?;
         if !shallow.status.success() {
             // Servers without `uploadpack.allowReachableSHA1InWant` (protocol v0) refuse unadvertised commits.
@@ -270,34 +262,16 @@ impl GitSource {
                 self.revision,
                 last_line(&self.scrub(&shallow.stderr))
             ));
-            self.run(
-                ctx,
-                git,
-                staging,
-                &[
-                    "fetch",
-                    "-q",
-                    "--no-tags",
-                    "origin",
-                    "+refs/heads/*:refs/remotes/origin/*",
-                    "+refs/tags/*:refs/tags/*",
-                ],
-                name,
-            )?;
+            let everything = [
+                "origin",
+                "+refs/heads/*:refs/remotes/origin/*",
+                "+refs/tags/*:refs/tags/*",
+            ];
+            self.run(ctx, git, staging, &fetch(&everything), name)?;
             for extra in &self.extra_refs {
                 // Best effort: a ref that is gone is reported below as the missing revision it leaves.
-                let _ = self.git(
-                    ctx,
-                    git,
-                    staging,
-                    &[
-                        "fetch",
-                        "-q",
-                        "--no-tags",
-                        "origin",
-                        &format!("+{extra}:refs/kamal-launcher/extra"),
-                    ],
-                );
+                let refspec = format!("+{extra}:refs/kamal-launcher/extra");
+                let _ = self.git(ctx, git, staging, &fetch(&["origin", &refspec]));
             }
         }
         let commit = format!("{}^{{commit}}", self.revision);
@@ -513,6 +487,14 @@ fn last_line(text: &str) -> &str {
         .find(|l| !l.trim().is_empty())
         .unwrap_or("no output")
         .trim()
+}
+
+/// `git fetch -q --no-tags` followed by `rest`: every fetch here leaves tags alone and stays quiet.
+fn fetch<'a>(rest: &[&'a str]) -> Vec<&'a str> {
+    ["fetch", "-q", "--no-tags"]
+        .into_iter()
+        .chain(rest.iter().copied())
+        .collect()
 }
 
 #[cfg(test)]
