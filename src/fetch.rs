@@ -17,6 +17,9 @@ use crate::package;
 use crate::settings::{self, BundlerSettings};
 use crate::ui::{Progress, Ui};
 
+/// A response, or why there is none.
+type Got = std::result::Result<ureq::Response, HttpError>;
+
 /// No real gem comes near this; a larger body is a broken or hostile server.
 const MAX_GEM_BYTES: u64 = 512 * 1024 * 1024;
 /// Compact-index info files are small text files.
@@ -762,13 +765,7 @@ impl Fetcher<'_> {
 
     /// GET with the endpoint's credentials; with `-v`, says what is fetched, through which proxy, and where
     /// redirects led. URLs are printed without credentials.
-    fn get(
-        &self,
-        ep: &Endpoint,
-        url: &str,
-        if_none_match: Option<&str>,
-        ui: Option<&Ui>,
-    ) -> std::result::Result<ureq::Response, HttpError> {
+    fn get(&self, ep: &Endpoint, url: &str, etag: Option<&str>, ui: Option<&Ui>) -> Got {
         let client = self.http().map_err(|e| HttpError::Config(e.to_string()))?;
         if let Some(ui) = ui {
             match client.proxy_for(url) {
@@ -776,7 +773,7 @@ impl Fetcher<'_> {
                 None => ui.verbose(&format!("GET {}", redact_url(url))),
             }
         }
-        let response = client.get(url, ep.auth.as_deref(), if_none_match)?;
+        let response = client.get(url, ep.auth.as_deref(), etag)?;
         if let Some(ui) = ui {
             for (to, dropped) in &response.hops {
                 ui.verbose(&format!(
@@ -794,17 +791,11 @@ impl Fetcher<'_> {
 
     /// GET, trying again after 429, 5xx and connection failures, up to Bundler's `retry` times, waiting as the
     /// server asks (`Retry-After`) or with exponential backoff.
-    fn get_retrying(
-        &self,
-        ep: &Endpoint,
-        url: &str,
-        if_none_match: Option<&str>,
-        ui: Option<&Ui>,
-    ) -> std::result::Result<ureq::Response, HttpError> {
+    fn get_retrying(&self, ep: &Endpoint, url: &str, etag: Option<&str>, ui: Option<&Ui>) -> Got {
         let retries = self.settings.retries();
         let mut attempt = 0;
         loop {
-            match self.get(ep, url, if_none_match, ui) {
+            match self.get(ep, url, etag, ui) {
                 Err(e) if e.is_transient() && attempt < retries => {
                     attempt += 1;
                     let wait = e
