@@ -275,39 +275,47 @@ pub fn known_checksums(
             .collect();
     }
     let deadline = settings.timeout() * 2;
+    // One look-up per gem name: its index entry answers for every version and platform asked of it.
+    let mut by_name: HashMap<&str, Vec<(usize, GemRequest)>> = HashMap::new();
+    for (i, req) in requests.iter().enumerate() {
+        if found[i].is_none() {
+            by_name.entry(&req.name).or_default().push((i, req.clone()));
+        }
+    }
     let (tx, rx) = std::sync::mpsc::channel();
     let mut pending = 0;
-    for (i, req) in requests.iter().enumerate() {
-        if found[i].is_some() {
-            continue;
-        }
+    for (_, group) in by_name {
+        let indices: Vec<usize> = group.iter().map(|(i, _)| *i).collect();
         // Detached, so that the deadline can leave a look-up stuck in the network behind.
-        let (cache, settings, req, tx) = (cache.clone(), settings.clone(), req.clone(), tx.clone());
+        let (cache, settings, tx) = (cache.clone(), settings.clone(), tx.clone());
         let spawned = std::thread::Builder::new().spawn(move || {
             let fetcher = Fetcher::new(&cache, &settings, options);
-            let mut failure = None;
-            let sum = req.remotes.iter().find_map(|r| {
-                let ep = fetcher.endpoint(r, None);
-                fetcher
-                    .checksum_from_index(&ep, &req, None)
-                    .unwrap_or_else(|e| {
-                        failure = Some(e.to_string());
-                        None
-                    })
-            });
-            let result = match (sum, failure) {
-                (Some(sum), _) => Ok(sum),
-                (None, Some(why)) => Err(Unknown::Unreachable(why)),
-                (None, None) => Err(Unknown::NotListed),
-            };
-            let _ = tx.send((i, result));
+            for (i, req) in group {
+                let mut failure = None;
+                let sum = req.remotes.iter().find_map(|r| {
+                    let ep = fetcher.endpoint(r, None);
+                    fetcher
+                        .checksum_from_index(&ep, &req, None)
+                        .unwrap_or_else(|e| {
+                            failure = Some(e.to_string());
+                            None
+                        })
+                });
+                let result = match (sum, failure) {
+                    (Some(sum), _) => Ok(sum),
+                    (None, Some(why)) => Err(Unknown::Unreachable(why)),
+                    (None, None) => Err(Unknown::NotListed),
+                };
+                let _ = tx.send((i, result));
+            }
         });
         match spawned {
-            Ok(_) => pending += 1,
+            Ok(_) => pending += indices.len(),
             Err(e) => {
-                found[i] = Some(Err(Unknown::Unreachable(format!(
-                    "no thread to ask it: {e}"
-                ))))
+                for i in indices {
+                    let why = format!("no thread to ask it: {e}");
+                    found[i] = Some(Err(Unknown::Unreachable(why)));
+                }
             }
         }
     }

@@ -867,3 +867,45 @@ fn the_shim_finds_a_launcher_gem_installed_into_the_user_gem_directory() {
     assert_success(&out);
     assert_eq!(out.stdout, "2.7.0\n");
 }
+
+/// A lockfile locked on other machines may lack this machine's variant: the shim, and a launcher handing over,
+/// find it in the source's compact index, with its digest.
+#[test]
+fn a_lockfile_without_this_machines_variant_falls_back_to_the_compact_index() {
+    let host_platform = world().host_gem[format!("kamal-launcher-{}-", own_version()).len()..]
+        .trim_end_matches(".gem");
+    let without_host = |version: &str| {
+        let entry = format!("kamal-launcher ({version}-{host_platform})");
+        let text = lockfile(Bundler::V269, Some(version));
+        assert!(text.contains(&entry), "{text}");
+        text.lines()
+            .filter(|l| !l.contains(&entry))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    };
+
+    // The shim, with no launcher anywhere.
+    let app = App::new(&without_host(&own_version()));
+    let server = Server::start(&world().root);
+    let mut cmd = app.shim(&["dash"], &system_path(), &server);
+    cmd.env("KAMAL_LAUNCHER_CLI", "1").arg("--version");
+    let out = run(cmd);
+    assert_success(&out);
+    assert_eq!(server.count("/info/kamal-launcher"), 1, "{out}");
+    assert_eq!(server.count(&host_gem_path()), 1, "{out}");
+
+    // A launcher of another version, handing over in Rust.
+    let (_bin, path) = with_launcher_on_path();
+    let app = App::new(&without_host(STAND_IN));
+    server.clear_log();
+    let mut cmd = app.shim(&["dash"], &path, &server);
+    cmd.arg("version");
+    let out = run(cmd);
+    assert_success(&out);
+    assert!(
+        out.stdout
+            .starts_with(&format!("stand-in kamal-launcher {STAND_IN} ran")),
+        "{out}"
+    );
+    assert_eq!(server.count("/info/kamal-launcher"), 1, "{out}");
+}
