@@ -159,7 +159,7 @@ impl GitSource {
         format!("git {} at {}", self.shown(), self.revision)
     }
 
-    /// `v1/git/<remote key>/<revision>[-submodules]/`.
+    /// `v2/git/<remote key>/<revision>[-submodules]/`.
     fn dir(&self, cache: &Cache) -> PathBuf {
         let remote_key = cache::key_of([self.shown().as_str()]);
         let suffix = if self.submodules { "-submodules" } else { "" };
