@@ -67,8 +67,8 @@ fn collect(cache: &Cache, stale: impl Fn(SystemTime) -> bool) -> Result<Report> 
     for env in read_dir(&envs_dir)? {
         let last_used = modified(&env.join("last-used")).or_else(|| modified(&env));
         // Held until the environment is gone, so a kamal starting meanwhile finds it busy, not half removed.
-        let free = unused(&env);
-        let in_use = free.is_none();
+        let claimed = claim(&env);
+        let in_use = claimed.is_err();
         if in_use || !last_used.is_some_and(&stale) {
             report.in_use += usize::from(in_use && last_used.is_some_and(&stale));
             kept_units.extend(crate::env::units(&env));
@@ -126,16 +126,16 @@ fn collect(cache: &Cache, stale: impl Fn(SystemTime) -> bool) -> Result<Report> 
     Ok(report)
 }
 
-/// The environment's `last-used` file locked exclusively when no kamal runs from it (`boot.rb` holds it shared
-/// for kamal's lifetime): flock(2), the same on Linux and macOS. An environment without the file has no runner.
-fn unused(env: &Path) -> Option<Option<fs::File>> {
+/// A kamal runs from the environment.
+struct InUse;
+
+/// The environment's `last-used` file, locked exclusively, unless a kamal runs from it (`boot.rb` holds it
+/// shared for kamal's lifetime): flock(2), the same on Linux and macOS. Without the file there is no runner.
+fn claim(env: &Path) -> Result<Option<fs::File>, InUse> {
     let Ok(file) = fs::File::open(env.join("last-used")) else {
-        return Some(None);
+        return Ok(None);
     };
-    match file.try_lock() {
-        Ok(()) => Some(Some(file)),
-        Err(_) => None,
-    }
+    file.try_lock().map(|()| Some(file)).map_err(|_| InUse)
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {

@@ -53,12 +53,14 @@ pub fn pin<'l, 't>(lock: &'l Lockfile<'t>) -> Option<Pin<'l, 't>> {
     let first = lock
         .specs_named(GEM)
         .find(|s| matches!(lock.sources[s.source].kind, SourceKind::Gem { .. }))?;
-    let version = first.version.to_string();
     let variants = lock
         .specs_named(GEM)
-        .filter(|s| s.source == first.source && s.version.to_string() == version)
+        .filter(|s| s.source == first.source && s.version.as_str() == first.version.as_str())
         .collect();
-    Some(Pin { version, variants })
+    Some(Pin {
+        version: first.version.to_string(),
+        variants,
+    })
 }
 
 /// The platform gems of the launcher that run on this machine, best first; the same names, in the same order,
