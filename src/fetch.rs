@@ -18,7 +18,7 @@ use crate::settings::{self, BundlerSettings};
 use crate::ui::{Progress, Ui};
 
 /// A response, or why there is none.
-type Got = std::result::Result<ureq::Response, HttpError>;
+type Got = std::result::Result<http::Response, HttpError>;
 
 /// No real gem comes near this; a larger body is a broken or hostile server.
 const MAX_GEM_BYTES: u64 = 512 * 1024 * 1024;
@@ -626,7 +626,7 @@ impl Fetcher<'_> {
 
     fn download_to(
         &self,
-        resp: ureq::Response,
+        resp: http::Response,
         url: &str,
         tmp: &std::path::Path,
         req: &GemRequest,
@@ -794,7 +794,7 @@ impl Fetcher<'_> {
                 ));
             }
         }
-        Ok(response.inner)
+        Ok(response)
     }
 
     /// GET, trying again after 429, 5xx and connection failures, up to Bundler's `retry` times, waiting as the

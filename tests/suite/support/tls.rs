@@ -265,9 +265,8 @@ fn serve(shared: &Shared, config: Arc<rustls::ServerConfig>, tcp: TcpStream, ups
 }
 
 /// Reads one request head (and its Content-Length body), rewritten for the
-/// upstream: origin-form target (ureq sends the absolute form inside a proxy
-/// tunnel, which servers must accept but the test server does not) and
-/// `Connection: close`.
+/// upstream: origin-form target (a proxy receives the absolute form, which
+/// servers must accept but the test server does not) and `Connection: close`.
 pub(crate) fn read_head(reader: &mut impl BufRead) -> io::Result<Option<Vec<u8>>> {
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
