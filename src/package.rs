@@ -783,14 +783,18 @@ mod tests {
         assert!(check_link("a.rb", "a.rb", "/etc/passwd").is_err());
     }
 
+    const KAMAL_METADATA: &str = "--- !ruby/object:Gem::Specification\nname: kamal\nversion: !ruby/object:Gem::Version\n  version: 2.7.0\nplatform: ruby\nauthors:\n- a\n";
+
+    const KAMAL: Expected<'static> = Expected {
+        name: "kamal",
+        version: "2.7.0",
+        platform: "ruby",
+    };
+
     #[test]
     fn identity() {
-        let meta = "--- !ruby/object:Gem::Specification\nname: kamal\nversion: !ruby/object:Gem::Version\n  version: 2.7.0\nplatform: ruby\nauthors:\n";
-        let ok = Expected {
-            name: "kamal",
-            version: "2.7.0",
-            platform: "ruby",
-        };
+        let meta = KAMAL_METADATA;
+        let ok = KAMAL;
         assert!(verify_identity(meta, ok).is_ok());
         let other = Expected {
             name: "kamal",
@@ -858,12 +862,8 @@ mod tests {
 
     #[test]
     fn identity_is_read_one_way_only() {
-        let meta = "--- !ruby/object:Gem::Specification\nname: kamal\nversion: !ruby/object:Gem::Version\n  version: 2.7.0\nplatform: ruby\nauthors:\n- a\n";
-        let ok = Expected {
-            name: "kamal",
-            version: "2.7.0",
-            platform: "ruby",
-        };
+        let meta = KAMAL_METADATA;
+        let ok = KAMAL;
         assert!(verify_identity(meta, ok).is_ok());
         for hostile in [
             meta.replace("name: kamal\n", "name: kamal\nname: other\n"),
@@ -879,26 +879,16 @@ mod tests {
     }
 
     #[test]
-    fn checksums_yaml_with_quoted_digests() {
-        // As Psych writes a digest that looks like a number: in single quotes.
-        let digests = vec![("data.tar.gz".to_string(), "04".repeat(32), "9e".repeat(64))];
-        let yaml = format!(
-            "---\nSHA256:\n  data.tar.gz: \"{}\"\nSHA512:\n  data.tar.gz: '{}'\n",
-            "04".repeat(32),
-            "9e".repeat(64)
-        );
-        assert!(verify_checksums(&yaml, &digests).is_ok());
-    }
-
-    #[test]
     fn checksums_yaml() {
         let digests = vec![("data.tar.gz".to_string(), "ab".repeat(32), "cd".repeat(64))];
-        let good = format!(
-            "---\nSHA256:\n  data.tar.gz: {}\nSHA512:\n  data.tar.gz: {}\n",
-            "ab".repeat(32),
-            "cd".repeat(64)
-        );
-        assert!(verify_checksums(&good, &digests).is_ok());
+        let (sha256, sha512) = ("ab".repeat(32), "cd".repeat(64));
+        let yaml = |a: &str, b: &str| {
+            format!("---\nSHA256:\n  data.tar.gz: {a}\nSHA512:\n  data.tar.gz: {b}\n")
+        };
+        assert!(verify_checksums(&yaml(&sha256, &sha512), &digests).is_ok());
+        // As Psych writes a digest that looks like a number: quoted.
+        let quoted = yaml(&format!("\"{sha256}\""), &format!("'{sha512}'"));
+        assert!(verify_checksums(&quoted, &digests).is_ok());
         let bad = format!("---\nSHA256:\n  data.tar.gz: {}\n", "00".repeat(32));
         assert!(verify_checksums(&bad, &digests).is_err());
     }

@@ -286,36 +286,73 @@ fn has_ix86(cpu: &str) -> bool {
         .any(|w| w[0] == b'i' && w[1].is_ascii_digit() && w[2] == b'8' && w[3] == b'6')
 }
 
+/// Where an arm of RubyGems' OS table looks for its word in the text after the CPU.
+#[derive(Clone, Copy)]
+enum Found {
+    /// The whole text is the word.
+    Exactly,
+    /// The text starts with it.
+    AtStart,
+    /// Anywhere in the text (the first occurrence).
+    Anywhere,
+}
+
+/// What RubyGems' regex reads as the version after the word (each after an optional dash).
+#[derive(Clone, Copy)]
+enum Then {
+    Nothing,
+    /// `(\d+)?`
+    Digits,
+    /// `(\d+(?:\.\d+)*)?`
+    Dotted,
+    /// `(\d+\.\d+)?`
+    Decimal,
+    /// `(\w+)?`
+    Word,
+}
+
+/// One arm: how the word is found, the word, the OS name it gives, and the version that follows.
+type Arm = (Found, &'static str, &'static str, Then);
+
+// RubyGems' OS table (`Gem::Platform#initialize`) in its order, because the first hit wins and most arms match
+// anywhere. The arms a word and a position cannot say (dalvik, mswin, the test platforms) are in `classify_os`,
+// between these three parts.
+
+/// The arms before dalvik's.
+const BEFORE_DALVIK: &[Arm] = &[
+    (Found::Anywhere, "aix", "aix", Then::Digits),
+    (Found::Anywhere, "cygwin", "cygwin", Then::Nothing),
+    (Found::Anywhere, "darwin", "darwin", Then::Digits),
+    (Found::Exactly, "macruby", "macruby", Then::Nothing),
+    (Found::AtStart, "macruby", "macruby", Then::Dotted),
+    (Found::Anywhere, "freebsd", "freebsd", Then::Digits),
+    (Found::Exactly, "java", "java", Then::Nothing),
+    (Found::Exactly, "jruby", "java", Then::Nothing),
+    (Found::AtStart, "java", "java", Then::Dotted),
+];
+
+/// The arms between dalvik's and mswin's.
+const BEFORE_MSWIN: &[Arm] = &[
+    (Found::Exactly, "dotnet", "dotnet", Then::Nothing),
+    (Found::AtStart, "dotnet", "dotnet", Then::Dotted),
+    (Found::Anywhere, "linux", "linux", Then::Word),
+    (Found::Anywhere, "mingw32", "mingw32", Then::Nothing),
+    (Found::Anywhere, "mingw", "mingw", Then::Word),
+];
+
+/// The arms between mswin's and the test platforms'.
+const BEFORE_TEST_PLATFORMS: &[Arm] = &[
+    (Found::Anywhere, "netbsdelf", "netbsdelf", Then::Nothing),
+    (Found::Anywhere, "openbsd", "openbsd", Then::Decimal),
+    (Found::Anywhere, "solaris", "solaris", Then::Decimal),
+    (Found::Anywhere, "wasi", "wasi", Then::Nothing),
+];
+
 /// Applies RubyGems' OS table to the text after the CPU, returning `(os, version)`.
-///
-/// Each `if` stands for one regex of the table, kept in table order because
-/// the first hit wins and most of them match anywhere in the text.
 fn classify_os(os: &str, cpu: &mut Option<String>) -> (String, Option<String>) {
     let owned = |name: &str, version: Option<&str>| (name.to_string(), version.map(str::to_string));
-
-    if let Some(at) = os.find("aix") {
-        return owned("aix", digits_after_optional_dash(os, at + 3));
-    }
-    if os.contains("cygwin") {
-        return owned("cygwin", None);
-    }
-    if let Some(at) = os.find("darwin") {
-        return owned("darwin", digits_after_optional_dash(os, at + 6));
-    }
-    if os == "macruby" {
-        return owned("macruby", None);
-    }
-    if os.starts_with("macruby") {
-        return owned("macruby", dotted_after_optional_dash(os, 7));
-    }
-    if let Some(at) = os.find("freebsd") {
-        return owned("freebsd", digits_after_optional_dash(os, at + 7));
-    }
-    if os == "java" || os == "jruby" {
-        return owned("java", None);
-    }
-    if os.starts_with("java") {
-        return owned("java", dotted_after_optional_dash(os, 4));
+    if let Some((name, version)) = first_arm(os, BEFORE_DALVIK) {
+        return owned(name, version);
     }
     if let Some(rest) = os.strip_prefix("dalvik") {
         // This arm is anchored at both ends: only an optional dash and digits may follow.
@@ -325,20 +362,8 @@ fn classify_os(os: &str, cpu: &mut Option<String>) -> (String, Option<String>) {
             return owned("dalvik", (digits > 0).then(|| &rest[skip..]));
         }
     }
-    if os == "dotnet" {
-        return owned("dotnet", None);
-    }
-    if os.starts_with("dotnet") {
-        return owned("dotnet", dotted_after_optional_dash(os, 6));
-    }
-    if let Some(at) = os.find("linux") {
-        return owned("linux", word_after_optional_dash(os, at + 5));
-    }
-    if os.contains("mingw32") {
-        return owned("mingw32", None);
-    }
-    if let Some(at) = os.find("mingw") {
-        return owned("mingw", word_after_optional_dash(os, at + 5));
+    if let Some((name, version)) = first_arm(os, BEFORE_MSWIN) {
+        return owned(name, version);
     }
     if let Some((name, version)) = mswin(os) {
         if cpu.is_none() && name.ends_with("32") {
@@ -346,22 +371,32 @@ fn classify_os(os: &str, cpu: &mut Option<String>) -> (String, Option<String>) {
         }
         return owned(name, version);
     }
-    if os.contains("netbsdelf") {
-        return owned("netbsdelf", None);
-    }
-    if let Some(at) = os.find("openbsd") {
-        return owned("openbsd", decimal_after_optional_dash(os, at + 7));
-    }
-    if let Some(at) = os.find("solaris") {
-        return owned("solaris", decimal_after_optional_dash(os, at + 7));
-    }
-    if os.contains("wasi") {
-        return owned("wasi", None);
-    }
-    if let Some((name, version)) = test_platform(os) {
+    if let Some((name, version)) =
+        first_arm(os, BEFORE_TEST_PLATFORMS).or_else(|| test_platform(os))
+    {
         return owned(name, version);
     }
     owned("unknown", None)
+}
+
+/// The first arm of `arms` that matches `os`: its OS name and version.
+fn first_arm<'a>(os: &'a str, arms: &[Arm]) -> Option<(&'static str, Option<&'a str>)> {
+    arms.iter().find_map(|&(found, word, name, then)| {
+        let at = match found {
+            Found::Exactly => (os == word).then_some(0),
+            Found::AtStart => os.starts_with(word).then_some(0),
+            Found::Anywhere => os.find(word),
+        }?;
+        let after = at + word.len();
+        let version = match then {
+            Then::Nothing => None,
+            Then::Digits => digits_after_optional_dash(os, after),
+            Then::Dotted => dotted_after_optional_dash(os, after),
+            Then::Decimal => decimal_after_optional_dash(os, after),
+            Then::Word => word_after_optional_dash(os, after),
+        };
+        Some((name, version))
+    })
 }
 
 /// The `(mswin\d+)(?:[_-](\d+))?` arm: the first "mswin" followed by a digit.
@@ -468,6 +503,16 @@ mod tests {
 
     fn p(s: &str) -> Platform {
         Platform::parse(s)
+    }
+
+    /// The variant Bundler installs on `local`.
+    fn pick(variants: &[&str], local: &str) -> Option<usize> {
+        select_variant(variants, &p(local), false)
+    }
+
+    /// The variant Bundler installs on `local` with `force_ruby_platform`.
+    fn pick_ruby(variants: &[&str], local: &str) -> Option<usize> {
+        select_variant(variants, &p(local), true)
     }
 
     fn parts(s: &str) -> (Option<String>, String, Option<String>) {
@@ -656,47 +701,56 @@ mod tests {
         // marked "3.3" are answered differently by the installed RubyGems
         // 3.3.15, whose === ignores libc entirely and lets "arm" gems onto any
         // "arm*" CPU, including arm64.
-        let table = [
-            ("x86_64-linux", "x86_64-linux-gnu", true),
-            ("x86_64-linux-gnu", "x86_64-linux", true),
-            ("x86_64-linux", "x86_64-linux", true),
-            ("x86_64-linux-gnu", "x86_64-linux-gnu", true),
-            ("x86_64-linux-musl", "x86_64-linux", false), // 3.3: true
-            ("x86_64-linux", "x86_64-linux-musl", true),
-            ("x86_64-linux-gnu", "x86_64-linux-musl", false), // 3.3: true
-            ("x86_64-linux-musl", "x86_64-linux-gnu", false), // 3.3: true
-            ("x86_64-linux-musl", "x86_64-linux-musl", true),
-            ("x86_64-linux-uclibc", "x86_64-linux", false), // 3.3: true
-            ("x86_64-linux", "x86_64-linux-uclibc", false),
-            ("aarch64-linux-gnu", "aarch64-linux", true),
-            ("aarch64-linux-gnu", "x86_64-linux", false),
-            ("aarch64-linux-musl", "aarch64-linux-musl", true),
-            ("arm-linux-gnu", "arm-linux-gnueabihf", true),
-            ("arm-linux-gnueabihf", "arm-linux-eabihf", true),
-            ("arm-linux-musl", "arm-linux-musleabihf", true), // 3.3: false
-            ("arm-linux-musl", "arm-linux-gnueabihf", false), // 3.3: true
-            ("arm-linux", "arm-linux-musleabihf", true),
-            ("arm-linux-eabi", "arm-linux-musleabi", true),
-            ("arm-linux-musleabi", "arm-linux-eabi", false),
-            ("arm-linux-gnu", "armv7l-linux-eabihf", true),
-            ("arm-linux", "aarch64-linux", false),
-            ("arm-linux", "arm64-linux", false), // 3.3: true
-            ("armv7-linux", "arm-linux", false),
-            ("arm64-darwin", "arm64-darwin-23", true),
-            ("arm64-darwin-23", "arm64-darwin", true),
-            ("arm64-darwin-23", "arm64-darwin-23", true),
-            ("arm64-darwin-22", "arm64-darwin-23", false),
-            ("x86_64-darwin", "arm64-darwin-23", false),
-            ("universal-darwin", "arm64-darwin-23", true),
-            ("java", "x86_64-linux", false),
-            ("universal-java-11", "x86_64-linux", false),
-            ("java", "universal-java-11", true),
-            ("x64-mingw-ucrt", "x64-mingw32", false),
-            ("x64-mingw32", "x64-mingw32", true),
-            ("universal-mingw32", "x64-mingw-ucrt", true), // 3.3: false
-            ("x86-linux", "i686-linux", true),
-        ];
-        for (gem, runtime, expected) in table {
+        let table = "
+x86_64-linux          x86_64-linux-gnu        yes
+x86_64-linux-gnu      x86_64-linux            yes
+x86_64-linux          x86_64-linux            yes
+x86_64-linux-gnu      x86_64-linux-gnu        yes
+x86_64-linux-musl     x86_64-linux            no  # 3.3: yes
+x86_64-linux          x86_64-linux-musl       yes
+x86_64-linux-gnu      x86_64-linux-musl       no  # 3.3: yes
+x86_64-linux-musl     x86_64-linux-gnu        no  # 3.3: yes
+x86_64-linux-musl     x86_64-linux-musl       yes
+x86_64-linux-uclibc   x86_64-linux            no  # 3.3: yes
+x86_64-linux          x86_64-linux-uclibc     no
+aarch64-linux-gnu     aarch64-linux           yes
+aarch64-linux-gnu     x86_64-linux            no
+aarch64-linux-musl    aarch64-linux-musl      yes
+arm-linux-gnu         arm-linux-gnueabihf     yes
+arm-linux-gnueabihf   arm-linux-eabihf        yes
+arm-linux-musl        arm-linux-musleabihf    yes  # 3.3: no
+arm-linux-musl        arm-linux-gnueabihf     no  # 3.3: yes
+arm-linux             arm-linux-musleabihf    yes
+arm-linux-eabi        arm-linux-musleabi      yes
+arm-linux-musleabi    arm-linux-eabi          no
+arm-linux-gnu         armv7l-linux-eabihf     yes
+arm-linux             aarch64-linux           no
+arm-linux             arm64-linux             no  # 3.3: yes
+armv7-linux           arm-linux               no
+arm64-darwin          arm64-darwin-23         yes
+arm64-darwin-23       arm64-darwin            yes
+arm64-darwin-23       arm64-darwin-23         yes
+arm64-darwin-22       arm64-darwin-23         no
+x86_64-darwin         arm64-darwin-23         no
+universal-darwin      arm64-darwin-23         yes
+java                  x86_64-linux            no
+universal-java-11     x86_64-linux            no
+java                  universal-java-11       yes
+x64-mingw-ucrt        x64-mingw32             no
+x64-mingw32           x64-mingw32             yes
+universal-mingw32     x64-mingw-ucrt          yes  # 3.3: no
+x86-linux             i686-linux              yes
+";
+        for row in table.lines().filter(|l| !l.trim().is_empty()) {
+            let fields: Vec<&str> = row.split('#').next().unwrap().split_whitespace().collect();
+            let [gem, runtime, answer] = fields[..] else {
+                panic!("bad row {row:?}")
+            };
+            let expected = match answer {
+                "yes" => true,
+                "no" => false,
+                _ => panic!("bad answer in {row:?}"),
+            };
             assert_eq!(p(gem).matches(&p(runtime)), expected, "{gem} === {runtime}");
         }
     }
@@ -725,21 +779,14 @@ mod tests {
             ("riscv64-linux", Some(0)),
         ];
         for (local, expected) in cases {
-            assert_eq!(
-                select_variant(NOKOGIRI, &p(local), false),
-                expected,
-                "local {local}"
-            );
+            assert_eq!(pick(NOKOGIRI, local), expected, "local {local}");
         }
     }
 
     #[test]
     fn select_variant_force_ruby_keeps_only_ruby() {
-        assert_eq!(select_variant(NOKOGIRI, &p("x86_64-linux"), true), Some(0));
-        assert_eq!(
-            select_variant(NOKOGIRI, &p("arm64-darwin-23"), true),
-            Some(0)
-        );
+        assert_eq!(pick_ruby(NOKOGIRI, "x86_64-linux"), Some(0));
+        assert_eq!(pick_ruby(NOKOGIRI, "arm64-darwin-23"), Some(0));
         assert_eq!(
             select_variant(&["x86_64-linux-gnu", "java"], &p("x86_64-linux"), true),
             None
@@ -748,17 +795,11 @@ mod tests {
 
     #[test]
     fn select_variant_without_installable_variant() {
-        assert_eq!(select_variant(&["java"], &p("x86_64-linux"), false), None);
-        assert_eq!(
-            select_variant(&["universal-java-11"], &p("x86_64-linux"), false),
-            None
-        );
-        assert_eq!(select_variant(&["java"], &p("x86_64-linux"), true), None);
-        assert_eq!(
-            select_variant(&["x86_64-linux-musl"], &p("x86_64-linux"), false),
-            None
-        );
-        assert_eq!(select_variant(&[], &p("x86_64-linux"), false), None);
+        assert_eq!(pick(&["java"], "x86_64-linux"), None);
+        assert_eq!(pick(&["universal-java-11"], "x86_64-linux"), None);
+        assert_eq!(pick_ruby(&["java"], "x86_64-linux"), None);
+        assert_eq!(pick(&["x86_64-linux-musl"], "x86_64-linux"), None);
+        assert_eq!(pick(&[], "x86_64-linux"), None);
     }
 
     #[test]
@@ -767,24 +808,15 @@ mod tests {
         // RubyGems 3.3 parses them to the same platform, so Bundler 2.3.15
         // returns both and index 1 first for every local below, musl included.
         let both = ["ruby", "x86_64-linux-gnu", "x86_64-linux"];
-        assert_eq!(select_variant(&both, &p("x86_64-linux"), false), Some(2));
-        assert_eq!(
-            select_variant(&both, &p("x86_64-linux-gnu"), false),
-            Some(1)
-        );
+        assert_eq!(pick(&both, "x86_64-linux"), Some(2));
+        assert_eq!(pick(&both, "x86_64-linux-gnu"), Some(1));
         // A libc-generic build is accepted on musl, but a musl build wins.
-        assert_eq!(
-            select_variant(&both, &p("x86_64-linux-musl"), false),
-            Some(2)
-        );
+        assert_eq!(pick(&both, "x86_64-linux-musl"), Some(2));
         let with_musl = ["ruby", "x86_64-linux", "x86_64-linux-musl"];
-        assert_eq!(
-            select_variant(&with_musl, &p("x86_64-linux-musl"), false),
-            Some(2)
-        );
+        assert_eq!(pick(&with_musl, "x86_64-linux-musl"), Some(2));
         // Ties keep lockfile order, like Bundler's index-stable sort.
         let tie = ["ruby", "universal-darwin", "universal-darwin"];
-        assert_eq!(select_variant(&tie, &p("arm64-darwin-23"), false), Some(1));
+        assert_eq!(pick(&tie, "arm64-darwin-23"), Some(1));
     }
 
     #[test]
@@ -792,20 +824,11 @@ mod tests {
         // Bundler 2.3.15 on RubyGems 3.3.15 picks index 1 for all four locals:
         // it cannot tell gnu from musl here and lets "arm" gems onto arm64.
         let variants = ["ruby", "arm-linux-gnu", "arm-linux-musl"];
-        assert_eq!(
-            select_variant(&variants, &p("arm-linux-eabihf"), false),
-            Some(1)
-        );
-        assert_eq!(
-            select_variant(&variants, &p("armv7l-linux-eabihf"), false),
-            Some(1)
-        );
-        assert_eq!(
-            select_variant(&variants, &p("arm-linux-musleabihf"), false),
-            Some(2)
-        );
+        assert_eq!(pick(&variants, "arm-linux-eabihf"), Some(1));
+        assert_eq!(pick(&variants, "armv7l-linux-eabihf"), Some(1));
+        assert_eq!(pick(&variants, "arm-linux-musleabihf"), Some(2));
         // arm64 is not a 32-bit ARM, whatever its name starts with.
-        assert_eq!(select_variant(&variants, &p("arm64-linux"), false), Some(0));
+        assert_eq!(pick(&variants, "arm64-linux"), Some(0));
     }
 
     #[test]
@@ -831,11 +854,7 @@ mod tests {
             ("x86_64-linux", Some(0)),
         ];
         for (local, expected) in cases {
-            assert_eq!(
-                select_variant(&variants, &p(local), false),
-                expected,
-                "local {local}"
-            );
+            assert_eq!(pick(&variants, local), expected, "local {local}");
         }
     }
 

@@ -1109,6 +1109,29 @@ mod tests {
         lock.dependencies_of(spec).iter().map(|d| d.name).collect()
     }
 
+    /// The DEPENDENCIES entry for `name`.
+    fn dependency<'a>(lock: &'a Lockfile<'a>, name: &str) -> &'a Dependency<'a> {
+        lock.dependencies.iter().find(|d| d.name == name).unwrap()
+    }
+
+    /// Checks how messages name the sources: (index, text).
+    fn assert_described(lock: &Lockfile<'_>, expected: &[(usize, &str)]) {
+        for &(i, text) in expected {
+            assert_eq!(lock.sources[i].describe(), text, "source {i}");
+        }
+    }
+
+    /// What `pick` takes from each source (its kind and header line) that it takes anything from, in order.
+    fn sources<'a, T>(
+        lock: &'a Lockfile<'_>,
+        pick: impl Fn(&'a SourceKind, usize) -> Option<T>,
+    ) -> Vec<T> {
+        lock.sources
+            .iter()
+            .filter_map(|s| pick(&s.kind, s.line))
+            .collect()
+    }
+
     const KAMAL_DEPENDENCIES: [&str; 10] = [
         "activesupport",
         "base64",
@@ -1123,34 +1146,60 @@ mod tests {
     ];
 
     #[test]
+    fn real_lockfiles_hold_what_their_sections_say() {
+        // (file, sources, specs, PLATFORMS, DEPENDENCIES, CHECKSUMS, RUBY VERSION, BUNDLED WITH)
+        let table = [
+            (
+                FIZZY,
+                8,
+                192,
+                10,
+                47,
+                174,
+                Some("ruby 3.4.8"),
+                Some("4.0.18"),
+            ),
+            (
+                RUBYEVENTS,
+                5,
+                355,
+                11,
+                86,
+                0,
+                Some("ruby 4.0.6"),
+                Some("4.0.16"),
+            ),
+            // BUNDLED WITH written with three spaces by this Bundler version.
+            (HOME, 1, 155, 8, 31, 0, None, Some("2.7.2")),
+            (RAILSGURU, 1, 158, 14, 30, 0, None, Some("2.5.11")),
+        ];
+        for (file, sources, specs, platforms, dependencies, checksums, ruby, bundler) in table {
+            let lock = parse(real(file));
+            let counts = (lock.sources.len(), lock.specs.len(), lock.platforms.len());
+            assert_eq!(counts, (sources, specs, platforms), "{file}");
+            let counts = (lock.dependencies.len(), lock.checksums.len());
+            assert_eq!(counts, (dependencies, checksums), "{file}");
+            assert_eq!(
+                (lock.ruby_version, lock.bundled_with),
+                (ruby, bundler),
+                "{file}"
+            );
+        }
+    }
+
+    #[test]
     fn fizzy_git_sources_checksums_and_versions() {
         let lock = parse(real(FIZZY));
-        assert_eq!(lock.sources.len(), 8);
-        assert_eq!(lock.specs.len(), 192);
-        assert_eq!(lock.platforms.len(), 10);
-        assert_eq!(lock.dependencies.len(), 47);
-        assert_eq!(lock.checksums.len(), 174);
-        assert_eq!(lock.ruby_version, Some("ruby 3.4.8"));
-        assert_eq!(lock.bundled_with, Some("4.0.18"));
 
-        let git: Vec<_> = lock
-            .sources
-            .iter()
-            .filter_map(|s| match &s.kind {
-                SourceKind::Git {
-                    remote,
-                    revision,
-                    branch,
-                    ..
-                } => Some((
-                    remote.as_str(),
-                    revision.as_str(),
-                    branch.as_deref(),
-                    s.line,
-                )),
-                _ => None,
-            })
-            .collect();
+        let git = sources(&lock, |kind, line| match kind {
+            SourceKind::Git {
+                remote,
+                revision,
+                branch,
+                ..
+            } => Some((remote.as_str(), revision.as_str(), branch.as_deref(), line)),
+            _ => None,
+        });
         assert_eq!(git.len(), 7);
         assert_eq!(
             git[2],
@@ -1170,13 +1219,16 @@ mod tests {
                 22
             )
         );
-        assert_eq!(
-            lock.sources[3].describe(),
-            "git https://github.com/rails/rails.git (at main@ce95deb)"
-        );
-        assert_eq!(
-            lock.sources[0].describe(),
-            "git https://github.com/basecamp/surfguard (at 910be91)"
+        assert_described(
+            &lock,
+            &[
+                (
+                    3,
+                    "git https://github.com/rails/rails.git (at main@ce95deb)",
+                ),
+                (0, "git https://github.com/basecamp/surfguard (at 910be91)"),
+                (7, "https://rubygems.org/"),
+            ],
         );
         assert_eq!(
             lock.sources[7].kind,
@@ -1184,7 +1236,6 @@ mod tests {
                 remotes: vec!["https://rubygems.org/".to_owned()]
             }
         );
-        assert_eq!(lock.sources[7].describe(), "https://rubygems.org/");
 
         let actioncable = spec(&lock, "actioncable-8.2.0.alpha");
         assert_eq!(actioncable.source, 3);
@@ -1270,14 +1321,10 @@ mod tests {
     #[test]
     fn rubyevents_has_two_gem_sources() {
         let lock = parse(real(RUBYEVENTS));
-        let remotes: Vec<_> = lock
-            .sources
-            .iter()
-            .filter_map(|s| match &s.kind {
-                SourceKind::Gem { remotes } => Some((remotes.clone(), s.line)),
-                _ => None,
-            })
-            .collect();
+        let remotes = sources(&lock, |kind, line| match kind {
+            SourceKind::Gem { remotes } => Some((remotes.clone(), line)),
+            _ => None,
+        });
         assert_eq!(
             remotes,
             [
@@ -1285,24 +1332,14 @@ mod tests {
                 (vec!["https://rubygems.org/".to_owned()], 141)
             ]
         );
-        assert_eq!(lock.sources.len(), 5);
-        assert_eq!(lock.specs.len(), 355);
         let avo_pro = lock.specs_named("avo-pro").next().unwrap();
         assert_eq!(avo_pro.source, 3);
         assert_eq!(avo_pro.line, 135);
         // Pinning is not only for GIT and PATH: avo-pro is pinned to a GEM source.
-        let pinned = lock
-            .dependencies
-            .iter()
-            .find(|d| d.name == "avo-pro")
-            .unwrap();
+        let pinned = dependency(&lock, "avo-pro");
         assert!(pinned.pinned);
         assert_eq!(pinned.line, 873);
-        let kamal_dependency = lock
-            .dependencies
-            .iter()
-            .find(|d| d.name == "kamal")
-            .unwrap();
+        let kamal_dependency = dependency(&lock, "kamal");
         assert_eq!(
             kamal_dependency
                 .requirement
@@ -1315,22 +1352,12 @@ mod tests {
         assert_eq!(kamal.source, 4);
         assert!(kamal_dependency.requirement.matches(&kamal.version));
         assert_eq!(dependency_names(&lock, kamal), KAMAL_DEPENDENCIES);
-        assert!(lock.checksums.is_empty());
-        assert_eq!(lock.ruby_version, Some("ruby 4.0.6"));
-        assert_eq!(lock.bundled_with, Some("4.0.16"));
         assert_eq!(lock.specs_named("nokogiri").count(), 8);
     }
 
     #[test]
     fn bundler_2_7_and_2_5_lockfiles() {
         let home = parse(real(HOME));
-        assert_eq!(home.sources.len(), 1);
-        assert_eq!(home.specs.len(), 155);
-        assert_eq!(home.platforms.len(), 8);
-        assert_eq!(home.dependencies.len(), 31);
-        // Written with three spaces by this Bundler version.
-        assert_eq!(home.bundled_with, Some("2.7.2"));
-        assert_eq!(home.ruby_version, None);
         let kamal = home.specs_named("kamal").next().unwrap();
         assert_eq!(kamal.version.as_str(), "2.7.0");
         assert_eq!(dependency_names(&home, kamal), KAMAL_DEPENDENCIES);
@@ -1341,9 +1368,6 @@ mod tests {
         );
 
         let guru = parse(real(RAILSGURU));
-        assert_eq!(guru.specs.len(), 158);
-        assert_eq!(guru.platforms.len(), 14);
-        assert_eq!(guru.bundled_with, Some("2.5.11"));
         let kamal = guru.specs_named("kamal").next().unwrap();
         assert_eq!(kamal.version.as_str(), "2.3.0");
         assert_eq!(
@@ -1468,9 +1492,16 @@ BUNDLED WITH
                 line: 1,
             }
         );
-        assert_eq!(
-            lock.sources[0].describe(),
-            "git https://github.com/example/tagged.git (at v1.2.0@0123456)"
+        assert_described(
+            &lock,
+            &[
+                (
+                    0,
+                    "git https://github.com/example/tagged.git (at v1.2.0@0123456)",
+                ),
+                (2, "path vendor/kamal"),
+                (3, "plugin mytype https://plugins.example.com/"),
+            ],
         );
         match &lock.sources[1].kind {
             SourceKind::Git {
@@ -1490,7 +1521,6 @@ BUNDLED WITH
                 glob: None
             }
         );
-        assert_eq!(lock.sources[2].describe(), "path vendor/kamal");
         assert_eq!(
             lock.sources[3].kind,
             SourceKind::Plugin {
@@ -1498,10 +1528,6 @@ BUNDLED WITH
                 plugin_type: Some("mytype".to_owned()),
                 options: vec![("revision".to_owned(), "abc".to_owned())],
             }
-        );
-        assert_eq!(
-            lock.sources[3].describe(),
-            "plugin mytype https://plugins.example.com/"
         );
         assert_eq!(
             lock.sources[4].kind,
