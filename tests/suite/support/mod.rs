@@ -8,6 +8,7 @@
 mod fixtures;
 mod launcher;
 mod lock;
+pub mod lockgen;
 pub mod nobody;
 mod oracle;
 pub mod proxy;
