@@ -3,6 +3,7 @@
 //! proxies from `HTTPS_PROXY`/`HTTP_PROXY` minus `NO_PROXY`; Bundler's `timeout`; and redirects followed here
 //! rather than by ureq, so that an `Authorization` header never reaches another origin.
 
+mod credentials;
 mod proxy;
 mod tls;
 
@@ -13,12 +14,12 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use base64::Engine as _;
 use ureq::http::Response as HttpResponse;
 use url::Url;
 
 use crate::error::redact_url;
 use crate::settings::BundlerSettings;
+pub use credentials::{basic_auth, percent_decode};
 use proxy::{Proxies, ProxyConf};
 use tls::FileSetting;
 
@@ -373,29 +374,6 @@ pub fn probe(url: &str, timeout: Duration) -> bool {
         .any(|a| TcpStream::connect_timeout(a, timeout).is_ok())
 }
 
-/// The `Authorization` header for `user:password` or a bare token, decoded the way Bundler decodes them
-/// (`CGI.unescape` of each part).
-pub fn basic_auth(userinfo: &str) -> String {
-    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-    let pair = format!("{}:{}", cgi_unescape(user), cgi_unescape(password));
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(pair)
-    )
-}
-
-/// Ruby's `CGI.unescape`: `%XX` escapes and `+` for a space.
-fn cgi_unescape(s: &str) -> String {
-    percent_decode(&s.replace('+', " "))
-}
-
-/// Decodes `%XX` escapes (invalid ones are kept as they are).
-pub fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
 /// Where a redirect points, resolved against the current URL, without userinfo or fragment.
 fn redirect_target(current: &Url, code: u16, location: Option<&str>) -> Result<Url, HttpError> {
     let location = location.ok_or_else(|| {
@@ -441,21 +419,6 @@ fn is_timeout(e: &io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn basic_auth_decodes_like_bundler() {
-        let enc = |s: &str| {
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(s)
-            )
-        };
-        assert_eq!(basic_auth("u:p"), enc("u:p"));
-        assert_eq!(basic_auth("tok"), enc("tok:"));
-        assert_eq!(basic_auth("u%40x:p%3A+q"), enc("u@x:p: q"));
-        assert_eq!(basic_auth("u:a:b"), enc("u:a:b"));
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
-    }
 
     #[test]
     fn redirect_targets_lose_credentials() {

@@ -6,7 +6,6 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use base64::Engine as _;
 use ureq::config::Config;
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
@@ -15,7 +14,7 @@ use ureq::unversioned::transport::{
 };
 use url::Url;
 
-use super::percent_decode;
+use super::credentials::{basic, percent_decode};
 use crate::error::redact_url;
 
 /// The proxies from the environment, by the scheme of the URL requested.
@@ -138,12 +137,7 @@ impl ProxyConf {
             proxy,
             host: host.to_string(),
             port,
-            authorization: creds.map(|(user, pass)| {
-                format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-                )
-            }),
+            authorization: creds.map(|(user, pass)| basic(&user, &pass)),
         })
     }
 }
@@ -389,16 +383,8 @@ mod tests {
         let p = proxies(&[("HTTP_PROXY", "http://us%40r:p%3Ass@proxy:3128/")]).unwrap();
         let conf = p.http.unwrap();
         assert_eq!(conf.shown, "http://proxy:3128");
-        assert_eq!(
-            conf.authorization.as_deref(),
-            Some(
-                format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode("us@r:p:ss")
-                )
-                .as_str()
-            )
-        );
+        // "us@r:p:ss" in base64.
+        assert_eq!(conf.authorization.as_deref(), Some("Basic dXNAcjpwOnNz"));
         let err = proxies(&[("HTTP_PROXY", "ftp://u:secret@proxy/")]).unwrap_err();
         assert!(!err.contains("secret"), "{err}");
     }

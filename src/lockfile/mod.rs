@@ -10,10 +10,10 @@ use std::ops::Range;
 use crate::version::{Requirement, Version};
 
 mod error;
+// The grammar: `Lockfile::parse` and `Lockfile::parse_bytes` are implemented there.
 mod parser;
 
 pub use error::{ParseError, ParseErrorKind};
-use parser::Parser;
 
 /// The parsed contents of a `Gemfile.lock`. Names, platforms and requirements are borrowed from the text, so
 /// that even a large lockfile is read with few allocations.
@@ -257,25 +257,6 @@ pub struct ChecksumEntry<'t> {
 }
 
 impl<'t> Lockfile<'t> {
-    /// Parses lockfile text.
-    pub fn parse(text: &'t str) -> Result<Lockfile<'t>, ParseError> {
-        Parser::default().run(text)
-    }
-
-    /// Parses raw bytes, reporting invalid UTF-8 with its line number.
-    pub fn parse_bytes(bytes: &'t [u8]) -> Result<Lockfile<'t>, ParseError> {
-        match std::str::from_utf8(bytes) {
-            Ok(text) => Lockfile::parse(text),
-            Err(e) => {
-                let before = &bytes[..e.valid_up_to()];
-                Err(ParseError {
-                    line: before.iter().filter(|&&b| b == b'\n').count() + 1,
-                    kind: ParseErrorKind::InvalidUtf8,
-                })
-            }
-        }
-    }
-
     /// The runtime dependencies listed under `spec`, which must be one of this lockfile's specs.
     pub fn dependencies_of(&self, spec: &Spec<'t>) -> &[Dependency<'t>] {
         let Range { start, end } = spec.dependencies;

@@ -7,6 +7,27 @@ use base64::Engine as _;
 use super::*;
 use crate::version::{Requirement, Version, VersionError};
 
+impl<'t> Lockfile<'t> {
+    /// Parses lockfile text.
+    pub fn parse(text: &'t str) -> Result<Lockfile<'t>, ParseError> {
+        Parser::default().run(text)
+    }
+
+    /// Parses raw bytes, reporting invalid UTF-8 with its line number.
+    pub fn parse_bytes(bytes: &'t [u8]) -> Result<Lockfile<'t>, ParseError> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Lockfile::parse(text),
+            Err(e) => {
+                let before = &bytes[..e.valid_up_to()];
+                Err(ParseError {
+                    line: before.iter().filter(|&&b| b == b'\n').count() + 1,
+                    kind: ParseErrorKind::InvalidUtf8,
+                })
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SourceHeader {
     Gem,

@@ -1,4 +1,5 @@
-//! Finding a gem's gemspec in a checkout or directory, and building the `.gem` with `gem build`.
+//! Building a GIT or PATH gem: what building needs ([`Context`]), finding the gemspec in a checkout or directory,
+//! and `gem build` into a temporary `.gem`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -7,8 +8,35 @@ use std::process::{Command, Stdio};
 use crate::cache::Cache;
 use crate::error::{Error, Result};
 use crate::ruby::Ruby;
+use crate::settings::BundlerSettings;
+use crate::ui::Ui;
 
 const BUILD: &str = include_str!("../ruby/build.rb");
+
+/// Everything building needs besides the gems.
+pub struct Context<'a> {
+    /// The cache.
+    pub cache: &'a Cache,
+    /// The Ruby whose `gem build` builds and whose ABI the units are for.
+    pub ruby: &'a Ruby,
+    /// That Ruby's ABI (the store's subdirectory).
+    pub abi: &'a str,
+    /// Credentials for git remotes over HTTPS.
+    pub settings: &'a BundlerSettings,
+    /// The launcher's PATH, where `git` is looked for.
+    pub path_var: Option<&'a std::ffi::OsStr>,
+    /// Never use the network.
+    pub offline: bool,
+    /// Output.
+    pub ui: &'a Ui,
+}
+
+/// A fresh `.gem` path in this run's temporary area (same filesystem as the cache: renamed into place).
+pub fn temp_gem(cache: &Cache, what: &str) -> Result<PathBuf> {
+    let mut path = cache.temp_path(what)?.into_os_string();
+    path.push(".gem");
+    Ok(PathBuf::from(path))
+}
 
 /// Bundler's default for GIT and PATH sources: gemspecs at the top, one and two directories down.
 pub const DEFAULT_GLOB: &str = "{,*,*/*}.gemspec";

@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 
 use base64::Engine as _;
 
-use super::{Context, build};
+use super::build::{self, Context};
 use crate::cache::{self, Cache};
 use crate::error::{Error, Result, redact_url};
 use crate::lockfile::Spec;
@@ -217,7 +217,7 @@ impl GitSource {
                     spec.name
                 ))
             })?;
-        let output = super::temp_gem(ctx.cache, "git-gem")?;
+        let output = build::temp_gem(ctx.cache, "git-gem")?;
         ctx.ui
             .verbose(&format!("building {what} ({})", gemspec.display()));
         let built = build::gem_build(ctx.cache, ctx.ruby, &gemspec, &output, &what)?;

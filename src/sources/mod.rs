@@ -13,15 +13,12 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::cache::Cache;
 use crate::closure::Closure;
 use crate::error::{Error, Result};
 use crate::install::Unit;
 use crate::lockfile::{Lockfile, SourceKind, Spec};
-use crate::ruby::Ruby;
-use crate::settings::BundlerSettings;
-use crate::ui::Ui;
 
+pub use build::Context;
 pub use git::GitSource;
 pub use path::PathSource;
 
@@ -51,24 +48,6 @@ impl SourceGem<'_> {
             Origin::Path(p) => p.identity(),
         }
     }
-}
-
-/// Everything building needs besides the gems.
-pub struct Context<'a> {
-    /// The cache.
-    pub cache: &'a Cache,
-    /// The Ruby whose `gem build` builds and whose ABI the units are for.
-    pub ruby: &'a Ruby,
-    /// That Ruby's ABI (the store's subdirectory).
-    pub abi: &'a str,
-    /// Credentials for git remotes over HTTPS.
-    pub settings: &'a BundlerSettings,
-    /// The launcher's PATH, where `git` is looked for.
-    pub path_var: Option<&'a std::ffi::OsStr>,
-    /// Never use the network.
-    pub offline: bool,
-    /// Output.
-    pub ui: &'a Ui,
 }
 
 /// The closure's GIT and PATH gems, located and identified. PATH directories are fingerprinted here, on every
@@ -200,11 +179,4 @@ fn unit_dir(ctx: &Context<'_>, gem: &SourceGem<'_>) -> PathBuf {
         .finalize()
         .into();
     ctx.cache.unit(ctx.abi, &full_name, &digest)
-}
-
-/// A fresh `.gem` path in this run's temporary area (same filesystem as the cache: renamed into place).
-fn temp_gem(cache: &Cache, what: &str) -> Result<PathBuf> {
-    let mut path = cache.temp_path(what)?.into_os_string();
-    path.push(".gem");
-    Ok(PathBuf::from(path))
 }

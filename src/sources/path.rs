@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{Context, build};
+use super::build::{self, Context};
 use crate::error::{Error, Result};
 use crate::lockfile::Spec;
 
@@ -72,7 +72,7 @@ impl PathSource {
         let what = format!("{} from {}", spec.name, self.describe());
         let gemspec = build::find_gemspec(&self.dir, self.glob.as_deref(), spec.name)
             .map_err(|e| Error::Source(format!("cannot build {what}: {e}")))?;
-        let output = super::temp_gem(ctx.cache, "path-gem")?;
+        let output = build::temp_gem(ctx.cache, "path-gem")?;
         ctx.ui
             .verbose(&format!("building {what} ({})", gemspec.display()));
         let built = build::gem_build(ctx.cache, ctx.ruby, &gemspec, &output, &what)?;
