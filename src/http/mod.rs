@@ -289,22 +289,23 @@ impl Client {
                 p.shown, p.var
             )
         };
-        let secs = self.timeout.as_secs_f64();
+        let no_answer = |detail: &dyn std::fmt::Display| {
+            format!(
+                "could not fetch {url}: no answer within {}s ({detail}); raise BUNDLE_TIMEOUT if the server is \
+                 slow",
+                self.timeout.as_secs_f64()
+            )
+        };
         match (&e, proxy) {
-            (ureq::Error::Timeout(_), _) => HttpError::Transient(format!(
-                "could not fetch {url}: no answer within {secs}s ({e}); raise BUNDLE_TIMEOUT if the server \
-                 is slow"
-            )),
             (ureq::Error::ConnectProxyFailed(reason), Some(p)) => {
                 HttpError::Other(through(reason, p))
             }
-            (ureq::Error::Io(_) | ureq::Error::ConnectionFailed, Some(p)) => {
-                HttpError::Transient(through(&e, p))
+            (ureq::Error::Io(io), Some(p)) if !is_timeout(io) => {
+                HttpError::Transient(through(io, p))
             }
-            (ureq::Error::Io(io), None) if is_timeout(io) => HttpError::Transient(format!(
-                "could not fetch {url}: no answer within {secs}s ({io}); raise BUNDLE_TIMEOUT if the server \
-                 is slow"
-            )),
+            (ureq::Error::ConnectionFailed, Some(p)) => HttpError::Transient(through(&e, p)),
+            (ureq::Error::Timeout(_), _) => HttpError::Transient(no_answer(&e)),
+            (ureq::Error::Io(io), _) if is_timeout(io) => HttpError::Transient(no_answer(io)),
             (ureq::Error::Io(io), None) => {
                 HttpError::Transient(format!("could not fetch {url}: {io}"))
             }
