@@ -410,6 +410,62 @@ mod tests {
         assert_eq!(proxied(&p, "http://localhost:9/"), Some("HTTP_PROXY"));
     }
 
+    /// A connection that records what would go on the wire.
+    #[derive(Debug)]
+    struct Wire {
+        buffers: ureq::unversioned::transport::LazyBuffers,
+        sent: Vec<u8>,
+    }
+
+    impl Transport for Wire {
+        fn buffers(&mut self) -> &mut dyn Buffers {
+            &mut self.buffers
+        }
+
+        fn transmit_output(&mut self, amount: usize, _: NextTimeout) -> Result<(), ureq::Error> {
+            let output = self.buffers.output();
+            self.sent.extend_from_slice(&output[..amount]);
+            Ok(())
+        }
+
+        fn await_input(&mut self, _: NextTimeout) -> Result<bool, ureq::Error> {
+            Ok(true)
+        }
+
+        fn is_open(&mut self) -> bool {
+            true
+        }
+    }
+
+    fn send(transport: &mut AbsoluteFormTransport<Wire>, bytes: &[u8]) {
+        transport.buffers().output()[..bytes.len()].copy_from_slice(bytes);
+        transport
+            .transmit_output(bytes.len(), NextTimeout::default())
+            .unwrap();
+    }
+
+    #[test]
+    fn every_request_on_a_kept_alive_connection_gets_the_origin_once() {
+        let mut transport = AbsoluteFormTransport {
+            inner: Wire {
+                buffers: ureq::unversioned::transport::LazyBuffers::new(1024, 1024),
+                sent: Vec::new(),
+            },
+            origin: "http://a:1".to_string(),
+            at_request_line: true,
+        };
+        // A head sent in two writes: only its first line is rewritten.
+        send(&mut transport, b"GET /x HTTP/1.1\r\n");
+        send(&mut transport, b"Host: a:1\r\n\r\n");
+        transport.await_input(NextTimeout::default()).unwrap();
+        // The response read, the next request on the same connection starts a new request line.
+        send(&mut transport, b"GET /y HTTP/1.1\r\n\r\n");
+        assert_eq!(
+            String::from_utf8_lossy(&transport.inner.sent),
+            "GET http://a:1/x HTTP/1.1\r\nHost: a:1\r\n\r\nGET http://a:1/y HTTP/1.1\r\n\r\n"
+        );
+    }
+
     #[test]
     fn request_lines_get_the_origin() {
         let mut buffer = [0u8; 64];

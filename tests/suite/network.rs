@@ -368,6 +368,30 @@ fn http_proxy_carries_the_requests_unless_no_proxy_exempts_the_host() {
     assert_eq!(bypassed.count(), 0, "{:?}", bypassed.requests());
 }
 
+/// Behind a proxy the gem server's name may resolve only for the proxy: the launcher must hand the name over
+/// (an absolute-form request) rather than resolve it, and say what the proxy answered.
+#[test]
+fn http_through_a_proxy_leaves_the_host_name_to_the_proxy() {
+    let proxy = Proxy::start();
+    let app = App::new(&Lock::new("http://gems.example.invalid/"));
+    let out = install_small(
+        &Launcher::new(app.path())
+            .env("HTTP_PROXY", proxy.url())
+            .env("BUNDLE_RETRY", "0"),
+    );
+    assert_failure(&out);
+    let requests = proxy.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.method == "GET" && r.target.starts_with("http://gems.example.invalid/")),
+        "{requests:?}"
+    );
+    // The test proxy reaches loopback only, so it answers 502 for this host.
+    assert_mentions(&out, &["502", "gems.example.invalid"]);
+    assert!(!out.stderr.contains("could not be resolved"), "{out}");
+}
+
 #[test]
 fn proxy_credentials_are_sent_and_never_printed() {
     let server = serve();
