@@ -94,7 +94,7 @@ fn read_client_cert(
     setting: &FileSetting,
     provider: &Arc<rustls::crypto::CryptoProvider>,
 ) -> Result<ClientCert, String> {
-    let (chain, key) = read_pem(&setting.path).map_err(|why| {
+    let (chain, key, for_ureq) = read_pem(&setting.path).map_err(|why| {
         format!(
             "{} names {}, which {why}\n  it must be one PEM file with the certificate (and any \
              intermediates) followed by its private key",
@@ -109,34 +109,29 @@ fn read_client_cert(
             setting.path.display()
         )
     })?;
-    // ureq takes the key as PEM (its DER constructor needs a type it does not export); the file was read above.
-    let pem = std::fs::read(&setting.path).map_err(|e| {
-        format!(
-            "{} names {}, which cannot be read ({e})",
-            setting.named,
-            setting.path.display()
-        )
-    })?;
-    let key = PrivateKey::from_pem(&pem).map_err(|e| {
-        format!(
-            "{} names {}, which holds no readable private key ({e})",
-            setting.named,
-            setting.path.display()
-        )
-    })?;
     let chain: Vec<Certificate<'static>> = chain.iter().map(owned).collect();
-    Ok(ClientCert::new_with_certs(&chain, key))
+    Ok(ClientCert::new_with_certs(&chain, for_ureq))
 }
 
-fn read_pem(path: &Path) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
-    std::fs::metadata(path).map_err(|e| format!("cannot be read ({e})"))?;
-    let chain = CertificateDer::pem_file_iter(path)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+/// The chain and the key, the key also as ureq takes it (from PEM: its DER constructor needs a type it does not
+/// export); the file is read once.
+type ClientPem = (
+    Vec<CertificateDer<'static>>,
+    PrivateKeyDer<'static>,
+    PrivateKey<'static>,
+);
+
+fn read_pem(path: &Path) -> Result<ClientPem, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot be read ({e})"))?;
+    let chain = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("holds no readable certificate ({e})"))?;
     if chain.is_empty() {
         return Err("holds no certificate".to_string());
     }
-    let key = PrivateKeyDer::from_pem_file(path)
+    let key = PrivateKeyDer::from_pem_slice(&pem)
         .map_err(|e| format!("holds no readable private key ({e})"))?;
-    Ok((chain, key))
+    let for_ureq =
+        PrivateKey::from_pem(&pem).map_err(|e| format!("holds no readable private key ({e})"))?;
+    Ok((chain, key, for_ureq))
 }

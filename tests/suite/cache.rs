@@ -8,7 +8,7 @@
 use crate::support;
 
 use support::nobody::{NOBODY, add_mode, as_nobody, launcher_for_others};
-use support::{closure, closure_gems};
+use support::{closure, closure_gems, entries};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -83,67 +83,23 @@ fn once<'a>(paths: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, usize>
     paths.into_iter().map(|p| (p.to_owned(), 1)).collect()
 }
 
-/// Sorted names in `dir`; empty when it does not exist.
-fn entries(dir: &Path) -> Vec<String> {
-    let Ok(read) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut names: Vec<String> = read
-        .map(|e| {
-            e.expect("dir entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    names.sort();
-    names
-}
-
-fn layout_root(launcher: &Launcher) -> PathBuf {
-    launcher.cache_path().join("v2")
-}
-
-fn env_dirs(launcher: &Launcher) -> Vec<String> {
-    entries(&layout_root(launcher).join("envs"))
-}
-
 fn tmp_entries(launcher: &Launcher) -> Vec<String> {
-    entries(&layout_root(launcher).join("tmp"))
+    entries(&launcher.layout_root().join("tmp"))
 }
 
 fn downloads(launcher: &Launcher) -> Vec<String> {
-    entries(&layout_root(launcher).join("downloads"))
-}
-
-/// Every `v2/store/<abi>/<unit>` directory.
-fn store_unit_dirs(launcher: &Launcher) -> Vec<PathBuf> {
-    let store = layout_root(launcher).join("store");
-    entries(&store)
-        .into_iter()
-        .flat_map(|abi| {
-            let abi_dir = store.join(abi);
-            entries(&abi_dir).into_iter().map(move |u| abi_dir.join(u))
-        })
-        .collect()
-}
-
-fn store_units(launcher: &Launcher) -> Vec<String> {
-    store_unit_dirs(launcher)
-        .iter()
-        .map(|d| d.file_name().unwrap().to_string_lossy().into_owned())
-        .collect()
+    entries(&launcher.layout_root().join("downloads"))
 }
 
 /// Removes every environment (so the next run takes the cold path).
 fn remove_envs(launcher: &Launcher) {
-    for env in env_dirs(launcher) {
-        fs::remove_dir_all(layout_root(launcher).join("envs").join(env)).expect("remove env");
+    for env in launcher.env_dirs() {
+        fs::remove_dir_all(launcher.layout_root().join("envs").join(env)).expect("remove env");
     }
 }
 
 fn remove_store(launcher: &Launcher) {
-    let store = layout_root(launcher).join("store");
+    let store = launcher.layout_root().join("store");
     if store.exists() {
         fs::remove_dir_all(store).expect("remove store");
     }
@@ -151,9 +107,9 @@ fn remove_store(launcher: &Launcher) {
 
 /// The single environment's directory.
 fn the_env(launcher: &Launcher) -> PathBuf {
-    let envs = env_dirs(launcher);
+    let envs = launcher.env_dirs();
     assert_eq!(envs.len(), 1, "expected one environment: {envs:?}");
-    layout_root(launcher).join("envs").join(&envs[0])
+    launcher.layout_root().join("envs").join(&envs[0])
 }
 
 fn mtime(path: &Path) -> SystemTime {
@@ -176,7 +132,7 @@ fn days_ago(days: u64) -> SystemTime {
 
 /// Every download is complete: named after its own SHA-256.
 fn assert_downloads_verified(launcher: &Launcher) {
-    let dir = layout_root(launcher).join("downloads");
+    let dir = launcher.layout_root().join("downloads");
     for name in downloads(launcher) {
         let stem = name
             .strip_suffix(".gem")
@@ -188,7 +144,7 @@ fn assert_downloads_verified(launcher: &Launcher) {
 
 /// Every store unit is a finished install (RubyGems wrote its specification last).
 fn assert_units_complete(launcher: &Launcher) {
-    for unit in store_unit_dirs(launcher) {
+    for unit in launcher.store_unit_dirs() {
         let specs = entries(&unit.join("specifications"));
         assert!(
             specs.iter().any(|s| s.ends_with(".gemspec")),
@@ -246,8 +202,8 @@ fn sixteen_launchers_at_once_on_an_empty_cache_install_once() {
         once(paths.iter().map(String::as_str)),
         "each .gem must be downloaded exactly once"
     );
-    assert_eq!(env_dirs(&base).len(), 1, "{:?}", env_dirs(&base));
-    assert_eq!(store_units(&base).len(), closure().len());
+    assert_eq!(base.env_dirs().len(), 1, "{:?}", base.env_dirs());
+    assert_eq!(base.store_units().len(), closure().len());
     assert_eq!(
         tmp_entries(&base),
         Vec::<String>::new(),
@@ -283,8 +239,8 @@ fn eight_launchers_for_two_lockfiles_share_the_common_gems() {
         once(paths.iter().map(String::as_str)),
         "each .gem must be downloaded exactly once"
     );
-    assert_eq!(env_dirs(&a).len(), 2, "{:?}", env_dirs(&a));
-    let units = store_units(&a);
+    assert_eq!(a.env_dirs().len(), 2, "{:?}", a.env_dirs());
+    let units = a.store_units();
     assert_eq!(units.len(), 7, "6 shared + 1 distinct gem: {units:?}");
     for (name, version, platform) in closure() {
         let full = if platform == "ruby" {
@@ -329,7 +285,7 @@ fn warm_exec_that_probes_ruby_leaves_no_temporary_area() {
     let launcher = Launcher::new(app.path());
     assert_success(&run(&launcher, &["install"]));
     assert_eq!(tmp_entries(&launcher), Vec::<String>::new());
-    let rubies = layout_root(&launcher).join("rubies");
+    let rubies = launcher.layout_root().join("rubies");
     assert!(!entries(&rubies).is_empty(), "no Ruby probe memo was kept");
     fs::remove_dir_all(&rubies).expect("remove probe memos");
 
@@ -370,13 +326,15 @@ fn installing_starts_while_other_gems_still_download() {
         WAIT,
         "fixture_ext in the store while ostruct downloads",
         || {
-            store_units(&launcher)
+            launcher
+                .store_units()
                 .iter()
                 .any(|u| u.starts_with("fixture_ext-1.0.1-"))
         },
     );
     assert!(
-        !store_units(&launcher)
+        !launcher
+            .store_units()
             .iter()
             .any(|u| u.starts_with("ostruct-")),
         "ostruct was installed before its download finished"
@@ -386,7 +344,7 @@ fn installing_starts_while_other_gems_still_download() {
     let out = running.wait_timeout(WAIT);
     assert_success(&out);
     assert_eq!(server.count(ostruct), 1, "{out}");
-    assert_eq!(store_units(&launcher).len(), closure().len(), "{out}");
+    assert_eq!(launcher.store_units().len(), closure().len(), "{out}");
     let out = run(&launcher, &["exec", "--", "version"]);
     assert_eq!(out.stdout, "2.7.0\n", "{out}");
 }
@@ -399,7 +357,7 @@ fn gems_with_native_extensions_are_installed_first() {
     assert_success(&run(&launcher, &["install"]));
     // Downloads stay cached: every gem is ready at once, and one install slot makes the order visible.
     remove_envs(&launcher);
-    fs::remove_dir_all(layout_root(&launcher).join("store")).unwrap();
+    fs::remove_dir_all(launcher.layout_root().join("store")).unwrap();
     let out = run(&launcher, &["-v", "--jobs", "1", "--offline", "install"]);
     assert_success(&out);
     let order: Vec<&str> = out
@@ -455,7 +413,7 @@ fn kill_9_mid_download_is_swept_and_the_next_run_succeeds() {
         downloads(&launcher).into_iter().collect::<BTreeSet<_>>(),
         expected
     );
-    assert_eq!(env_dirs(&launcher).len(), 1);
+    assert_eq!(launcher.env_dirs().len(), 1);
     assert_units_complete(&launcher);
 }
 
@@ -471,9 +429,9 @@ fn kill_9_mid_install_is_swept_and_the_next_run_succeeds() {
     running.signal_group("KILL");
     let out = running.wait_timeout(WAIT);
     assert_eq!(out.signal(), Some(9), "{out}");
-    assert_eq!(env_dirs(&launcher), Vec::<String>::new(), "{out}");
+    assert_eq!(launcher.env_dirs(), Vec::<String>::new(), "{out}");
     // Killed while fixture_ext was being built, so it never reached the store; what did is complete.
-    let units = store_units(&launcher);
+    let units = launcher.store_units();
     assert!(
         !units.iter().any(|u| u.starts_with("fixture_ext-")),
         "fixture_ext was installed before the kill landed: {units:?}"
@@ -491,7 +449,7 @@ fn kill_9_mid_install_is_swept_and_the_next_run_succeeds() {
         Vec::<String>::new(),
         "the killed run's temporary area was not swept"
     );
-    assert_eq!(store_units(&launcher).len(), closure().len());
+    assert_eq!(launcher.store_units().len(), closure().len());
     assert_units_complete(&launcher);
     assert_downloads_verified(&launcher);
 }
@@ -548,7 +506,7 @@ fn a_killed_launcher_stops_its_installer_instead_of_letting_it_finish() {
     let finished: Vec<String> = tmp_entries(&launcher)
         .iter()
         .flat_map(|area| {
-            let area = layout_root(&launcher).join("tmp").join(area);
+            let area = launcher.layout_root().join("tmp").join(area);
             entries(&area).into_iter().map(move |unit| {
                 area.join(unit)
                     .join("specifications/fixture_ext-1.0.1.gemspec")
@@ -583,7 +541,7 @@ fn ctrl_c_exits_130_and_removes_the_temporary_area_at_once() {
     assert_eq!(out.code(), Some(130), "{out}");
     // No later launcher has swept: the interrupted run cleaned up after itself.
     assert_eq!(tmp_entries(&launcher), Vec::<String>::new(), "{out}");
-    assert_eq!(env_dirs(&launcher), Vec::<String>::new());
+    assert_eq!(launcher.env_dirs(), Vec::<String>::new());
     assert_downloads_verified(&launcher);
 }
 
@@ -621,7 +579,7 @@ fn offline_with_an_empty_cache_lists_the_missing_gems() {
     );
     assert_offline_failure(&out);
     assert!(server.requests().is_empty(), "{:?}", server.requests());
-    assert_eq!(env_dirs(&launcher), Vec::<String>::new());
+    assert_eq!(launcher.env_dirs(), Vec::<String>::new());
     assert_eq!(tmp_entries(&launcher), Vec::<String>::new());
 }
 
@@ -637,7 +595,7 @@ fn offline_installs_from_cached_downloads() {
     let out = run(&launcher, &["--offline", "exec", "--", "version"]);
     assert_success(&out);
     assert_eq!(out.stdout, "2.7.0\n", "{out}");
-    assert_eq!(env_dirs(&launcher).len(), 1);
+    assert_eq!(launcher.env_dirs().len(), 1);
 
     // Also when the installed gems are gone: they are rebuilt from the downloads.
     remove_envs(&launcher);
@@ -675,7 +633,8 @@ fn a_partly_cached_closure_fetches_only_what_is_missing() {
     assert_success(&run(&launcher, &["install"]));
     let missing = fixtures().gem("fixture_dep_a", "1.2.0", "ruby");
     fs::remove_file(
-        layout_root(&launcher)
+        launcher
+            .layout_root()
             .join("downloads")
             .join(format!("{}.gem", missing.sha256)),
     )
@@ -900,7 +859,7 @@ fn read_only_cache_runs_the_installed_kamal() {
     let env = the_env(&launcher);
     for path in [
         launcher.cache_path().to_path_buf(),
-        layout_root(&launcher).join("tmp"),
+        launcher.layout_root().join("tmp"),
         env.clone(),
         env.join("last-used"),
         home.path().to_path_buf(),
@@ -930,7 +889,7 @@ fn read_only_cache_runs_the_installed_kamal() {
 
     // Without the Ruby probe memo: the probe runs, its result just is not saved.
     chmod_tree(launcher.cache_path(), true);
-    let rubies = layout_root(&launcher).join("rubies");
+    let rubies = launcher.layout_root().join("rubies");
     assert!(!entries(&rubies).is_empty());
     for memo in entries(&rubies) {
         fs::remove_file(rubies.join(memo)).expect("remove probe memo");
@@ -979,8 +938,8 @@ fn prune_keeps_a_fresh_install_and_older_than_0_removes_it() {
     let launcher = Launcher::new(app.path());
     assert_success(&run(&launcher, &["install"]));
     let (envs, units, dls) = (
-        env_dirs(&launcher),
-        store_units(&launcher),
+        launcher.env_dirs(),
+        launcher.store_units(),
         downloads(&launcher),
     );
     assert_eq!(
@@ -992,8 +951,8 @@ fn prune_keeps_a_fresh_install_and_older_than_0_removes_it() {
     let summary = gc_summary(&run(&launcher, &["cache", "prune"]));
     assert!(summary.contains("removed 0"), "{summary}");
     assert!(!freed_something(&summary), "{summary}");
-    assert_eq!(env_dirs(&launcher), envs);
-    assert_eq!(store_units(&launcher), units);
+    assert_eq!(launcher.env_dirs(), envs);
+    assert_eq!(launcher.store_units(), units);
     assert_eq!(downloads(&launcher), dls);
     let out = run(&launcher, &["--offline", "exec", "--", "version"]);
     assert_success(&out);
@@ -1001,8 +960,8 @@ fn prune_keeps_a_fresh_install_and_older_than_0_removes_it() {
     let summary = gc_summary(&run(&launcher, &["cache", "prune", "--older-than", "0"]));
     assert!(summary.contains("removed 1 environment"), "{summary}");
     assert!(freed_something(&summary), "{summary}");
-    assert_eq!(env_dirs(&launcher), Vec::<String>::new());
-    assert_eq!(store_units(&launcher), Vec::<String>::new());
+    assert_eq!(launcher.env_dirs(), Vec::<String>::new());
+    assert_eq!(launcher.store_units(), Vec::<String>::new());
     assert_eq!(downloads(&launcher), Vec::<String>::new());
     assert_eq!(tmp_entries(&launcher), Vec::<String>::new());
 }
@@ -1017,17 +976,17 @@ fn prune_removes_environments_unused_for_30_days() {
     assert_success(&run(&a, &["install"]));
     let env_a = the_env(&a);
     assert_success(&run(&b, &["install"]));
-    assert_eq!(env_dirs(&a).len(), 2);
-    assert_eq!(store_units(&a).len(), 7);
+    assert_eq!(a.env_dirs().len(), 2);
+    assert_eq!(a.store_units().len(), 7);
 
     set_mtime(&env_a.join("last-used"), days_ago(40));
     let summary = gc_summary(&run(&a, &["cache", "prune"]));
     assert!(summary.contains("removed 1 environment"), "{summary}");
     assert!(freed_something(&summary), "{summary}");
     assert!(!env_a.exists(), "the old environment was kept");
-    assert_eq!(env_dirs(&a).len(), 1);
+    assert_eq!(a.env_dirs().len(), 1);
     // Only what the old environment alone used leaves the store.
-    let units = store_units(&a);
+    let units = a.store_units();
     assert_eq!(units.len(), 6, "{units:?}");
     assert!(
         !units.iter().any(|u| u.starts_with("fixture_dep_b-0.3.1-")),
@@ -1076,11 +1035,11 @@ fn clean_removes_everything() {
     let summary = gc_summary(&run(&launcher, &["cache", "clean"]));
     assert!(summary.contains("removed 1 environment"), "{summary}");
     assert!(freed_something(&summary), "{summary}");
-    assert_eq!(env_dirs(&launcher), Vec::<String>::new());
-    assert_eq!(store_units(&launcher), Vec::<String>::new());
+    assert_eq!(launcher.env_dirs(), Vec::<String>::new());
+    assert_eq!(launcher.store_units(), Vec::<String>::new());
     assert_eq!(downloads(&launcher), Vec::<String>::new());
     assert_eq!(
-        entries(&layout_root(&launcher).join("rubies")),
+        entries(&launcher.layout_root().join("rubies")),
         Vec::<String>::new()
     );
     assert_eq!(tmp_entries(&launcher), Vec::<String>::new());
@@ -1136,7 +1095,7 @@ fn clean_keeps_a_running_environment(clean: impl Fn(&Launcher) -> Output) {
     let launcher = Launcher::new(app.path());
     assert_success(&run(&launcher, &["install"]));
     let env = the_env(&launcher);
-    let units = store_units(&launcher);
+    let units = launcher.store_units();
 
     let mut sleeper = launcher
         .clone()
@@ -1149,7 +1108,7 @@ fn clean_keeps_a_running_environment(clean: impl Fn(&Launcher) -> Output) {
         env.join("boot.rb").is_file(),
         "`cache clean` deleted the environment of a running kamal:\n{out}"
     );
-    assert_eq!(store_units(&launcher), units, "{out}");
+    assert_eq!(launcher.store_units(), units, "{out}");
     assert_units_complete(&launcher);
     assert!(
         summary.contains("in use"),
@@ -1359,7 +1318,8 @@ fn install_repairs_an_environment_whose_store_entries_were_deleted() {
     let app = app_for(&server);
     let launcher = Launcher::new(app.path());
     assert_success(&run(&launcher, &["install"]));
-    let ext = store_unit_dirs(&launcher)
+    let ext = launcher
+        .store_unit_dirs()
         .into_iter()
         .find(|u| u.to_string_lossy().contains("fixture_ext-"))
         .expect("fixture_ext in the store");

@@ -5,12 +5,11 @@
 
 use crate::support;
 
-use support::{closure, closure_gems, local_platform};
+use support::{closure, closure_gems, entries, local_platform};
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -50,40 +49,6 @@ fn paths_with_prefix(server: &Server, prefix: &str) -> BTreeSet<String> {
         .into_iter()
         .map(|r| r.path)
         .filter(|p| p.starts_with(prefix))
-        .collect()
-}
-
-/// Sorted names in `dir`; empty when it does not exist.
-fn entries(dir: &Path) -> Vec<String> {
-    let Ok(read) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut names: Vec<String> = read
-        .map(|e| {
-            e.expect("dir entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    names.sort();
-    names
-}
-
-fn v1(launcher: &Launcher) -> PathBuf {
-    launcher.cache_path().join("v2")
-}
-
-fn env_dirs(launcher: &Launcher) -> Vec<String> {
-    entries(&v1(launcher).join("envs"))
-}
-
-/// Every `v2/store/<abi>/<unit>` entry name.
-fn store_units(launcher: &Launcher) -> Vec<String> {
-    let store = v1(launcher).join("store");
-    entries(&store)
-        .into_iter()
-        .flat_map(|abi| entries(&store.join(abi)))
         .collect()
 }
 
@@ -140,17 +105,8 @@ fn path_without_ruby() -> tempfile::TempDir {
 /// Runs `program` (e.g. a symlink to the launcher) with the launcher's
 /// environment and working directory.
 fn run_program(launcher: &Launcher, program: &Path, args: &[&str]) -> Output {
-    let base = launcher.command();
-    let mut cmd = Command::new(program);
-    cmd.env_clear().args(args);
-    if let Some(dir) = base.get_current_dir() {
-        cmd.current_dir(dir);
-    }
-    for (key, value) in base.get_envs() {
-        if let Some(value) = value {
-            cmd.env(key, value);
-        }
-    }
+    let mut cmd = launcher.command_for(program);
+    cmd.args(args);
     support::spawn(cmd).wait()
 }
 
@@ -162,17 +118,6 @@ fn log_files_named_in(text: &str) -> Vec<PathBuf> {
         .map(PathBuf::from)
         .filter(|p| p.is_file())
         .collect()
-}
-
-fn kamal_deps_plus(extra: (&str, &str)) -> Vec<(String, String)> {
-    let kamal = fixtures().gem("kamal", "2.7.0", "ruby");
-    let mut deps: Vec<(String, String)> = kamal
-        .deps
-        .iter()
-        .map(|d| (d.name.clone(), d.requirement_text()))
-        .collect();
-    deps.push((extra.0.to_owned(), extra.1.to_owned()));
-    deps
 }
 
 fn as_refs(deps: &[(String, String)]) -> Vec<(&str, &str)> {
@@ -576,8 +521,8 @@ fn tampered_gem_is_rejected_and_nothing_is_kept() {
         );
     }
 
-    let v1 = v1(&launcher);
-    assert_eq!(env_dirs(&launcher), Vec::<String>::new());
+    let v1 = launcher.layout_root();
+    assert_eq!(launcher.env_dirs(), Vec::<String>::new());
     let downloads = entries(&v1.join("downloads"));
     for sha in [gem.sha256.clone(), sha256_hex(&tampered)] {
         assert!(
@@ -585,7 +530,7 @@ fn tampered_gem_is_rejected_and_nothing_is_kept() {
             "download cache keeps {sha}: {downloads:?}"
         );
     }
-    let units = store_units(&launcher);
+    let units = launcher.store_units();
     assert!(
         !units.iter().any(|u| u.starts_with("fixture_dep_b")),
         "store has {units:?}"
@@ -600,7 +545,7 @@ fn tampered_gem_is_rejected_and_nothing_is_kept() {
     let out = run(&launcher, &["exec", "--", "version"]);
     assert_success(&out);
     assert_eq!(out.stdout, "2.7.0\n", "{out}");
-    assert_eq!(env_dirs(&launcher).len(), 1);
+    assert_eq!(launcher.env_dirs().len(), 1);
 }
 
 #[test]
@@ -623,9 +568,9 @@ fn wrong_lockfile_checksum_is_a_mismatch() {
         out.stderr.to_lowercase().contains("mismatch"),
         "stderr should call it a checksum mismatch:\n{out}"
     );
-    assert_eq!(env_dirs(&launcher), Vec::<String>::new());
+    assert_eq!(launcher.env_dirs(), Vec::<String>::new());
     assert!(
-        !entries(&v1(&launcher).join("downloads"))
+        !entries(&launcher.layout_root().join("downloads"))
             .iter()
             .any(|d| d.contains(real.as_str()))
     );
@@ -650,9 +595,10 @@ fn gem_without_any_checksum_needs_allow_unverified() {
     assert_eq!(out.stdout, "", "{out}");
     assert!(out.stderr.contains("fixture_dep_a"), "{out}");
     assert!(out.stderr.contains("--allow-unverified"), "{out}");
-    assert_eq!(env_dirs(&launcher), Vec::<String>::new());
+    assert_eq!(launcher.env_dirs(), Vec::<String>::new());
     assert!(
-        !store_units(&launcher)
+        !launcher
+            .store_units()
             .iter()
             .any(|u| u.starts_with("fixture_dep_a"))
     );
@@ -769,7 +715,7 @@ fn install_prints_one_summary_line_and_second_install_is_offline() {
     );
     assert!(out.stderr.contains("kamal"), "{out}");
     assert!(out.stderr.ends_with('\n'), "{out}");
-    assert_eq!(env_dirs(&launcher).len(), 1);
+    assert_eq!(launcher.env_dirs().len(), 1);
 
     let before = server.requests().len();
     assert!(before > 0);
@@ -811,7 +757,7 @@ fn locked_versions_and_the_c_extension_are_active() {
 #[test]
 fn failing_native_build_keeps_a_log_and_no_environment() {
     let server = serve();
-    let deps = kamal_deps_plus(("unbuildable_pg", ">= 1.0"));
+    let deps = support::kamal_deps_plus(("unbuildable_pg", ">= 1.0"));
     let lock = Lock::new(server.url()).set_deps("kamal", &as_refs(&deps));
     assert!(lock.render().contains("      unbuildable_pg (>= 1.0)\n"));
     let app = App::new(&lock);
@@ -831,12 +777,12 @@ fn failing_native_build_keeps_a_log_and_no_environment() {
             .contains("pg_config")),
         "no named log mentions pg_config: {logs:?}\n{out}"
     );
-    assert_eq!(env_dirs(&launcher), Vec::<String>::new());
+    assert_eq!(launcher.env_dirs(), Vec::<String>::new());
 
     let out = run(&launcher, &["exec", "--", "version"]);
     assert_eq!(out.code(), Some(1), "{out}");
     assert_eq!(out.stdout, "", "{out}");
-    assert_eq!(env_dirs(&launcher), Vec::<String>::new());
+    assert_eq!(launcher.env_dirs(), Vec::<String>::new());
 }
 
 #[test]
@@ -856,7 +802,7 @@ fn two_apps_with_the_same_closure_share_one_environment() {
     let out = run(&two, &["exec", "--", "version"]);
     assert_success(&out);
     assert_eq!(out.stdout, "2.7.0\n");
-    assert_eq!(env_dirs(&one).len(), 1, "{:?}", env_dirs(&one));
+    assert_eq!(one.env_dirs().len(), 1, "{:?}", one.env_dirs());
     assert_eq!(server.requests().len(), requests);
 }
 
@@ -1186,7 +1132,7 @@ fn installed_gems_look_properly_installed_to_rubygems() {
     let app = app_for(&server);
     let launcher = Launcher::new(app.path());
     assert_success(&run(&launcher, &["install"]));
-    let store = v1(&launcher).join("store");
+    let store = launcher.layout_root().join("store");
     let units: Vec<String> = entries(&store)
         .into_iter()
         .flat_map(|abi| {
@@ -1262,5 +1208,5 @@ fn git_sourced_gems_are_planned_and_need_the_network_to_install() {
         0,
         "nothing is fetched before refusing"
     );
-    assert!(env_dirs(&launcher).is_empty());
+    assert!(launcher.env_dirs().is_empty());
 }

@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::{DeflateEncoder, GzEncoder};
-use kamal_launcher::cache::LAYOUT;
 use sha2::{Digest, Sha256, Sha512};
 use support::{App, Fault, Launcher, Lock, Output, Server, fixtures, sha256_hex};
 use tar::{EntryType, Header};
@@ -622,51 +621,17 @@ impl Hostile {
     }
 }
 
-/// The cache's layout root, where every assertion about the cache looks.
-fn layout_root(launcher: &Launcher) -> PathBuf {
-    launcher.cache_path().join(LAYOUT)
-}
-
-fn entries_of(dir: &Path) -> Vec<String> {
-    let Ok(read) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut names: Vec<String> = read
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
-/// Every `store/<abi>/<unit>` entry name.
-fn store_units(launcher: &Launcher) -> Vec<String> {
-    let store = layout_root(launcher).join("store");
-    entries_of(&store)
-        .into_iter()
-        .flat_map(|abi| entries_of(&store.join(abi)))
-        .collect()
-}
-
 /// Runs the launcher as `launcher` would, under `ulimit -v` when `limit_kib` is given.
 fn run_launcher(launcher: &Launcher, limit_kib: Option<u64>) -> Output {
     let Some(kib) = limit_kib else {
         return launcher.run();
     };
     let base = launcher.command();
-    let mut cmd = std::process::Command::new("/bin/sh");
-    cmd.env_clear()
-        .arg("-c")
+    let mut cmd = launcher.command_for("/bin/sh");
+    cmd.arg("-c")
         .arg(format!("ulimit -v {kib} && exec \"$0\" \"$@\""))
         .arg(base.get_program())
         .args(base.get_args());
-    if let Some(dir) = base.get_current_dir() {
-        cmd.current_dir(dir);
-    }
-    for (key, value) in base.get_envs() {
-        if let Some(value) = value {
-            cmd.env(key, value);
-        }
-    }
     support::spawn(cmd).wait()
 }
 
@@ -756,23 +721,23 @@ fn assert_refused(case: Hostile) -> Output {
     );
 
     // Nothing of it in the cache, and no temporary files left.
-    let root = layout_root(&launcher);
+    let root = launcher.layout_root();
     assert!(
         !root
             .join("downloads")
             .join(format!("{hostile_sha}.gem"))
             .exists(),
         "[{name}] the hostile gem was cached: {:?}",
-        entries_of(&root.join("downloads"))
+        support::entries(&root.join("downloads"))
     );
-    let units = store_units(&launcher);
+    let units = launcher.store_units();
     assert!(
         !units.iter().any(|u| u.starts_with("fixture_dep_b")),
         "[{name}] the hostile gem reached the store: {units:?}"
     );
     for dir in ["envs", "tmp", "logs"] {
         assert_eq!(
-            entries_of(&root.join(dir)),
+            support::entries(&root.join(dir)),
             Vec::<String>::new(),
             "[{name}] {dir}"
         );
@@ -786,7 +751,7 @@ fn assert_refused(case: Hostile) -> Output {
         .args(["--gem", "fixture_dep_b", "install"])
         .run();
     assert_eq!(again.code(), Some(0), "[{name}] genuine gem: {again}");
-    let units = store_units(&launcher);
+    let units = launcher.store_units();
     assert!(
         units.iter().any(|u| u.starts_with(GEM)),
         "[{name}] the genuine gem was not installed: {units:?}"
@@ -798,7 +763,7 @@ fn assert_refused(case: Hostile) -> Output {
         "[{name}]"
     );
     assert_eq!(
-        entries_of(&root.join("tmp")),
+        support::entries(&root.join("tmp")),
         Vec::<String>::new(),
         "[{name}]"
     );
@@ -1184,7 +1149,7 @@ fn refusal_comes_before_any_installing_line() {
         );
         for dir in ["store", "logs", "tmp"] {
             assert_eq!(
-                entries_of(&layout_root(&launcher).join(dir)),
+                support::entries(&launcher.layout_root().join(dir)),
                 Vec::<String>::new(),
                 "{dir}: {out}"
             );

@@ -249,7 +249,7 @@ fn invalid_utf8_is_refused_with_its_line() {
             let out = launcher.clone().args(["exec", "--", "version"]).run();
             assert_refused_at(&out, at + 1);
             assert!(out.stderr.contains("not valid UTF-8"), "{out}");
-            assert!(!launcher.cache_path().join("v2/envs").exists());
+            assert!(!launcher.layout_root().join("envs").exists());
         }
     }
     assert!(server.requests().is_empty());
@@ -338,7 +338,7 @@ fn a_200k_line_lockfile_completes() {
         );
         assert!(!out.stderr.contains("panicked"));
     }
-    assert!(!launcher.cache_path().join("v2/envs").exists());
+    assert!(!launcher.layout_root().join("envs").exists());
     let cache_root = launcher.cache_path().parent().unwrap();
     for path in tree(cache_root) {
         assert!(

@@ -18,7 +18,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use support::nobody::{NOBODY, add_mode, as_nobody, launcher_for_others};
-use support::{App, Launcher, Lock, Output, Server, assert_success, fixtures, sha256_hex};
+use support::{App, Launcher, Lock, Output, Server, assert_success, entries, fixtures, sha256_hex};
 
 /// The uid/gid of `nobody` on Debian, as in tests/suite/cache.rs.
 fn serve() -> Server {
@@ -27,18 +27,6 @@ fn serve() -> Server {
 
 fn app_for(server: &Server) -> App {
     App::new(&Lock::new(server.url()))
-}
-
-/// Sorted names in `dir`; empty when it does not exist.
-fn entries(dir: &Path) -> Vec<String> {
-    let Ok(read) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut names: Vec<String> = read
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// Every file and directory under `root`, relative, with the file's size (directories: `None`).
@@ -710,22 +698,16 @@ fn credentials_never_reach_the_cache() {
     let out = launcher.clone().args(["exec", "--", "version"]).run();
     assert_success(&out);
     assert!(!out.stderr.contains(PASSWORD), "{out}");
-    let kamal = fixtures().gem("kamal", "2.7.0", "ruby");
-    let mut deps: Vec<(String, String)> = kamal
-        .deps
-        .iter()
-        .map(|d| (d.name.clone(), d.requirement_text()))
-        .collect();
-    deps.push(("unbuildable_pg".into(), ">= 1.0".into()));
+    let deps = support::kamal_deps_plus(("unbuildable_pg", ">= 1.0"));
     let deps: Vec<(&str, &str)> = deps.iter().map(|(n, r)| (n.as_str(), r.as_str())).collect();
     app.write_lockfile(&lock.clone().set_deps("kamal", &deps).render());
     let out = launcher.clone().arg("install").run();
     assert_eq!(out.code(), Some(1), "{out}");
     assert!(
-        !entries(&launcher.cache_path().join("v2/logs")).is_empty(),
+        !entries(&launcher.layout_root().join("logs")).is_empty(),
         "no build log kept\n{out}"
     );
-    assert!(!entries(&launcher.cache_path().join("v2/index")).is_empty());
+    assert!(!entries(&launcher.layout_root().join("index")).is_empty());
     for secret in [PASSWORD, USER] {
         assert_secret_absent_from_cache(launcher.cache_path(), secret);
     }

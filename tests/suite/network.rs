@@ -650,7 +650,7 @@ fn compact_index_is_revalidated_with_its_etag_on_a_later_cold_run() {
     }
 
     // Cold again, but with the index cached.
-    let v1 = launcher.cache_path().join("v2");
+    let v1 = launcher.layout_root();
     for dir in ["envs", "store", "downloads"] {
         fs::remove_dir_all(v1.join(dir)).expect("remove cache part");
     }

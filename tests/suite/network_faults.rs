@@ -5,10 +5,9 @@
 use crate::support;
 
 use std::fs;
-use std::path::Path;
 
 use support::{
-    App, Fault, Launcher, Lock, Output, Server, assert_failure, assert_success, fixtures,
+    App, Fault, Launcher, Lock, Output, Server, assert_failure, assert_success, entries, fixtures,
     sha256_hex,
 };
 
@@ -26,19 +25,9 @@ fn run(launcher: &Launcher, args: &[&str]) -> Output {
     launcher.clone().args(args).run()
 }
 
-fn entries(dir: &Path) -> Vec<String> {
-    fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// No trace of a failed run: every download is complete and named by its digest, no environment, no temp files.
 fn assert_consistent_after_failure(launcher: &Launcher) {
-    let v1 = launcher.cache_path().join("v2");
+    let v1 = launcher.layout_root();
     for name in entries(&v1.join("downloads")) {
         let bytes = fs::read(v1.join("downloads").join(&name)).unwrap();
         assert_eq!(

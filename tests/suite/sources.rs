@@ -6,7 +6,6 @@ use crate::support;
 
 use support::local_platform;
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -17,8 +16,8 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use support::{
-    App, Launcher, Lock, Output, Server, assert_failure, assert_success, clean_command, fixtures,
-    which,
+    App, Launcher, Lock, Output, Server, assert_failure, assert_success, clean_command, entries,
+    fixtures, which,
 };
 
 /// The line the second commit makes `kamal version` print: building the branch head instead of the locked
@@ -29,24 +28,10 @@ fn kamal_source() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gems/kamal")
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap_or_else(|e| panic!("create {}: {e}", to.display()));
-    for entry in fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display())) {
-        let entry = entry.expect("dir entry");
-        let dest = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_tree(&entry.path(), &dest);
-        } else {
-            fs::copy(entry.path(), &dest)
-                .unwrap_or_else(|e| panic!("copy {}: {e}", entry.path().display()));
-        }
-    }
-}
-
 /// A copy of the fixture kamal source with an executable `exe/kamal` (checkouts may drop the bit).
 fn kamal_copy(dest: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    copy_tree(&kamal_source(), dest);
+    support::copy_tree(&kamal_source(), dest);
     fs::set_permissions(dest.join("exe/kamal"), fs::Permissions::from_mode(0o755))
         .expect("chmod exe/kamal");
 }
@@ -212,22 +197,9 @@ fn run(launcher: &Launcher, args: &[&str]) -> Output {
     launcher.clone().args(args).run()
 }
 
-fn entries(dir: &Path) -> BTreeSet<String> {
-    fs::read_dir(dir)
-        .map(|read| {
-            read.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn env_dirs(launcher: &Launcher) -> BTreeSet<String> {
-    entries(&launcher.cache_path().join("v2/envs"))
-}
-
 /// Installed kamal units (`v2/store/<abi>/kamal-2.7.0-<key>`).
 fn kamal_units(launcher: &Launcher) -> Vec<PathBuf> {
-    let store = launcher.cache_path().join("v2/store");
+    let store = launcher.layout_root().join("store");
     let mut out = Vec::new();
     for abi in entries(&store) {
         for unit in entries(&store.join(&abi)) {
@@ -241,7 +213,7 @@ fn kamal_units(launcher: &Launcher) -> Vec<PathBuf> {
 
 /// The `v2/git/<remote>/<revision>` directories.
 fn git_revisions(launcher: &Launcher) -> Vec<PathBuf> {
-    let git = launcher.cache_path().join("v2/git");
+    let git = launcher.layout_root().join("git");
     entries(&git)
         .into_iter()
         .flat_map(|r| {
@@ -537,7 +509,7 @@ fn git_over_file_url_installs_the_locked_revision_with_its_locked_dependencies()
     );
     let launcher = Launcher::new(app.path());
     assert_locked_kamal_runs(&launcher);
-    assert_eq!(env_dirs(&launcher).len(), 1);
+    assert_eq!(launcher.env_dirs().len(), 1);
     // kamal itself was built from git, never asked of the gem server.
     assert_eq!(server.count("/gems/kamal-2.7.0.gem"), 0);
     assert!(server.count("/gems/fixture_dep_a-1.2.0.gem") == 1);
@@ -569,7 +541,7 @@ fn git_over_file_url_installs_the_locked_revision_with_its_locked_dependencies()
     let out = run(&launcher, &["exec", "--", "version"]);
     assert_success(&out);
     assert_eq!(out.stdout, "2.7.0-head\n", "{out}");
-    assert_eq!(env_dirs(&launcher).len(), 2);
+    assert_eq!(launcher.env_dirs().len(), 2);
     assert_eq!(kamal_units(&launcher).len(), 2);
 
     let out = run(&launcher, &["cache", "clean"]);
@@ -715,7 +687,7 @@ fn git_credentials_come_from_bundler_settings_and_are_kept_out_of_argv_output_an
     assert_failure(&out);
     assert!(out.stderr.contains("BUNDLE_127__0__0__1"), "{out}");
     assert!(out.stderr.contains(&http.url("kamal.git")), "{out}");
-    assert!(env_dirs(&launcher).is_empty());
+    assert!(launcher.env_dirs().is_empty());
 
     let spy = GitSpy::new();
     let launcher = spy.on(launcher.env("BUNDLE_127__0__0__1", format!("deploy:{secret}")));
@@ -756,7 +728,7 @@ fn a_revision_the_repository_does_not_have_is_a_clear_error() {
     for needle in [missing, remote.as_str(), "bundle lock --update kamal"] {
         assert!(out.stderr.contains(needle), "missing {needle:?}:\n{out}");
     }
-    assert!(env_dirs(&launcher).is_empty());
+    assert!(launcher.env_dirs().is_empty());
     assert!(git_revisions(&launcher).is_empty());
     // Nothing was downloaded before the failure.
     assert!(server.requests().is_empty(), "{:?}", server.requests());
@@ -818,7 +790,7 @@ fn git_missing_from_path_is_a_clear_error() {
     assert!(out.stderr.contains("`git`"), "{out}");
     assert!(out.stderr.contains("apt-get install git"), "{out}");
     assert!(out.stderr.contains("kamal"), "{out}");
-    assert!(env_dirs(&launcher).is_empty());
+    assert!(launcher.env_dirs().is_empty());
 }
 
 #[test]
@@ -843,7 +815,7 @@ fn offline_uses_the_cached_checkout_and_names_what_is_missing() {
     assert_success(&run(&launcher, &["install"]));
     let fetched = http.requests().len();
     // Without the environment, the installed gem and the built .gem, the checkout is enough.
-    let v1 = launcher.cache_path().join("v2");
+    let v1 = launcher.layout_root();
     fs::remove_dir_all(v1.join("envs")).unwrap();
     for unit in kamal_units(&launcher) {
         fs::remove_dir_all(unit).unwrap();
@@ -866,7 +838,7 @@ fn path_source_runs_from_anywhere_in_the_app_and_rebuilds_only_when_it_changes()
     kamal_copy(&vendored);
     let launcher = Launcher::new(app.path());
     assert_locked_kamal_runs(&launcher);
-    let first_envs = env_dirs(&launcher);
+    let first_envs = launcher.env_dirs();
     assert_eq!(first_envs.len(), 1);
     let units = kamal_units(&launcher);
     assert_eq!(units.len(), 1);
@@ -879,7 +851,7 @@ fn path_source_runs_from_anywhere_in_the_app_and_rebuilds_only_when_it_changes()
         assert_eq!(out.stdout, "2.7.0\n", "from {}:\n{out}", cwd.display());
         assert_eq!(out.stderr, "", "warm from {}:\n{out}", cwd.display());
     }
-    assert_eq!(env_dirs(&launcher), first_envs);
+    assert_eq!(launcher.env_dirs(), first_envs);
     assert_eq!(kamal_units(&launcher), units);
 
     edit(
@@ -893,7 +865,7 @@ fn path_source_runs_from_anywhere_in_the_app_and_rebuilds_only_when_it_changes()
     );
     assert_success(&out);
     assert_eq!(out.stdout, "2.7.0-edited\n", "{out}");
-    let edited_envs = env_dirs(&launcher);
+    let edited_envs = launcher.env_dirs();
     assert_eq!(edited_envs.len(), 2);
     assert_eq!(kamal_units(&launcher).len(), 2);
 
@@ -902,7 +874,7 @@ fn path_source_runs_from_anywhere_in_the_app_and_rebuilds_only_when_it_changes()
     assert_success(&out);
     assert_eq!(out.stdout, "2.7.0-edited\n", "{out}");
     assert_eq!(out.stderr, "", "{out}");
-    assert_eq!(env_dirs(&launcher), edited_envs);
+    assert_eq!(launcher.env_dirs(), edited_envs);
     assert_eq!(kamal_units(&launcher).len(), 2);
 
     let out = run(&launcher, &["plan", "--json"]);
@@ -946,5 +918,5 @@ fn path_source_whose_gemspec_disagrees_with_the_lockfile_says_to_relock() {
     assert_failure(&out);
     assert!(out.stderr.contains("kamal-2.8.0"), "{out}");
     assert!(out.stderr.contains("bundle lock"), "{out}");
-    assert!(env_dirs(&launcher).is_empty());
+    assert!(launcher.env_dirs().is_empty());
 }

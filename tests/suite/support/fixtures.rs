@@ -351,7 +351,8 @@ fn make_executables_executable(dir: &Path) {
     }
 }
 
-fn copy_tree(from: &Path, to: &Path) {
+/// Copies the directory tree `from` to `to`.
+pub fn copy_tree(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap_or_else(|e| panic!("create {}: {e}", to.display()));
     for entry in fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display())) {
         let entry = entry.expect("dir entry");
@@ -464,4 +465,16 @@ pub fn closure_gems() -> Vec<&'static GemFile> {
         .into_iter()
         .map(|(n, v, p)| fx.gem(n, v, p))
         .collect()
+}
+
+/// The fixture kamal's dependencies as `(name, requirement)`, plus `extra`.
+pub fn kamal_deps_plus(extra: (&str, &str)) -> Vec<(String, String)> {
+    let kamal = fixtures().gem("kamal", "2.7.0", "ruby");
+    let mut deps: Vec<(String, String)> = kamal
+        .deps
+        .iter()
+        .map(|d| (d.name.clone(), d.requirement_text()))
+        .collect();
+    deps.push((extra.0.to_owned(), extra.1.to_owned()));
+    deps
 }

@@ -136,11 +136,49 @@ impl Launcher {
         self.home.path()
     }
 
+    /// The cache's layout root (`<cache>/v2`), where every assertion about the cache looks.
+    pub fn layout_root(&self) -> PathBuf {
+        self.cache_dir.join(kamal_launcher::cache::LAYOUT)
+    }
+
+    /// The environments' directory names, sorted.
+    pub fn env_dirs(&self) -> Vec<String> {
+        entries(&self.layout_root().join("envs"))
+    }
+
+    /// Every `store/<abi>/<unit>` directory.
+    pub fn store_unit_dirs(&self) -> Vec<PathBuf> {
+        let store = self.layout_root().join("store");
+        entries(&store)
+            .into_iter()
+            .flat_map(|abi| {
+                let abi_dir = store.join(abi);
+                entries(&abi_dir).into_iter().map(move |u| abi_dir.join(u))
+            })
+            .collect()
+    }
+
+    /// Every `store/<abi>/<unit>` entry name.
+    pub fn store_units(&self) -> Vec<String> {
+        self.store_unit_dirs()
+            .iter()
+            .map(|d| d.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    }
+
     /// The fully configured command, for tests that need something the
     /// builder does not offer.
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(&self.program);
-        cmd.current_dir(&self.cwd).args(&self.args).env_clear();
+        let mut cmd = self.command_for(&self.program);
+        cmd.args(&self.args);
+        cmd
+    }
+
+    /// `program` (a symlink to the launcher, a shell wrapping it) with this launcher's environment and working
+    /// directory, and no arguments.
+    pub fn command_for(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.current_dir(&self.cwd).env_clear();
         for (key, value) in &self.env {
             if let Some(value) = value {
                 cmd.env(key, value);
@@ -480,4 +518,21 @@ pub fn assert_success(out: &Output) {
 #[track_caller]
 pub fn assert_failure(out: &Output) {
     assert!(!out.status.success(), "expected failure, got:\n{out}");
+}
+
+/// Sorted names in `dir`; empty when it does not exist.
+pub fn entries(dir: &Path) -> Vec<String> {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = read
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
 }

@@ -18,8 +18,11 @@ pub mod tls;
 use std::path::PathBuf;
 use std::process::Command;
 
-pub use fixtures::{Dep, Fixtures, GemFile, closure, closure_gems, fixtures, local_platform};
-pub use launcher::{Launcher, Output, Running, assert_failure, assert_success, spawn};
+pub use fixtures::{
+    Dep, Fixtures, GemFile, closure, closure_gems, copy_tree, fixtures, kamal_deps_plus,
+    local_platform,
+};
+pub use launcher::{Launcher, Output, Running, assert_failure, assert_success, entries, spawn};
 pub use lock::{App, Lock, LockedSpec};
 pub use oracle::{assert_same_closure, oracle_closure, plan_closure};
 pub use server::{Fault, Request, Server};
