@@ -25,6 +25,21 @@ use crate::error::{Error, Result};
 /// Version of the on-disk layout; bumping it gives a fresh tree beside the old one.
 pub const LAYOUT: &str = "v2";
 
+/// The directories directly under the layout root, which `trust::check` checks before anything in them is used.
+pub const TOP_LEVEL: &[&str] = &[
+    "downloads",
+    "store",
+    "envs",
+    "git",
+    "index",
+    "launchers",
+    "rubies",
+    "bytecode",
+    "tmp",
+    "locks",
+    "logs",
+];
+
 /// A cache rooted at a user-visible directory.
 #[derive(Debug, Clone)]
 pub struct Cache {
@@ -289,20 +304,49 @@ pub struct Lock {
     _file: File,
 }
 
-/// Writes `bytes` to `path` through a temporary file in the cache, so readers see the old file or the new one.
+/// Writes `bytes` to `path` through a temporary file in the cache, so readers see the old file or the new one,
+/// and a crash right after never leaves an empty file under the final name (see [`publish`]).
 pub fn write_atomic(cache: &Cache, path: &Path, bytes: &[u8]) -> Result<()> {
     let parent = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(Error::io("creating the cache directory", parent))?;
     let tmp = cache.temp_path("write")?;
     let result = (|| {
-        let mut f = File::create(&tmp).map_err(Error::io("creating", &tmp))?;
-        f.write_all(bytes).map_err(Error::io("writing", &tmp))?;
-        fs::rename(&tmp, path).map_err(Error::io("renaming into place", path))
+        let mut f = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(Error::io("creating", &tmp))?;
+        f.write_all(bytes)
+            .and_then(|()| f.sync_all())
+            .map_err(Error::io("writing", &tmp))?;
+        publish(&tmp, path)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Renames a complete, flushed file or tree into place, then flushes the directory that gained it. Filesystems
+/// such as ext4 may commit a rename before the data it names: what marks something done must be on disk before
+/// the rename (the caller's part: `File::sync_all`, [`crate::record::seal`]) and the rename after it (this).
+pub fn publish(staged: &Path, dest: &Path) -> Result<()> {
+    fs::rename(staged, dest).map_err(Error::io("renaming into place", dest))?;
+    sync_dir(dest.parent().unwrap_or(Path::new(".")))
+}
+
+/// Flushes a directory's entries (a rename into it, a new file) to disk.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    match File::open(dir).and_then(|d| d.sync_all()) {
+        Ok(()) => Ok(()),
+        // Some filesystems cannot flush a directory by itself; their renames are as durable as they get.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOTSUP)) => Ok(()),
+        Err(e) => Err(Error::Io {
+            action: "flushing to disk",
+            path: dir.to_path_buf(),
+            source: e,
+        }),
+    }
 }
 
 /// A short, stable hex key of the given parts.

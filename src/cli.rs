@@ -381,6 +381,10 @@ fn run(cli: Cli, ui: &Ui) -> Result<()> {
         Command::Cache(CacheCommand::Clean) => Some(Maintenance::Clean),
         _ => None,
     };
+    // Before anything in the cache is read, run or written; `cache dir` only names it.
+    if !matches!(maintenance, Some(Maintenance::Dir)) {
+        crate::trust::check(cache.dir(), cache::LAYOUT, cache::TOP_LEVEL)?;
+    }
     let Some(located) = located else {
         // Only the maintenance commands get here without a lockfile.
         let what = maintenance.expect("every other command needs the lockfile");

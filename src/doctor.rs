@@ -148,6 +148,8 @@ pub struct Context<'a> {
     pub offline: bool,
     /// The cache.
     pub cache: &'a Cache,
+    /// Why the cache cannot be trusted, if it cannot (then nothing else was read from it).
+    pub untrusted: Option<&'a crate::trust::Distrust>,
     /// What the lockfile pins of kamal-launcher, when the lockfile could be read.
     pub pin: Option<PinFacts>,
 }
@@ -240,7 +242,10 @@ pub fn run(cx: &Context<'_>) -> Vec<Check> {
     if cx.lockfile.ok {
         checks.push(sources_check(cx));
     }
-    checks.push(cache_check(cx.cache));
+    checks.push(match cx.untrusted {
+        Some(distrust) => Check::fail("Cache", distrust.to_string(), distrust.fix()),
+        None => cache_check(cx.cache),
+    });
     if let Some(app) = cx.app {
         checks.extend(app_checks(app));
     }
@@ -360,7 +365,10 @@ fn cache_check(cache: &Cache) -> Check {
     let result = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&probe, b""));
     let _ = std::fs::remove_file(&probe);
     match result {
-        Ok(()) => Check::pass("Cache", format!("{} is writable", dir.display())),
+        Ok(()) => Check::pass(
+            "Cache",
+            format!("{} is writable, and no other user can change it", dir.display()),
+        ),
         Err(e) => Check::fail(
             "Cache",
             format!("{} is not writable: {e}", dir.display()),

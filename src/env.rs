@@ -1,19 +1,24 @@
 //! An environment: the locked closure as installed gems, in activation order. This module alone writes, reads
 //! and checks its format: `envs/<key>/manifest` (one installed gem per line: its store directory relative to the
 //! environment, a tab, its full name), `boot.rb` (the same for every environment: it reads the manifest) and
-//! `last-used`. An environment is renamed into place complete, so the manifest's presence means installed.
+//! `last-used`, sealed by a record (`record.rs`) and renamed into place complete. The warm path checks the
+//! environment's own files against the record (a few small reads); `install` and the cold path also check every
+//! installed gem it uses, and rebuild what is damaged.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::cache::Cache;
+use crate::cache::{self, Cache};
 use crate::error::{Error, Result};
 use crate::install::normalize;
+use crate::record::{self, Damage};
 
 /// The script Ruby runs: activates the manifest's gems, then the root gem's executable.
 const BOOT: &str = include_str!("ruby/boot.rb");
 /// The manifest's file name.
 const MANIFEST: &str = "manifest";
+/// The script's file name.
+const BOOT_FILE: &str = "boot.rb";
 /// Its first line: a format change bumps `cache::LAYOUT`, so an old tree is ignored, never misread.
 const MANIFEST_HEADER: &str = "# kamal-launcher environment: store directory (relative to this file) <TAB> full name, dependencies first";
 
@@ -24,13 +29,14 @@ pub struct EnvPlan {
     pub units: Vec<(PathBuf, String)>,
 }
 
-/// Writes the environment for `plan` at `dest` unless it already exists; returns whether it was created.
+/// Writes the environment for `plan` at `dest` unless an intact one is there; returns whether it was created.
+/// Its gems must be installed already: only the environment's own files are checked here.
 pub fn assemble(cache: &Cache, dest: &Path, plan: &EnvPlan) -> Result<bool> {
-    if is_intact(dest) {
+    if check(dest, Depth::Own).is_ok() {
         return Ok(false);
     }
-    if dest.exists() {
-        // A damaged environment (its store entries were deleted): move it out of the way, atomically.
+    if fs::symlink_metadata(dest).is_ok() {
+        // A damaged environment: move it out of the way, atomically.
         let broken = cache.temp_path("broken-env")?;
         fs::rename(dest, &broken).map_err(Error::io("replacing the damaged environment", dest))?;
         let _ = fs::remove_dir_all(&broken);
@@ -45,21 +51,18 @@ pub fn assemble(cache: &Cache, dest: &Path, plan: &EnvPlan) -> Result<bool> {
         }
         let manifest_path = staging.join(MANIFEST);
         fs::write(&manifest_path, manifest).map_err(Error::io("writing", &manifest_path))?;
-        let boot_path = staging.join("boot.rb");
+        let boot_path = staging.join(BOOT_FILE);
         fs::write(&boot_path, BOOT).map_err(Error::io("writing", &boot_path))?;
         // Its modification time records the environment's last use, for `cache prune`.
         let used = staging.join("last-used");
         fs::write(&used, "").map_err(Error::io("writing", &used))?;
+        record::seal(&staging)?;
         fs::create_dir_all(envs).map_err(Error::io("creating the cache directory", envs))?;
-        match fs::rename(&staging, dest) {
+        match cache::publish(&staging, dest) {
             Ok(()) => Ok(true),
             // Someone else finished the same environment first: theirs is identical.
-            Err(_) if is_intact(dest) => Ok(false),
-            Err(e) => Err(Error::Io {
-                action: "moving the environment into",
-                path: dest.to_path_buf(),
-                source: e,
-            }),
+            Err(_) if check(dest, Depth::Own).is_ok() => Ok(false),
+            Err(e) => Err(e),
         }
     })();
     let _ = fs::remove_dir_all(&staging);
@@ -88,12 +91,34 @@ pub fn units(env: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Whether the environment was completely assembled (the warm path's only check: it was renamed into place).
-pub fn is_installed(env: &Path) -> bool {
-    env.join(MANIFEST).is_file()
+/// How much of an environment [`check`] reads back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// The environment's own files (the warm path: a few small reads, no gem is hashed).
+    Own,
+    /// Its own files and every installed gem it uses (`install`, the cold path).
+    Full,
 }
 
-/// Whether every store entry of an installed environment is present (a manual deletion breaks this).
-pub fn is_intact(env: &Path) -> bool {
-    is_installed(env) && units(env).iter().all(|u| u.is_dir())
+/// Why an environment cannot be used as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unusable {
+    /// Nothing is installed under this key.
+    Missing,
+    /// Something is there, but not what was installed: rebuild it.
+    Damaged(Damage),
+}
+
+/// Checks an environment against its record (and, with [`Depth::Full`], its gems against theirs).
+pub fn check(env: &Path, depth: Depth) -> std::result::Result<(), Unusable> {
+    if fs::symlink_metadata(env).is_err() {
+        return Err(Unusable::Missing);
+    }
+    record::verify(env).map_err(Unusable::Damaged)?;
+    if depth == Depth::Full {
+        for unit in units(env) {
+            record::verify(&unit).map_err(Unusable::Damaged)?;
+        }
+    }
+    Ok(())
 }

@@ -120,6 +120,10 @@ pub enum Error {
     #[error("{0}")]
     Handover(String),
 
+    /// The cache, or a directory above or in it, could be changed by another user; nothing in it was used.
+    #[error("{0}")]
+    Untrusted(#[from] crate::trust::Distrust),
+
     /// Executing Ruby failed.
     #[error("could not run {}: {source}", ruby.display())]
     Exec { ruby: PathBuf, source: io::Error },
@@ -182,6 +186,7 @@ impl Error {
                  DIR, or set cache_dir in .kamal-launcher.toml)"
                     .into(),
             ),
+            Error::Untrusted(distrust) => Some(distrust.fix()),
             Error::Network { advised: true, .. } => None,
             Error::Network { .. } | Error::BrokeOff(_) => Some(
                 "check the network or proxy settings; set BUNDLE_MIRROR__ALL to use a mirror, or \

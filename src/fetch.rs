@@ -348,14 +348,27 @@ impl<'a> Fetcher<'a> {
         }
     }
 
-    /// The digest in a cached compact index of any URL the remote may have been fetched from.
+    /// The digest in a cached compact index of any URL the remote may have been fetched from; only a copy that
+    /// still matches the digest recorded when it was fetched is read.
     fn cached_checksum(&self, remote: &str, req: &GemRequest) -> Option<[u8; 32]> {
         Endpoint::candidates(self.settings, remote)
             .iter()
-            .find_map(|base| {
-                let text = fs::read_to_string(self.info_path(base, &req.name)).ok()?;
-                checksum_from_info(&text, &req.version, &req.platform)
+            .find_map(|base| match IndexCopy::read(&self.info_path(base, &req.name)) {
+                IndexCopy::Valid { body, .. } => {
+                    checksum_from_info(&body, &req.version, &req.platform)
+                }
+                IndexCopy::Damaged | IndexCopy::Absent => None,
             })
+    }
+
+    /// The cached index copies of this gem that [`Fetcher::cached_checksum`] could not use, for messages.
+    fn damaged_index_copies(&self, req: &GemRequest) -> Vec<PathBuf> {
+        req.remotes
+            .iter()
+            .flat_map(|r| Endpoint::candidates(self.settings, r))
+            .map(|base| self.info_path(&base, &req.name))
+            .filter(|path| matches!(IndexCopy::read(path), IndexCopy::Damaged))
+            .collect()
     }
 
     /// The endpoint for a remote, resolved (mirrors probed) once per run.
@@ -442,6 +455,16 @@ impl<'a> Fetcher<'a> {
     }
 }
 
+/// A file in the download cache, as found.
+enum Cached {
+    /// Its content still has the digest it is named by.
+    Verified(Fetched),
+    /// It is there, but its content no longer has that digest, or cannot be read; why, for the user.
+    Damaged { path: PathBuf, why: String },
+    /// Not there.
+    Absent,
+}
+
 struct Fetcher<'a> {
     cache: &'a Cache,
     settings: &'a BundlerSettings,
@@ -455,10 +478,43 @@ struct Fetcher<'a> {
 }
 
 impl Fetcher<'_> {
-    /// The verified file with this digest, if the download cache has it.
-    fn cached(&self, sha256: &[u8; 32]) -> Option<Fetched> {
+    /// The file with this digest in the download cache, hashed again: its name says what it was when it was
+    /// stored, not what it holds now (a disk error, a restore, an edit).
+    fn cached(&self, sha256: &[u8; 32]) -> Cached {
         let path = self.cache.download(sha256);
-        path.is_file().then_some(Fetched {
+        let mut file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Cached::Absent,
+            Err(e) => {
+                return Cached::Damaged {
+                    path,
+                    why: format!("it cannot be read: {e}"),
+                };
+            }
+        };
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => hasher.update(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Cached::Damaged {
+                        path,
+                        why: format!("it cannot be read: {e}"),
+                    };
+                }
+            }
+        }
+        let actual: [u8; 32] = hasher.finalize().into();
+        if actual != *sha256 {
+            return Cached::Damaged {
+                path,
+                why: format!("its SHA-256 is now {}", hex::encode(actual)),
+            };
+        }
+        Cached::Verified(Fetched {
             path,
             sha256: *sha256,
             downloaded: false,
@@ -467,42 +523,83 @@ impl Fetcher<'_> {
 
     /// The gem from the download cache, found by the lockfile's digest or else by the digest in the cached
     /// compact index; its last use is recorded for `cache prune`.
-    fn already_downloaded(&self, req: &GemRequest) -> Option<Fetched> {
-        let sha = req.expected.or_else(|| {
+    fn already_downloaded(&self, req: &GemRequest) -> Cached {
+        let Some(sha) = req.expected.or_else(|| {
             req.remotes
                 .iter()
                 .find_map(|r| self.cached_checksum(r, req))
-        })?;
-        let fetched = self.cached(&sha)?;
-        cache::touch(&fetched.path);
-        Some(fetched)
+        }) else {
+            return Cached::Absent;
+        };
+        let cached = self.cached(&sha);
+        if let Cached::Verified(fetched) = &cached {
+            cache::touch(&fetched.path);
+        }
+        cached
     }
 
-    /// Satisfies everything from the cache, or lists what is missing.
+    /// Satisfies everything from the cache, or lists what is missing or damaged.
     fn offline(&self, requests: &[GemRequest]) -> Result<Vec<Fetched>> {
         let mut out = Vec::new();
         let mut missing = Vec::new();
+        let mut damaged = Vec::new();
+        let mut damaged_index = Vec::new();
         for req in requests {
             match self.already_downloaded(req) {
-                Some(fetched) => out.push(fetched),
-                None => missing.push(req.full_name.clone()),
+                Cached::Verified(fetched) => out.push(fetched),
+                Cached::Damaged { path, why } => {
+                    damaged.push(format!("{} ({}: {why})", path.display(), req.full_name))
+                }
+                Cached::Absent => {
+                    missing.push(req.full_name.clone());
+                    if req.expected.is_none() {
+                        damaged_index.extend(self.damaged_index_copies(req));
+                    }
+                }
             }
         }
-        if missing.is_empty() {
-            Ok(out)
-        } else {
-            Err(Error::Offline(format!(
-                "offline, and the cache in {} lacks {} gem(s): {}\n  fill it by running `kamal-launcher install` once with network access (or restore the CI cache)",
-                self.cache.dir().display(),
-                missing.len(),
-                shown_list(&missing)
-            )))
+        if missing.is_empty() && damaged.is_empty() {
+            return Ok(out);
         }
+        let mut message = format!("offline, and the cache in {} ", self.cache.dir().display());
+        if !missing.is_empty() {
+            message += &format!("lacks {} gem(s): {}", missing.len(), shown_list(&missing));
+        }
+        if !damaged.is_empty() {
+            if !missing.is_empty() {
+                message += "; it ";
+            }
+            message += &format!(
+                "holds {} damaged gem file(s), which were not used: {}",
+                damaged.len(),
+                shown_list(&damaged)
+            );
+        }
+        for path in &damaged_index {
+            message += &format!(
+                "\n  the cached index copy {} does not match the digest recorded when it was fetched (damaged, or \
+                 written by an older launcher), so its checksums were not used",
+                path.display()
+            );
+        }
+        message += if damaged.is_empty() && damaged_index.is_empty() {
+            "\n  fill it by running `kamal-launcher install` once with network access (or restore the CI cache)"
+        } else {
+            "\n  run `kamal-launcher install` once with network access: it fetches what is damaged again (or \
+             delete those files and restore the CI cache)"
+        };
+        Err(Error::Offline(message))
     }
 
     fn fetch(&self, req: &GemRequest, ui: &Ui, progress: &Progress<'_>) -> Result<Fetched> {
-        if let Some(fetched) = self.already_downloaded(req) {
-            return Ok(fetched);
+        match self.already_downloaded(req) {
+            Cached::Verified(fetched) => return Ok(fetched),
+            Cached::Damaged { path, why } => ui.warn(&format!(
+                "{} was damaged ({why}), so it was not used; downloading {} again",
+                path.display(),
+                req.full_name
+            )),
+            Cached::Absent => {}
         }
         let mut last_err = None;
         for remote in &req.remotes {
@@ -544,7 +641,7 @@ impl Fetcher<'_> {
                 req.full_name
             ));
         }
-        if let Some(fetched) = expected.and_then(|sha| self.cached(&sha)) {
+        if let Some(Cached::Verified(fetched)) = expected.map(|sha| self.cached(&sha)) {
             return Ok(fetched);
         }
         let lock_name = match expected {
@@ -555,8 +652,9 @@ impl Fetcher<'_> {
             ),
         };
         let _lock = self.cache.lock(&lock_name)?;
-        // A concurrent launcher may have finished it while we waited for the lock.
-        if let Some(fetched) = expected.and_then(|sha| self.cached(&sha)) {
+        // A concurrent launcher may have finished it while we waited for the lock. A damaged file is replaced
+        // by the rename below.
+        if let Some(Cached::Verified(fetched)) = expected.map(|sha| self.cached(&sha)) {
             return Ok(fetched);
         }
         let url = format!("{}gems/{}.gem", ep.base, req.full_name);
@@ -725,15 +823,24 @@ impl Fetcher<'_> {
         self.cache.index(&cache::key_of([base])).join(name)
     }
 
-    /// GET `info/<name>`, conditional on the cached copy's ETag. `None` when the source has no compact index.
+    /// GET `info/<name>`, conditional on the cached copy's ETag when the copy is intact (a damaged one would be
+    /// kept by a 304 forever). `None` when the source has no compact index.
     fn fetch_info(&self, ep: &Endpoint, name: &str, ui: Option<&Ui>) -> Result<Option<String>> {
         let url = format!("{}info/{}", ep.base, name);
         let path = self.info_path(&ep.base, name);
-        let etag_path = path.with_extension("etag");
-        let cached = fs::read_to_string(&path).ok();
-        let etag = cached
-            .as_ref()
-            .and_then(|_| fs::read_to_string(&etag_path).ok());
+        let (cached, etag) = match IndexCopy::read(&path) {
+            IndexCopy::Valid { body, etag } => (Some(body), etag),
+            IndexCopy::Damaged => {
+                if let Some(ui) = ui {
+                    ui.verbose(&format!(
+                        "  {} does not match the digest recorded when it was fetched; fetching it whole",
+                        path.display()
+                    ));
+                }
+                (None, None)
+            }
+            IndexCopy::Absent => (None, None),
+        };
         let resp = match self.get_retrying(ep, &url, etag.as_deref(), ui) {
             Ok(r) => r,
             // No compact index here (an old-style server, or a plain mirror of gem files).
@@ -758,15 +865,11 @@ impl Fetcher<'_> {
                 ))
             })?;
         // The index copy is an optimisation; a read-only cache still works without it.
-        if cache::write_atomic(self.cache, &path, body.as_bytes()).is_ok() {
-            match new_etag {
-                Some(tag) => {
-                    let _ = cache::write_atomic(self.cache, &etag_path, tag.as_bytes());
-                }
-                None => {
-                    let _ = fs::remove_file(&etag_path);
-                }
-            }
+        let copy = IndexCopy::render(&body, new_etag.as_deref());
+        if cache::write_atomic(self.cache, &path, &copy).is_ok() {
+            // Where launchers before the recorded digest kept the ETag: one of them would revalidate this copy
+            // with a tag that is not its own.
+            let _ = fs::remove_file(legacy_etag_path(&path));
         }
         Ok(Some(body))
     }
@@ -955,6 +1058,71 @@ fn shown_list(names: &[String]) -> String {
     }
 }
 
+/// The first line of a cached compact-index file, before the body's SHA-256 as fetched (and ` etag=` and the
+/// server's ETag). Compact-index readers skip everything before the body's `---` line, so launchers that predate
+/// it still read the copy.
+const INDEX_COPY_HEADER: &str = "# kamal-launcher index copy sha256=";
+
+/// A cached compact-index file, read back.
+#[derive(Debug, PartialEq, Eq)]
+enum IndexCopy {
+    /// Its body still has the digest recorded with it; the ETag it was served with.
+    Valid { body: String, etag: Option<String> },
+    /// There, but not as written: damaged, cut short, or written without a digest by an older launcher.
+    Damaged,
+    /// Not there (or not readable, which is handled as not there: it is fetched again).
+    Absent,
+}
+
+impl IndexCopy {
+    fn read(path: &std::path::Path) -> IndexCopy {
+        match fs::read(path) {
+            Ok(bytes) => IndexCopy::parse(&bytes),
+            Err(_) => IndexCopy::Absent,
+        }
+    }
+
+    fn parse(bytes: &[u8]) -> IndexCopy {
+        let Some(at) = memchr::memchr(b'\n', bytes) else {
+            return IndexCopy::Damaged;
+        };
+        let (first, body) = (&bytes[..at], &bytes[at + 1..]);
+        let Some(fields) = std::str::from_utf8(first)
+            .ok()
+            .and_then(|l| l.strip_prefix(INDEX_COPY_HEADER))
+        else {
+            return IndexCopy::Damaged;
+        };
+        let (sum, etag) = match fields.split_once(" etag=") {
+            Some((sum, etag)) => (sum, Some(etag.to_string())),
+            None => (fields, None),
+        };
+        let intact = hex::decode(sum).is_ok_and(|sum| sum[..] == Sha256::digest(body)[..]);
+        match (intact, String::from_utf8(body.to_vec())) {
+            (true, Ok(body)) => IndexCopy::Valid { body, etag },
+            _ => IndexCopy::Damaged,
+        }
+    }
+
+    /// The file for `body` as served with `etag`.
+    fn render(body: &str, etag: Option<&str>) -> Vec<u8> {
+        let mut out = format!("{INDEX_COPY_HEADER}{}", hex::encode(Sha256::digest(body)));
+        // A header value holds no line break; a tag that somehow did would only fail to match, never misparse.
+        if let Some(etag) = etag.filter(|t| !t.contains(['\n', '\r'])) {
+            out.push_str(" etag=");
+            out.push_str(etag);
+        }
+        out.push('\n');
+        out.push_str(body);
+        out.into_bytes()
+    }
+}
+
+/// Where launchers before [`INDEX_COPY_HEADER`] kept a copy's ETag.
+fn legacy_etag_path(path: &std::path::Path) -> PathBuf {
+    path.with_extension("etag")
+}
+
 /// Finds the `checksum:` of `version[-platform]` in a compact-index info file, tolerating unknown keys.
 pub fn checksum_from_info(info: &str, version: &str, platform: &str) -> Option<[u8; 32]> {
     let wanted = if platform == "ruby" {
@@ -993,6 +1161,29 @@ mod tests {
         );
         assert_eq!(checksum_from_info(INFO, "9.9.9", "ruby"), None);
         assert_eq!(checksum_from_info("garbage", "1.0.0", "ruby"), None);
+    }
+
+    #[test]
+    fn an_index_copy_is_read_only_as_written() {
+        let copy = IndexCopy::render(INFO, Some("\"abc\""));
+        assert_eq!(
+            IndexCopy::parse(&copy),
+            IndexCopy::Valid {
+                body: INFO.to_string(),
+                etag: Some("\"abc\"".to_string())
+            }
+        );
+        // What older launchers and compact-index readers look for is still there, after the header.
+        let text = String::from_utf8(copy.clone()).unwrap();
+        assert_eq!(checksum_from_info(&text, "1.0.0", "ruby"), Some([1; 32]));
+        let bare = IndexCopy::render(INFO, None);
+        assert!(matches!(IndexCopy::parse(&bare), IndexCopy::Valid { etag: None, .. }));
+        // One flipped digit, a cut, a body without the header (an older launcher's): none is read.
+        let flipped = text.replacen("|checksum:01", "|checksum:11", 1).into_bytes();
+        let cut = &copy[..copy.len() - 10];
+        for damaged in [&flipped[..], cut, INFO.as_bytes(), b"", &copy[..20]] {
+            assert_eq!(IndexCopy::parse(damaged), IndexCopy::Damaged);
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::sync::{Mutex, mpsc};
 
 use crate::cache::{self, Cache};
 use crate::error::{Error, Result};
+use crate::record;
 use crate::ruby::Ruby;
 use crate::ui::{Progress, Ui};
 
@@ -70,7 +71,7 @@ impl Feeder<'_> {
     /// Queues `unit` for installation unless the store has it (or another launcher is installing it: then it
     /// is waited for after this launcher's own installs, which keeps lock waits ordered and deadlock-free).
     pub fn submit(&self, unit: Unit) -> Result<()> {
-        if unit.dir.is_dir() {
+        if record::verify(&unit.dir).is_ok() {
             return Ok(());
         }
         let name = format!(
@@ -89,8 +90,17 @@ impl Feeder<'_> {
             }
         };
         // Another launcher may have installed it while we waited.
-        if unit.dir.is_dir() {
-            return Ok(());
+        match record::verify(&unit.dir) {
+            Ok(()) => return Ok(()),
+            // What is there is not what was installed (a crash before it reached the disk, a damaged or
+            // planted file): it goes, atomically, and the gem is installed again.
+            Err(_) if fs::symlink_metadata(&unit.dir).is_ok() => {
+                let broken = self.cache.temp_path("broken-unit")?;
+                fs::rename(&unit.dir, &broken)
+                    .map_err(Error::io("replacing the damaged installed gem", &unit.dir))?;
+                let _ = fs::remove_dir_all(&broken);
+            }
+            Err(_) => {}
         }
         let staging = self.cache.temp_path("unit")?;
         let weight = crate::package::build_weight(&unit.gem_file);
@@ -366,19 +376,21 @@ fn drive(
     Ok(done)
 }
 
-/// Moves an installed unit from its staging directory into the store.
+/// Seals an installed unit (every file on disk, its record written last) and moves it into the store.
 fn store(unit: &Unit, staging: &Path) -> Result<()> {
+    record::seal(staging)?;
     let parent = unit.dir.parent().expect("store paths have a parent");
     fs::create_dir_all(parent).map_err(Error::io("creating the store directory", parent))?;
-    match fs::rename(staging, &unit.dir) {
+    match cache::publish(staging, &unit.dir) {
         Ok(()) => Ok(()),
         // A concurrent launcher holding an older lock layout won the race; its result is as good.
-        Err(_) if unit.dir.is_dir() => Ok(()),
-        Err(e) => Err(Error::Io {
+        Err(_) if record::verify(&unit.dir).is_ok() => Ok(()),
+        Err(Error::Io { source, .. }) => Err(Error::Io {
             action: "moving the installed gem into",
             path: unit.dir.clone(),
-            source: e,
+            source,
         }),
+        Err(e) => Err(e),
     }
 }
 

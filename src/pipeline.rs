@@ -275,7 +275,7 @@ pub fn prepare(
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     // Taken before downloading: a concurrent launcher preparing the same environment waits, then finds it done.
     let _env_lock = cache.lock(&format!("env-{key}"))?;
-    if env::is_intact(env_dir) {
+    if env::check(env_dir, env::Depth::Full).is_ok() {
         return Ok("installed by a concurrent run".to_string());
     }
     let unit_of = |r: &GemRequest, f: &fetch::Fetched| Unit {

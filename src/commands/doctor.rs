@@ -23,6 +23,11 @@ pub fn run(
 ) -> Result<()> {
     let path_var = std::env::var_os("PATH");
     let ruby = ruby::find(opts.ruby.as_deref(), path_var.as_deref()).map_err(|e| e.to_string());
+    let untrusted = crate::trust::check(cache.dir(), crate::cache::LAYOUT, crate::cache::TOP_LEVEL).err();
+    // Nothing is read from, run from or written to a cache another user could change: the rest is gathered with
+    // a private, empty one (and not at all without one).
+    let scratch = untrusted.as_ref().and_then(|_| Scratch::new());
+    let usable = untrusted.is_none() || scratch.is_some();
     let mut context = crate::doctor::Context {
         app: located.map(Located::app_dir),
         lockfile: crate::doctor::Check {
@@ -37,9 +42,11 @@ pub fn run(
         installed: false,
         offline: opts.offline,
         cache,
+        untrusted: untrusted.as_ref(),
         pin: None,
     };
-    if let Some(located) = located {
+    let cache = scratch.as_ref().map_or(cache, |s| &s.cache);
+    if let Some(located) = located.filter(|_| usable) {
         let gathered = (|| -> Result<()> {
             let text = read_lockfile(located)?;
             let lock = parse_lockfile(located, &text)?;
@@ -71,7 +78,8 @@ pub fn run(
                 let info = r.info(cache)?;
                 let sourced = sources::resolve(located.app_dir(), &lock, &closure)?;
                 let key = env_key(&lock, &closure, &info, &sourced);
-                context.installed = crate::env::is_intact(&cache.env(&key));
+                context.installed =
+                    crate::env::check(&cache.env(&key), crate::env::Depth::Full).is_ok();
             }
             if !context.installed && !opts.offline {
                 let requests = requests(&lock, &closure);
@@ -120,6 +128,36 @@ pub fn run(
     }
     println!("all {} checks passed", checks.len());
     Ok(())
+}
+
+/// A private, empty cache in the system's temporary directory, removed when dropped.
+struct Scratch {
+    cache: Cache,
+}
+
+impl Scratch {
+    fn new() -> Option<Scratch> {
+        use std::os::unix::fs::DirBuilderExt;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = std::env::temp_dir().join(format!(
+            "kamal-launcher-doctor-{}-{nanos:08x}",
+            std::process::id()
+        ));
+        // Not recursive: a directory someone planted under that name makes this fail rather than be used.
+        std::fs::DirBuilder::new().mode(0o700).create(&dir).ok()?;
+        Some(Scratch {
+            cache: Cache::new(dir),
+        })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        self.cache.finish();
+        let _ = std::fs::remove_dir_all(self.cache.dir());
+    }
 }
 
 /// What `doctor` reports of the pin. Like every command, doctor first hands over to the pinned version; when

@@ -26,10 +26,22 @@ pub fn run(s: &Session<'_, '_>, args: Option<&[OsString]>) -> Result<()> {
     let key = env_key(s.lock, &closure, &info, &sourced);
     let env_dir = cache.env(&key);
     let root = &closure.gems[closure.root].spec;
-    let installed = match args {
-        // `install` is the repair tool: it checks that the environment's store entries still exist.
-        None => env::is_intact(&env_dir),
-        Some(_) => env::is_installed(&env_dir),
+    // `install` is the repair tool: it reads back every installed gem. The warm path reads back only the
+    // environment's own small files, so that an emptied manifest or boot.rb is rebuilt, never run as nothing.
+    let depth = match args {
+        None => env::Depth::Full,
+        Some(_) => env::Depth::Own,
+    };
+    let installed = match env::check(&env_dir, depth) {
+        Ok(()) => true,
+        Err(env::Unusable::Missing) => false,
+        Err(env::Unusable::Damaged(damage)) => {
+            ui.warn(&format!(
+                "the installed {} {} is damaged ({damage}); repairing it",
+                root.name, root.version
+            ));
+            false
+        }
     };
     let said = |what: String| {
         let gems = closure.gems.len();

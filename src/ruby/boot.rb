@@ -22,14 +22,20 @@ rescue SystemCallError
   nil
 end
 # Compiled bytecode, cached across runs (the technique bootsnap made standard): Ruby asks `load_iseq` for every
-# file it loads; a cached iseq is used only when the file's path, inode, size and mtime and this Ruby's
-# revision and platform all match, and any error falls back to Ruby's own loading.
+# file it loads; a cached iseq is used only when the file's path, size and mtime and this Ruby's revision and
+# platform all match (not the inode: a cache restored in CI gets new ones), and its payload matches the CRC stored
+# with it. Ruby's loader trusts its input and aborts with [BUG] on a damaged payload, so nothing unchecked reaches
+# it; a damaged entry is compiled again and replaced. Any error falls back to Ruby's own loading.
 module KamalLauncherBytecode
   DIR = File.expand_path("../../bytecode/#{RUBY_ENGINE}-#{RUBY_VERSION}-#{RUBY_REVISION}-#{RUBY_PLATFORM}", __dir__)
+  # Starts every entry. Entries of the previous format begin with their source's path instead, so they never
+  # match and are rewritten; a change to the format changes this.
+  FORMAT = "kamal-launcher iseq 2\0".b
 
+  # An entry is FORMAT, the stamp, the payload's CRC-32 (4 bytes, big-endian), the payload (`to_binary`).
   def self.fetch(path)
     stat = File.stat(path)
-    stamp = "#{path}\0#{stat.ino}\0#{stat.size}\0#{stat.mtime.to_i}.#{stat.mtime.nsec}\0"
+    stamp = "#{FORMAT}#{path}\0#{stat.size}\0#{stat.mtime.to_i}.#{stat.mtime.nsec}\0".b
     file = File.join(DIR, "#{Zlib.crc32(path).to_s(16)}-#{File.basename(path)}.iseq")
     data = begin
       File.binread(file)
@@ -37,26 +43,38 @@ module KamalLauncherBytecode
       nil
     end
     if data&.start_with?(stamp)
-      return RubyVM::InstructionSequence.load_from_binary(data.byteslice(stamp.bytesize..))
+      crc = data.byteslice(stamp.bytesize, 4).unpack1("N")
+      payload = data.byteslice(stamp.bytesize + 4..)
+      return RubyVM::InstructionSequence.load_from_binary(payload) if payload && crc == Zlib.crc32(payload)
     end
     iseq = RubyVM::InstructionSequence.compile_file(path)
-    store(file, stamp + iseq.to_binary)
+    payload = iseq.to_binary
+    store(file, stamp + [Zlib.crc32(payload)].pack("N") + payload)
     iseq
   end
 
-  # Written beside and renamed, so concurrent runs never read half a file; a read-only cache just does not
-  # keep it.
+  # Written beside under an unpredictable name, created exclusively (nobody can plant the file or a link in its
+  # place), then renamed, so concurrent runs never read half a file. Not flushed to disk: this runs on the warm
+  # path, and what a crash can leave (an empty or cut-short entry) fails the CRC and is compiled again. A
+  # read-only cache just does not keep it.
   def self.store(file, bytes)
     unless Dir.exist?(DIR)
       parent = File.dirname(DIR)
       Dir.mkdir(parent) unless Dir.exist?(parent)
       Dir.mkdir(DIR)
     end
-    tmp = "#{file}.#{Process.pid}.tmp"
-    File.binwrite(tmp, bytes)
-    File.rename(tmp, file)
+    tmp = "#{file}.#{Random.urandom(8).unpack1("H*")}.tmp"
+    File.open(tmp, File::WRONLY | File::CREAT | File::EXCL | File::BINARY, 0o644) do |out|
+      begin
+        out.write(bytes)
+        out.close
+        File.rename(tmp, file)
+      rescue SystemCallError, IOError
+        File.unlink(tmp) rescue nil # rubocop:disable Style/RescueModifier
+      end
+    end
   rescue SystemCallError
-    File.unlink(tmp) rescue nil # rubocop:disable Style/RescueModifier
+    nil
   end
 end
 

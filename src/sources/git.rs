@@ -201,8 +201,8 @@ impl GitSource {
                 return Err(e);
             }
             fs::create_dir_all(&dir).map_err(Error::io("creating the cache directory", &dir))?;
-            fs::rename(&staging, &checkout)
-                .map_err(Error::io("moving the git checkout into", &checkout))?;
+            crate::record::flush_tree(&staging)?;
+            cache::publish(&staging, &checkout)?;
         }
         if !last_used.exists() {
             let _ = fs::write(&last_used, "");
@@ -232,7 +232,10 @@ impl GitSource {
                 spec.name
             )));
         }
-        fs::rename(&output, &gem).map_err(Error::io("moving the built gem into", &gem))?;
+        fs::File::open(&output)
+            .and_then(|f| f.sync_all())
+            .map_err(Error::io("flushing to disk", &output))?;
+        cache::publish(&output, &gem)?;
         Ok(Some(gem))
     }
 

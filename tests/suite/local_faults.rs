@@ -126,7 +126,7 @@ fn assert_consistent(cache: &Path) {
     for env in entries(&v1.join("envs")) {
         let env = v1.join("envs").join(env);
         assert!(
-            kamal_launcher::env::is_intact(&env),
+            kamal_launcher::env::check(&env, kamal_launcher::env::Depth::Full).is_ok(),
             "half-built environment {}",
             env.display()
         );

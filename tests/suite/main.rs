@@ -5,7 +5,10 @@ mod support;
 
 mod architecture;
 mod bench;
+mod bytecode;
 mod cache;
+mod cache_trust;
+mod durability;
 mod foundation;
 mod harness_selftest;
 mod hostile;
@@ -20,4 +23,5 @@ mod properties;
 mod real_lockfiles;
 mod release;
 mod ruby_managers;
+mod signals;
 mod sources;

@@ -1,0 +1,326 @@
+//! Durability and repair (issue 18, points 1 and 3): what marks something done reaches the disk before the rename
+//! that publishes it, and an environment or installed gem that is not what was installed (emptied, flipped,
+//! removed, planted) is found by `install` and rebuilt, and by the warm path for the environment's own files:
+//! never "already installed", never an exit 0 having run nothing.
+
+use crate::support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::{App, Launcher, Lock, Output, Server, assert_success, entries, fixtures};
+
+fn serve() -> Server {
+    Server::start(&fixtures().dir)
+}
+
+fn installed(server: &Server) -> (App, Launcher) {
+    let app = App::new(&Lock::new(server.url()));
+    let launcher = Launcher::new(app.path());
+    assert_success(&launcher.clone().arg("install").run());
+    (app, launcher)
+}
+
+/// The fixture kamal's version, which its `version` command prints.
+fn kamal_version() -> &'static str {
+    support::closure()
+        .into_iter()
+        .find(|(name, ..)| *name == "kamal")
+        .map(|(_, version, _)| version)
+        .unwrap()
+}
+
+fn version(launcher: &Launcher) -> Output {
+    launcher.clone().args(["exec", "--", "version"]).run()
+}
+
+/// The one environment of a cache.
+fn env_dir(launcher: &Launcher) -> PathBuf {
+    let envs = launcher.env_dirs();
+    assert_eq!(envs.len(), 1, "one environment expected: {envs:?}");
+    launcher.layout_root().join("envs").join(&envs[0])
+}
+
+/// A file of the installed gem `name` (its gemspec, or a path under its gem directory).
+fn unit_file(launcher: &Launcher, name: &str, what: &str) -> PathBuf {
+    let unit = launcher
+        .store_unit_dirs()
+        .into_iter()
+        .find(|d| {
+            d.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{name}-")))
+        })
+        .unwrap_or_else(|| panic!("no installed {name}"));
+    let spec_dir = unit.join("specifications");
+    let spec = spec_dir.join(&entries(&spec_dir)[0]);
+    if what == "gemspec" {
+        return spec;
+    }
+    let gems = unit.join("gems");
+    gems.join(&entries(&gems)[0]).join(what)
+}
+
+type Fault = fn(&Path);
+
+/// The ways a file goes bad on disk: a crash before its data was written, a flipped byte, a lost file.
+const FAULTS: &[(&str, Fault)] = &[
+    ("emptied", |p| fs::write(p, "").unwrap()),
+    ("flipped", |p| {
+        let mut bytes = fs::read(p).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x20;
+        fs::write(p, bytes).unwrap();
+    }),
+    ("removed", |p| fs::remove_file(p).unwrap()),
+];
+
+#[test]
+fn install_finds_and_rebuilds_every_damaged_file_of_an_environment_and_its_gems() {
+    let server = serve();
+    let (_app, launcher) = installed(&server);
+    let targets: Vec<(&str, PathBuf)> = vec![
+        ("manifest", env_dir(&launcher).join("manifest")),
+        ("boot.rb", env_dir(&launcher).join("boot.rb")),
+        ("kamal's gemspec", unit_file(&launcher, "kamal", "gemspec")),
+        (
+            "kamal's executable",
+            unit_file(&launcher, "kamal", "exe/kamal"),
+        ),
+        (
+            "fixture_ext's gemspec",
+            unit_file(&launcher, "fixture_ext", "gemspec"),
+        ),
+    ];
+    for (what, path) in &targets {
+        for (fault_name, fault) in FAULTS {
+            let case = format!("{what} {fault_name}");
+            let before = fs::read(path).unwrap();
+            fault(path);
+            let out = launcher.clone().arg("install").run();
+            assert_success(&out);
+            assert!(
+                !out.stderr.contains("already installed"),
+                "{case}: install took a damaged install for done:\n{}",
+                out.stderr
+            );
+            assert!(
+                out.stderr.contains("damaged") && out.stderr.contains("repairing"),
+                "{case}: install did not say what it repairs:\n{}",
+                out.stderr
+            );
+            assert_eq!(fs::read(path).unwrap(), before, "{case}: not restored");
+            let again = launcher.clone().arg("install").run();
+            assert!(
+                again.stderr.contains("already installed"),
+                "{case}: {}",
+                again.stderr
+            );
+            let out = version(&launcher);
+            assert_success(&out);
+            assert_eq!(out.stdout.trim(), kamal_version(), "{case}");
+        }
+    }
+    // Downloads were reused: repairs install again from the verified cache, not the network.
+    let gem_requests = server
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/gems/"))
+        .count();
+    assert_eq!(
+        gem_requests,
+        support::closure().len(),
+        "repairs downloaded again"
+    );
+}
+
+#[test]
+fn a_planted_file_in_an_installed_gem_is_found_and_removed_by_install() {
+    let server = serve();
+    let (_app, launcher) = installed(&server);
+    let kamal_exe = unit_file(&launcher, "kamal", "exe/kamal");
+    let planted = kamal_exe.with_file_name("planted.rb");
+    fs::write(&planted, "puts 'planted'\n").unwrap();
+    let out = launcher.clone().arg("install").run();
+    assert_success(&out);
+    assert!(out.stderr.contains("planted.rb"), "{}", out.stderr);
+    assert!(!planted.exists(), "the planted file is still installed");
+}
+
+#[test]
+fn the_warm_path_never_runs_nothing_from_an_empty_manifest_or_boot_rb() {
+    let server = serve();
+    let (_app, launcher) = installed(&server);
+    for name in ["manifest", "boot.rb"] {
+        for (fault_name, fault) in FAULTS {
+            let path = env_dir(&launcher).join(name);
+            fault(&path);
+            let out = version(&launcher);
+            assert_success(&out);
+            assert_eq!(
+                out.stdout.trim(),
+                kamal_version(),
+                "{name} {fault_name}: kamal did not run\n{}",
+                out.stderr
+            );
+            assert!(
+                out.stderr.contains(name) && out.stderr.contains("repairing"),
+                "{name} {fault_name}: the repair was silent:\n{}",
+                out.stderr
+            );
+            // Repaired for good: the next run is warm and quiet.
+            let out = version(&launcher);
+            assert_success(&out);
+            assert_eq!(out.stderr.trim(), "", "{name} {fault_name}");
+        }
+    }
+}
+
+// ---- a power loss right after a successful run ----
+
+/// An ext4 filesystem on a loop device whose journal commits every second, so that a rename reaches the disk
+/// long before delayed data does (ext4's default writeback waits 30 s): the window a power loss hits.
+struct Disk {
+    images: tempfile::TempDir,
+    mount: tempfile::TempDir,
+}
+
+impl Disk {
+    fn new() -> Result<Disk, String> {
+        let images = tempfile::Builder::new().prefix("power-").tempdir().unwrap();
+        let image = images.path().join("disk.img");
+        fs::File::create(&image)
+            .unwrap()
+            .set_len(256 << 20)
+            .unwrap();
+        run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image))?;
+        let mount = tempfile::Builder::new()
+            .prefix("power-mnt-")
+            .tempdir()
+            .unwrap();
+        run(Command::new("mount")
+            .args(["-o", "loop,commit=1"])
+            .arg(&image)
+            .arg(mount.path()))?;
+        Ok(Disk { images, mount })
+    }
+
+    /// The loop device's journal statistics (`/proc/fs/jbd2/<dev>-8/info`).
+    fn journal_info(&self) -> PathBuf {
+        let out = Command::new("findmnt")
+            .args(["-n", "-o", "SOURCE", "--target"])
+            .arg(self.mount.path())
+            .output()
+            .unwrap();
+        let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let name = dev.rsplit('/').next().unwrap().to_string();
+        PathBuf::from(format!("/proc/fs/jbd2/{name}-8/info"))
+    }
+
+    fn transactions(&self) -> u64 {
+        let text = fs::read_to_string(self.journal_info()).unwrap_or_default();
+        text.split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The disk as a power loss now would leave it: the journal's committed metadata, and only the data that was
+    /// written back. Waits (on the journal's own counter, not a clock) until what the run did has been committed.
+    fn power_loss(&self) -> Disk {
+        // A change made after the run's commits with or after everything before it. The transaction committing
+        // when the first marker was made may not hold it; the one that commits the second holds both.
+        for marker in ["marker-1", "marker-2"] {
+            fs::write(self.mount.path().join(marker), "").unwrap();
+            let seen = self.transactions();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while self.transactions() <= seen {
+                assert!(Instant::now() < deadline, "the journal never committed");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let images = tempfile::Builder::new()
+            .prefix("power-after-")
+            .tempdir()
+            .unwrap();
+        let copy = images.path().join("disk.img");
+        run(Command::new("cp")
+            .arg("--sparse=always")
+            .arg(self.images.path().join("disk.img"))
+            .arg(&copy))
+        .unwrap();
+        let mount = tempfile::Builder::new()
+            .prefix("power-after-mnt-")
+            .tempdir()
+            .unwrap();
+        // Mounting replays the journal, as the boot after the power loss would.
+        run(Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&copy)
+            .arg(mount.path()))
+        .unwrap();
+        Disk { images, mount }
+    }
+}
+
+impl Drop for Disk {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(self.mount.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(self.mount.path())
+                .status();
+        }
+    }
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+#[test]
+fn a_power_loss_right_after_a_successful_install_leaves_it_installed() {
+    let disk = match Disk::new() {
+        Ok(disk) => disk,
+        Err(why) => {
+            eprintln!(
+                "\n\n==== SKIPPED: power loss on ext4 ====\n{why}\nMounting a loop device needs root.\n\n"
+            );
+            return;
+        }
+    };
+    let server = serve();
+    let app = App::new(&Lock::new(server.url()));
+    let cache = disk.mount.path().join("cache");
+    let launcher = Launcher::new(app.path()).cache_dir(&cache);
+    assert_success(&launcher.clone().arg("install").run());
+
+    let after = disk.power_loss();
+    drop(server);
+    // Offline, from what survived: a run that said "installed" left it installed, durable.
+    let survivor = Launcher::new(app.path()).cache_dir(&after.mount.path().join("cache"));
+    let out = version(&survivor);
+    assert_success(&out);
+    assert_eq!(out.stdout.trim(), kamal_version(), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("damaged"),
+        "the install did not survive the power loss:\n{}",
+        out.stderr
+    );
+    let out = survivor.clone().args(["--offline", "install"]).run();
+    assert_success(&out);
+    assert!(out.stderr.contains("already installed"), "{}", out.stderr);
+}
