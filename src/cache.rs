@@ -327,6 +327,27 @@ pub fn write_atomic(cache: &Cache, path: &Path, bytes: &[u8]) -> Result<()> {
     result
 }
 
+/// Writes a small file that carries its own SHA-256 (a last line `sha256=HEX`), durably: a memo whose damage must
+/// be noticed, not believed. [`read_checked`] gives the content back only while it matches.
+pub fn write_checked(cache: &Cache, path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut sealed = bytes.to_vec();
+    sealed.extend_from_slice(format!("sha256={}\n", hex::encode(Sha256::digest(bytes))).as_bytes());
+    write_atomic(cache, path, &sealed)
+}
+
+/// The content [`write_checked`] wrote, or `None` when the file is missing, torn or changed.
+pub fn read_checked(path: &Path) -> Option<Vec<u8>> {
+    let mut bytes = fs::read(path).ok()?;
+    let body = bytes.strip_suffix(b"\n")?;
+    let start = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let digest = body[start..].strip_prefix(b"sha256=")?;
+    if digest != hex::encode(Sha256::digest(&body[..start])).as_bytes() {
+        return None;
+    }
+    bytes.truncate(start);
+    Some(bytes)
+}
+
 /// Renames a complete, flushed file or tree into place, then flushes the directory that gained it. Filesystems
 /// such as ext4 may commit a rename before the data it names: what marks something done must be on disk before
 /// the rename (the caller's part: `File::sync_all`, [`crate::record::seal`]) and the rename after it (this).
@@ -369,6 +390,24 @@ mod tests {
         assert_eq!(key_of(["a", "bc"]), key_of(["a", "bc"]));
         assert_ne!(key_of(["ab", "c"]), key_of(["a", "bc"]));
         assert_eq!(key_of(["x"]).len(), 24);
+    }
+
+    #[test]
+    fn a_checked_file_is_believed_only_while_it_matches() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().to_path_buf());
+        let p = dir.path().join("v2/rubies/x.txt");
+        write_checked(&cache, &p, b"platform=x86_64-linux\n").unwrap();
+        assert_eq!(
+            read_checked(&p).as_deref(),
+            Some(&b"platform=x86_64-linux\n"[..])
+        );
+        let flipped = fs::read_to_string(&p).unwrap().replace("x86_64", "x86_65");
+        fs::write(&p, flipped).unwrap();
+        assert_eq!(read_checked(&p), None);
+        fs::write(&p, "").unwrap();
+        assert_eq!(read_checked(&p), None);
+        cache.finish();
     }
 
     #[test]

@@ -269,15 +269,16 @@ impl Ruby {
     pub fn info(&self, cache: &Cache) -> Result<RubyInfo> {
         let identity = self.identity()?;
         let remembered = cache.ruby_probe(&identity);
-        if let Some(info) = std::fs::read_to_string(&remembered)
-            .ok()
+        // A damaged memo would name another platform or ABI (and so install for it): it is probed again.
+        if let Some(info) = cache::read_checked(&remembered)
+            .and_then(|bytes| String::from_utf8(bytes).ok())
             .and_then(|t| RubyInfo::parse(&t))
         {
             return Ok(info);
         }
         let info = self.probe()?;
         // A read-only cache (restored in CI) still works; we only lose the memo.
-        let _ = cache::write_atomic(cache, &remembered, info.render().as_bytes());
+        let _ = cache::write_checked(cache, &remembered, info.render().as_bytes());
         Ok(info)
     }
 

@@ -324,3 +324,32 @@ fn a_power_loss_right_after_a_successful_install_leaves_it_installed() {
     assert_success(&out);
     assert!(out.stderr.contains("already installed"), "{}", out.stderr);
 }
+
+#[test]
+fn a_damaged_ruby_probe_memo_is_probed_again_not_believed() {
+    let server = serve();
+    let (_app, launcher) = installed(&server);
+    let rubies = launcher.layout_root().join("rubies");
+    let memos = entries(&rubies);
+    assert_eq!(memos.len(), 1, "{memos:?}");
+    let memo = rubies.join(&memos[0]);
+    let text = fs::read_to_string(&memo).unwrap();
+    // One flipped byte that still reads as a memo: another platform, so another closure and environment.
+    let platform = text.lines().find(|l| l.starts_with("platform=")).unwrap();
+    let flipped = format!("{}{}", &platform[..platform.len() - 1], "q");
+    fs::write(&memo, text.replace(platform, &flipped)).unwrap();
+    let out = version(&launcher);
+    assert_success(&out);
+    assert_eq!(out.stdout.trim(), kamal_version());
+    assert_eq!(out.stderr.trim(), "", "the damaged memo was believed");
+    assert_eq!(
+        fs::read_to_string(&memo).unwrap(),
+        text,
+        "the memo was not rewritten"
+    );
+    assert_eq!(
+        launcher.env_dirs().len(),
+        1,
+        "another environment was installed"
+    );
+}
