@@ -367,7 +367,10 @@ fn cache_check(cache: &Cache) -> Check {
     match result {
         Ok(()) => Check::pass(
             "Cache",
-            format!("{} is writable, and no other user can change it", dir.display()),
+            format!(
+                "{} is writable, and no other user can change it",
+                dir.display()
+            ),
         ),
         Err(e) => Check::fail(
             "Cache",

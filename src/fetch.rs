@@ -353,12 +353,14 @@ impl<'a> Fetcher<'a> {
     fn cached_checksum(&self, remote: &str, req: &GemRequest) -> Option<[u8; 32]> {
         Endpoint::candidates(self.settings, remote)
             .iter()
-            .find_map(|base| match IndexCopy::read(&self.info_path(base, &req.name)) {
-                IndexCopy::Valid { body, .. } => {
-                    checksum_from_info(&body, &req.version, &req.platform)
-                }
-                IndexCopy::Damaged | IndexCopy::Absent => None,
-            })
+            .find_map(
+                |base| match IndexCopy::read(&self.info_path(base, &req.name)) {
+                    IndexCopy::Valid { body, .. } => {
+                        checksum_from_info(&body, &req.version, &req.platform)
+                    }
+                    IndexCopy::Damaged | IndexCopy::Absent => None,
+                },
+            )
     }
 
     /// The cached index copies of this gem that [`Fetcher::cached_checksum`] could not use, for messages.
@@ -1177,9 +1179,14 @@ mod tests {
         let text = String::from_utf8(copy.clone()).unwrap();
         assert_eq!(checksum_from_info(&text, "1.0.0", "ruby"), Some([1; 32]));
         let bare = IndexCopy::render(INFO, None);
-        assert!(matches!(IndexCopy::parse(&bare), IndexCopy::Valid { etag: None, .. }));
+        assert!(matches!(
+            IndexCopy::parse(&bare),
+            IndexCopy::Valid { etag: None, .. }
+        ));
         // One flipped digit, a cut, a body without the header (an older launcher's): none is read.
-        let flipped = text.replacen("|checksum:01", "|checksum:11", 1).into_bytes();
+        let flipped = text
+            .replacen("|checksum:01", "|checksum:11", 1)
+            .into_bytes();
         let cut = &copy[..copy.len() - 10];
         for damaged in [&flipped[..], cut, INFO.as_bytes(), b"", &copy[..20]] {
             assert_eq!(IndexCopy::parse(damaged), IndexCopy::Damaged);

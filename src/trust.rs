@@ -87,14 +87,10 @@ impl std::fmt::Display for Distrust {
                 reason,
                 ..
             } => {
-                let owner = user_name(*uid);
                 let what = match reason {
-                    Reason::Owner => format!(
-                        "is owned by {owner}, neither this user ({}) nor root",
-                        user_name(euid())
-                    ),
+                    Reason::Owner => format!("is not owned by you (uid {}) or root", euid()),
                     Reason::GroupWritable => format!(
-                        "is writable by the group {}, which is not this user's own group",
+                        "is writable by the group {}, which is not yours alone",
                         group_name(*gid)
                     ),
                     Reason::WorldWritable => {
@@ -103,9 +99,10 @@ impl std::fmt::Display for Distrust {
                 };
                 write!(
                     f,
-                    "refusing to use the cache: {} (owner {owner}, group {}, mode {:04o}) {what}: another user \
+                    "refusing to use the cache: {} (owner {}, group {}, mode {:04o}) {what}: another user \
                      could change what runs as you",
                     path.display(),
+                    user_name(*uid),
                     group_name(*gid),
                     mode & 0o7777
                 )
@@ -138,7 +135,10 @@ impl Distrust {
                 ..
             } => format!(
                 "{ELSEWHERE}, or, if its contents are yours, take it over: sudo chown -R {} {}",
-                user_name(euid()),
+                nix::unistd::User::from_uid(euid().into())
+                    .ok()
+                    .flatten()
+                    .map_or_else(|| euid().to_string(), |u| u.name),
                 path.display()
             ),
             Distrust::Untrusted { path, .. } => format!(
@@ -230,7 +230,12 @@ fn real_path(dir: &Path) -> Result<(PathBuf, bool), Distrust> {
         };
         match fs::canonicalize(at) {
             Ok(real) => return Ok((real, at == dir)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
                 at = match at.parent() {
                     Some(p) if p.as_os_str().is_empty() => Path::new("."),
                     Some(p) => p,
@@ -242,11 +247,19 @@ fn real_path(dir: &Path) -> Result<(PathBuf, bool), Distrust> {
     }
 }
 
-/// The metadata of `path` (following a symlink), `None` when it does not exist.
+/// The metadata of `path` (following a symlink), `None` when it does not exist (a file where a directory on its
+/// way belongs is reported by whatever would write there).
 fn stat(path: &Path) -> Result<Option<Metadata>, Distrust> {
     match fs::metadata(path) {
         Ok(meta) => Ok(Some(meta)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Ok(None)
+        }
         Err(source) => Err(Distrust::Unreadable {
             path: path.to_path_buf(),
             source,
@@ -293,24 +306,31 @@ fn judge(path: &Path, in_cache: bool, meta: &Metadata, me: &Me) -> Result<(), Di
 struct Me {
     uid: u32,
     gid: u32,
+    /// Whether `gid` is this user's private group: looked up (the user and group databases, maybe over the
+    /// network) at most once, and only for a group-writable directory.
+    private: std::cell::OnceCell<bool>,
 }
 
 impl Me {
     fn current() -> Me {
+        Me::new(euid(), nix::unistd::getegid().as_raw())
+    }
+
+    fn new(uid: u32, gid: u32) -> Me {
         Me {
-            uid: euid(),
-            gid: nix::unistd::getegid().as_raw(),
+            uid,
+            gid,
+            private: std::cell::OnceCell::new(),
         }
     }
 
-    /// Whether `gid` is this user's private group: looked up only for a group-writable directory.
     fn private_group(&self, gid: u32) -> bool {
-        if gid != self.gid {
-            return false;
-        }
-        let user = nix::unistd::User::from_uid(self.uid.into()).ok().flatten();
-        let group = nix::unistd::Group::from_gid(gid.into()).ok().flatten();
-        matches!((user, group), (Some(u), Some(g)) if u.name == g.name)
+        gid == self.gid
+            && *self.private.get_or_init(|| {
+                let user = nix::unistd::User::from_uid(self.uid.into()).ok().flatten();
+                let group = nix::unistd::Group::from_gid(gid.into()).ok().flatten();
+                matches!((user, group), (Some(u), Some(g)) if u.name == g.name)
+            })
     }
 }
 
@@ -349,10 +369,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         let me = Me::current();
-        let other_group = Me {
-            uid: me.uid,
-            gid: me.gid.wrapping_add(1),
-        };
+        let other_group = Me::new(me.uid, me.gid.wrapping_add(1));
         for (mode, ok) in [
             (0o755, true),
             (0o700, true),
@@ -386,10 +403,7 @@ mod tests {
             std::os::unix::fs::chown(dir, Some(65534), None).unwrap();
             judge(dir, true, &fs::metadata(dir).unwrap(), &me)
         } else {
-            let stranger = Me {
-                uid: me.uid.wrapping_add(12345),
-                gid: me.gid,
-            };
+            let stranger = Me::new(me.uid.wrapping_add(12345), me.gid);
             judge(dir, true, &meta, &stranger)
         };
         let err = judged.unwrap_err();

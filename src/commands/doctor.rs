@@ -23,7 +23,8 @@ pub fn run(
 ) -> Result<()> {
     let path_var = std::env::var_os("PATH");
     let ruby = ruby::find(opts.ruby.as_deref(), path_var.as_deref()).map_err(|e| e.to_string());
-    let untrusted = crate::trust::check(cache.dir(), crate::cache::LAYOUT, crate::cache::TOP_LEVEL).err();
+    let untrusted =
+        crate::trust::check(cache.dir(), crate::cache::LAYOUT, crate::cache::TOP_LEVEL).err();
     // Nothing is read from, run from or written to a cache another user could change: the rest is gathered with
     // a private, empty one (and not at all without one).
     let scratch = untrusted.as_ref().and_then(|_| Scratch::new());

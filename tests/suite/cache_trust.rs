@@ -78,11 +78,7 @@ fn damage_index_copy(path: &Path, version: &str, sha256: &str) {
             };
             let at = rest.find("checksum:").expect("a checksum on the line") + "checksum:".len();
             replaced = true;
-            format!(
-                "{version} {}{sha256}{}\n",
-                &rest[..at],
-                &rest[at + 64..]
-            )
+            format!("{version} {}{sha256}{}\n", &rest[..at], &rest[at + 64..])
         })
         .collect();
     assert!(replaced, "{version} not in {}:\n{text}", path.display());
@@ -114,7 +110,11 @@ fn a_damaged_index_copy_is_fetched_whole_not_revalidated_by_its_etag() {
     assert_success(&out);
     assert!(!out.stderr.contains("checksum mismatch"), "{out}");
     // The damaged copy was fetched whole; the intact one was still revalidated (and kept).
-    assert_eq!(conditionals(&server, "/info/fixture_dep_a"), [None], "{out}");
+    assert_eq!(
+        conditionals(&server, "/info/fixture_dep_a"),
+        [None],
+        "{out}"
+    );
     let revalidated = conditionals(&server, "/info/fixture_dep_b");
     assert!(
         matches!(revalidated.as_slice(), [Some(_)]),
@@ -149,13 +149,21 @@ fn a_checksum_from_a_damaged_index_copy_accepts_nothing_offline() {
         "{out}"
     );
     assert!(out.stderr.contains("kamal-launcher install"), "{out}");
-    assert!(server.requests().is_empty(), "offline: {:?}", server.requests());
+    assert!(
+        server.requests().is_empty(),
+        "offline: {:?}",
+        server.requests()
+    );
     assert!(launcher.env_dirs().is_empty(), "an environment was made");
 
     // With the network, the copy is replaced and the right gem installed.
     let out = install_small(&launcher, &[]);
     assert_success(&out);
-    assert_eq!(conditionals(&server, "/info/fixture_dep_a"), [None], "{out}");
+    assert_eq!(
+        conditionals(&server, "/info/fixture_dep_a"),
+        [None],
+        "{out}"
+    );
     let units = launcher.store_units();
     assert!(
         units.iter().any(|u| u.starts_with(&format!(
@@ -206,7 +214,11 @@ fn a_damaged_download_is_named_and_downloaded_again() {
         "{out}"
     );
     assert!(!out.stderr.contains("NoMethodError"), "{out}");
-    assert!(server.requests().is_empty(), "offline: {:?}", server.requests());
+    assert!(
+        server.requests().is_empty(),
+        "offline: {:?}",
+        server.requests()
+    );
     assert!(launcher.env_dirs().is_empty(), "an environment was made");
     assert_ne!(fs::read(&download).unwrap(), genuine);
 
@@ -252,15 +264,22 @@ fn plant(launcher: &Launcher, marker: &Path) {
     let unit = launcher
         .store_unit_dirs()
         .into_iter()
-        .find(|d| d.file_name().unwrap().to_string_lossy().starts_with("kamal-2.7.0-"))
+        .find(|d| {
+            d.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("kamal-2.7.0-")
+        })
         .expect("kamal is installed");
     let exe = unit.join("gems/kamal-2.7.0/exe/kamal");
-    let text = fs::read_to_string(&exe)
-        .unwrap_or_else(|e| panic!("{}: {e}", exe.display()));
+    let text = fs::read_to_string(&exe).unwrap_or_else(|e| panic!("{}: {e}", exe.display()));
     let (shebang, rest) = text.split_once('\n').unwrap();
     fs::write(
         &exe,
-        format!("{shebang}\nFile.write({:?}, \"planted\")\n{rest}", marker.display().to_string()),
+        format!(
+            "{shebang}\nFile.write({:?}, \"planted\")\n{rest}",
+            marker.display().to_string()
+        ),
     )
     .unwrap();
 }
@@ -305,32 +324,66 @@ fn a_cache_another_user_owns_or_may_write_is_refused_and_nothing_in_it_runs() {
     // Owned by another user: v2/ (whoever made it first in a shared directory), a directory in it, the cache.
     for path in [&v2, &envs, &store, &cache] {
         owner(path, NOBODY);
-        for args in [&["exec", "--", "version"][..], &["install"], &["cache", "clean"]] {
+        for args in [
+            &["exec", "--", "version"][..],
+            &["install"],
+            &["cache", "clean"],
+        ] {
             let out = launcher.clone().args(args).run();
-            assert_refused(&out, path, "is owned by nobody (uid 65534), neither this user", &marker);
-            assert!(out.stderr.contains(&format!("chown -R root {}", path.display())), "{out}");
+            assert_refused(&out, path, "nobody (uid 65534), group nogroup", &marker);
+            assert!(
+                out.stderr.contains("is not owned by you (uid 0) or root"),
+                "{out}"
+            );
+            assert!(
+                out.stderr
+                    .contains(&format!("chown -R root {}", path.display())),
+                "{out}"
+            );
         }
         // doctor reports it, as a failed check with the fix.
         let out = launcher.clone().arg("doctor").run();
         assert_eq!(out.code(), Some(1), "{out}");
         assert!(
-            out.stdout.contains(&format!("Cache: refusing to use the cache: {} (owner", path.display())),
+            out.stdout.contains(&format!(
+                "Cache: refusing to use the cache: {} (owner",
+                path.display()
+            )),
             "{out}"
         );
-        assert!(out.stdout.contains("fix: set KAMAL_LAUNCHER_CACHE_DIR"), "{out}");
+        assert!(
+            out.stdout.contains("fix: set KAMAL_LAUNCHER_CACHE_DIR"),
+            "{out}"
+        );
         assert!(!marker.exists());
         owner(path, 0);
     }
-    assert!(launcher.store_units().iter().any(|u| u.starts_with("kamal-")), "clean ran");
+    assert!(
+        launcher
+            .store_units()
+            .iter()
+            .any(|u| u.starts_with("kamal-")),
+        "clean ran"
+    );
 
     // Writable by a group other than root's own, or by everyone without the sticky bit.
     chown(&v2, None, Some(NOBODY)).unwrap();
     set_mode(&v2, 0o775);
-    assert_refused(&exec(), &v2, "is writable by the group nogroup (gid 65534)", &marker);
+    assert_refused(
+        &exec(),
+        &v2,
+        "is writable by the group nogroup (gid 65534)",
+        &marker,
+    );
     set_mode(&envs, 0o777);
     chown(&v2, None, Some(0)).unwrap();
     // Root's private group (group name = user name, gid = egid) may write: umask 002's convention.
-    assert_refused(&exec(), &envs, "is writable by every user (and has no sticky bit)", &marker);
+    assert_refused(
+        &exec(),
+        &envs,
+        "is writable by every user (and has no sticky bit)",
+        &marker,
+    );
     set_mode(&envs, 0o755);
     set_mode(&v2, 0o755);
 
@@ -340,7 +393,11 @@ fn a_cache_another_user_owns_or_may_write_is_refused_and_nothing_in_it_runs() {
     set_mode(&parent, 0o777);
     let out = exec();
     assert_refused(&out, &parent, "is writable by every user", &marker);
-    assert!(out.stderr.contains(&format!("outside {}", parent.display())), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("outside {}", parent.display())),
+        "{out}"
+    );
     // A /tmp-style directory (1777: others cannot rename or remove what is ours) is fine.
     set_mode(&parent, 0o1777);
     assert_success(&exec());
@@ -357,32 +414,52 @@ fn in_a_shared_sticky_directory_the_first_user_to_create_the_cache_owns_it_alone
     let app = App::new(&Lock::new(server.url()));
     add_mode(app.path(), 0o755);
     // A directory CI runners and dev containers share: root's, 1777.
-    let shared = tempfile::Builder::new().prefix("shared-").tempdir().unwrap();
+    let shared = tempfile::Builder::new()
+        .prefix("shared-")
+        .tempdir()
+        .unwrap();
     set_mode(shared.path(), 0o1777);
     let cache = shared.path().join("kamal-launcher");
     let launcher = Launcher::new(app.path()).cache_dir(&cache);
-    let home = tempfile::Builder::new().prefix("nobody-home-").tempdir().unwrap();
+    let home = tempfile::Builder::new()
+        .prefix("nobody-home-")
+        .tempdir()
+        .unwrap();
     chown(home.path(), Some(NOBODY), Some(NOBODY)).unwrap();
     let (program, _bin) = launcher_for_others();
 
-    // uid 65534 comes first, with a umask that would leave everything open to others: the cache and v2/
-    // it creates are its own and writable by it alone.
+    // uid 65534 comes first, with a umask that would leave everything it creates open to others: the cache
+    // directory and v2/ are its own and writable by it alone.
     let sh = Path::new("/bin/sh");
     let script = "umask 000; exec \"$0\" \"$@\"";
     let program_text = program.to_str().unwrap();
-    let out = as_nobody(&launcher, home.path(), sh, &["-c", script, program_text, "cache", "key"]);
+    let out = as_nobody(
+        &launcher,
+        home.path(),
+        sh,
+        &["-c", script, program_text, "install"],
+    );
     assert_success(&out);
     for dir in [cache.clone(), launcher.layout_root()] {
         let meta = fs::metadata(&dir).unwrap();
         assert_eq!(meta.uid(), NOBODY, "{}", dir.display());
-        assert_eq!(meta.mode() & 0o7777, 0o755, "{}", dir.display());
+        assert_eq!(
+            format!("{:o}", meta.mode() & 0o7777),
+            "755",
+            "{}",
+            dir.display()
+        );
     }
 
-    // Root is refused that cache, however it is laid out, and told how to use one of its own.
-    let marker = home.path().join("never");
-    let out = launcher.clone().arg("install").run();
-    assert_refused(&out, &cache, "is owned by nobody (uid 65534)", &marker);
-    assert!(launcher.env_dirs().is_empty());
+    // Root is refused that cache, and told how to use one of its own: what uid 65534 put there never runs.
+    let marker_dir = tempfile::tempdir().unwrap();
+    let marker = marker_dir.path().join("planted");
+    plant(&launcher, &marker);
+    server.clear_log();
+    for args in [&["exec", "--", "version"][..], &["install"]] {
+        let out = launcher.clone().args(args).run();
+        assert_refused(&out, &cache, "is not owned by you (uid 0) or root", &marker);
+    }
     assert!(server.requests().is_empty(), "{:?}", server.requests());
 
     // Root first instead: accepted in the same 1777 directory; uid 65534 may then run what root installed.
