@@ -123,31 +123,3 @@ fn torn_bytecode_files_are_recompiled() {
     }
     assert_repaired(&launcher, &good);
 }
-
-
-#[test]
-#[ignore]
-fn zz_measure_warm() {
-    use std::process::Command;
-    let bin = env!("CARGO_BIN_EXE_kamal-launcher");
-    let work = tempfile::tempdir().unwrap();
-    let root = work.path().join("kl");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/kamal_like.rb");
-    assert!(Command::new("ruby").arg(&script).arg(&root).arg("https://rubygems.org/")
-        .stdout(std::process::Stdio::null()).status().unwrap().success());
-    let server = Server::start(&root);
-    let cache = work.path().join("cache");
-    let cmd = format!("env BUNDLE_MIRROR__ALL={} KAMAL_LAUNCHER_CACHE_DIR={} {bin} --gem kl_kamal --lockfile {} exec -- x",
-        server.url(), cache.display(), root.join("Gemfile.lock").display());
-    for _ in 0..2 { assert!(Command::new("sh").arg("-c").arg(&cmd).status().unwrap().success()); }
-    let n = iseq_count(&cache);
-    eprintln!("cached iseq files: {n}");
-    let st = Command::new("hyperfine").args(["-N", "--style", "basic", "--warmup", "5", "--runs", "60", "-n", "warm exec", &cmd,
-        "-n", "no bytecode", &format!("env KAMAL_LAUNCHER_NO_BYTECODE=1 {cmd}")]).status().unwrap();
-    assert!(st.success());
-}
-
-fn iseq_count(cache: &Path) -> usize {
-    let root = cache.join("v2/bytecode");
-    entries(&root).iter().map(|r| entries(&root.join(r)).len()).sum()
-}
