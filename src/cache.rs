@@ -149,6 +149,9 @@ impl Cache {
         // Held until this process ends: the kernel releases it even on SIGKILL, which is how a sweeper knows
         // the area's owner is gone.
         lock.lock().map_err(Error::io("locking", &lock_path))?;
+        // The processes this run starts (installer, builds, git) write into the area too: they hold the lock
+        // with us, so the area is swept only once the last of them is gone, even if the launcher is killed first.
+        crate::children::share_with_children(&lock);
         let dir = tmp.join(&name);
         fs::create_dir_all(&dir).map_err(Error::io("creating", &dir))?;
         install_interrupt_handler();
@@ -243,6 +246,18 @@ struct Workspace {
 static WORKSPACES: Mutex<Vec<Workspace>> = Mutex::new(Vec::new());
 
 fn finish_workspaces(which: impl Fn(&Workspace) -> bool) {
+    if crate::children::interrupted() {
+        // The interrupt handler removes the areas once the children are stopped, then exits (130, 143): this
+        // thread must neither remove them under a running build nor reach an exit, a message or an exec first.
+        loop {
+            std::thread::park();
+        }
+    }
+    remove_workspaces(which);
+}
+
+/// Removes the temporary areas `which` selects, with their locks.
+fn remove_workspaces(which: impl Fn(&Workspace) -> bool) {
     let mut areas = WORKSPACES.lock().unwrap_or_else(|e| e.into_inner());
     areas.retain(|ws| {
         if !which(ws) {
@@ -254,8 +269,8 @@ fn finish_workspaces(which: impl Fn(&Workspace) -> bool) {
     });
 }
 
-/// Removes a temporary area whose files other threads or an installer child may still be creating (Ctrl-C
-/// reaches them all at once): a removal that meets a new entry is tried again, briefly.
+/// Removes a temporary area whose files other threads may still be creating (an interrupt stops the children
+/// first, not the threads): a removal that meets a new entry is tried again, briefly.
 fn remove_area(dir: &Path) {
     for attempt in 1..=5u64 {
         match fs::remove_dir_all(dir) {
@@ -271,15 +286,10 @@ pub fn finish_all() {
     finish_workspaces(|_| true);
 }
 
-/// Ctrl-C removes this run's temporary files and exits 130, as shells report SIGINT.
+/// Ctrl-C (or TERM, HUP) stops the children this run started, then removes its temporary areas, then exits 130
+/// (143, 129).
 fn install_interrupt_handler() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = ctrlc::set_handler(|| {
-            finish_workspaces(|_| true);
-            std::process::exit(i32::from(crate::error::EXIT_INTERRUPTED));
-        });
-    });
+    crate::children::on_interrupt(|| remove_workspaces(|_| true));
 }
 
 fn unique_suffix() -> String {

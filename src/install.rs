@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, mpsc};
 
 use crate::cache::{self, Cache};
+use crate::children::{self, Terminal};
 use crate::error::{Error, Result};
 use crate::record;
 use crate::ruby::Ruby;
@@ -58,7 +59,7 @@ pub struct Feeder<'a> {
 
 #[derive(Default)]
 struct FeedState {
-    child: Option<std::process::Child>,
+    child: Option<children::Child>,
     stdin: Option<std::process::ChildStdin>,
     jobs: Vec<Job>,
     /// Units another launcher was installing when they became available.
@@ -155,7 +156,9 @@ impl Feeder<'_> {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| Error::Exec {
+        // In a process group of its own, tracked: an interrupt stops it and its builds (make, cc) before the
+        // temporary area they write into is removed.
+        let mut child = children::spawn(&mut cmd, Terminal::Unused).map_err(|e| Error::Exec {
             ruby: self.ruby.path.clone(),
             source: e,
         })?;
@@ -179,7 +182,7 @@ impl Feeder<'_> {
         Ok(())
     }
 
-    /// Stops the installer: no new install starts, running ones end, and its exit follows.
+    /// Stops the installer: no new install starts, running ones end (with what they started), and its exit follows.
     fn stop(&self) {
         let mut state = self.state();
         state.stopped = true;
@@ -189,8 +192,8 @@ impl Feeder<'_> {
             .as_ref()
             .and_then(|c| i32::try_from(c.id()).ok())
         {
-            // The child is not yet waited for, so its pid is still ours.
-            let _ = nix::sys::signal::kill(
+            // The child is not yet waited for, so its pid (its group's id) is still ours.
+            let _ = nix::sys::signal::killpg(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGTERM,
             );

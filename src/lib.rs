@@ -10,6 +10,7 @@
 compile_error!("kamal-launcher runs on Unix (Linux, macOS) only; on Windows, use it inside WSL");
 
 pub mod cache;
+pub mod children;
 pub mod cli;
 pub mod closure;
 pub mod commands;

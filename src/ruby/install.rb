@@ -77,18 +77,29 @@ $stdin.binmode
 # several threads loses exit statuses on some Rubies.
 chld_r, chld_w = IO.pipe
 Signal.trap("CHLD") { chld_w.write_nonblock(".", exception: false) }
-# TERM from the launcher (it cannot use what is installed, e.g. the store is not writable) stops everything: no
-# new install starts, the running ones are ended, and each is waited for, so that nothing writes into the
-# launcher's temporary area once this process has exited. The launcher also closes stdin, which wakes the loop.
+# TERM from the launcher (it cannot use what is installed, e.g. the store is not writable, or it was interrupted)
+# stops everything: no new install starts, the running ones are ended, and each is waited for, so that nothing
+# writes into the launcher's temporary area once this process has exited. The launcher starts this process as the
+# leader of its own process group, which the installs and their builds (make, cc) share: TERM to the group reaches
+# them all, also when the launcher is gone (SIGKILLed: stdin closes) and nobody else would stop them.
 stopping = false
 ended = false
 stop = lambda do
+  next if stopping
+
   stopping = true
-  running.each_key { |pid| Process.kill("TERM", pid) rescue nil } # rubocop:disable Style/RescueModifier
+  if Process.getpgrp == Process.pid
+    Process.kill("TERM", 0)
+  else
+    running.each_key { |pid| Process.kill("TERM", pid) rescue nil } # rubocop:disable Style/RescueModifier
+  end
 end
 Signal.trap("TERM") { stop.call }
-# A launcher that is gone cannot read reports: writing one then fails, and everything stops.
+# A launcher that is gone cannot read reports: writing one then fails, and everything stops. Once stopping, the
+# launcher uses no report.
 report = lambda do |line|
+  next if stopping
+
   puts line
 rescue Errno::EPIPE
   stop.call
@@ -122,7 +133,7 @@ loop do
     end
   end
   next if running.size < max && !pending.empty? && !stopping
-  break if eof && running.empty? && (pending.empty? || stopping)
+  break if running.empty? && (stopping || (eof && pending.empty?))
 
   ready, = IO.select(eof ? [chld_r] : [$stdin, chld_r])
   chld_r.read_nonblock(4096, exception: false) if ready.include?(chld_r)

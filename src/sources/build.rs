@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::cache::Cache;
+use crate::children::{self, Terminal};
 use crate::error::{Error, Result};
 use crate::ruby::Ruby;
 use crate::settings::BundlerSettings;
@@ -86,8 +87,8 @@ pub fn gem_build(
     output: &Path,
     what: &str,
 ) -> Result<String> {
-    let out = Command::new(&ruby.path)
-        .arg("-e")
+    let mut cmd = Command::new(&ruby.path);
+    cmd.arg("-e")
         .arg(BUILD)
         .arg("--")
         .arg(gemspec)
@@ -100,12 +101,12 @@ pub fn gem_build(
         .env_remove("BUNDLE_BIN_PATH")
         .env_remove("GEM_HOME")
         .env_remove("GEM_PATH")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::Exec {
-            ruby: ruby.path.clone(),
-            source: e,
-        })?;
+        .stdin(Stdio::null());
+    // Tracked: an interrupt stops it before the area it writes the gem into is removed.
+    let out = children::output(&mut cmd, Terminal::Unused).map_err(|e| Error::Exec {
+        ruby: ruby.path.clone(),
+        source: e,
+    })?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let built = stdout
         .lines()

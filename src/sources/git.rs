@@ -10,6 +10,7 @@ use base64::Engine as _;
 
 use super::build::{self, Context};
 use crate::cache::{self, Cache};
+use crate::children::{self, Terminal};
 use crate::error::{Error, Result, redact_url};
 use crate::lockfile::Spec;
 use crate::settings;
@@ -392,7 +393,9 @@ impl GitSource {
                 )
                 .env(format!("GIT_CONFIG_VALUE_{n}"), header);
         }
-        cmd.output().map_err(|e| {
+        // Tracked, so that an interrupt stops it (and ssh, git-remote-https) before the area it writes into goes;
+        // ssh may prompt on the terminal.
+        children::output(&mut cmd, Terminal::MayPrompt).map_err(|e| {
             Error::Source(format!(
                 "could not run {} (for git {}): {e}",
                 git.display(),

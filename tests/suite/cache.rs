@@ -393,6 +393,11 @@ fn kill_9_mid_download_is_swept_and_the_next_run_succeeds() {
     running.signal_group("KILL");
     let out = running.wait_timeout(WAIT);
     assert_eq!(out.signal(), Some(9), "{out}");
+    // The installer (already installing what has arrived) is not in the launcher's process group: the area
+    // stays locked until it has stopped.
+    wait_for_files(WAIT, "the killed run's installer to stop", || {
+        areas_unlocked(&launcher)
+    });
     server.clear_faults();
     server.release();
     assert!(!tmp_entries(&launcher).is_empty(), "nothing left to sweep");
@@ -429,6 +434,11 @@ fn kill_9_mid_install_is_swept_and_the_next_run_succeeds() {
     running.signal_group("KILL");
     let out = running.wait_timeout(WAIT);
     assert_eq!(out.signal(), Some(9), "{out}");
+    // The installer leads a process group of its own, which the KILL did not reach: it stops when its stdin
+    // closes, and until it and its builds are gone the area stays locked (they share the lock), unswept.
+    wait_for_files(WAIT, "the killed run's installer to stop", || {
+        areas_unlocked(&launcher)
+    });
     assert_eq!(launcher.env_dirs(), Vec::<String>::new(), "{out}");
     // Killed while fixture_ext was being built, so it never reached the store; what did is complete.
     let units = launcher.store_units();
@@ -452,6 +462,20 @@ fn kill_9_mid_install_is_swept_and_the_next_run_succeeds() {
     assert_eq!(launcher.store_units().len(), closure().len());
     assert_units_complete(&launcher);
     assert_downloads_verified(&launcher);
+}
+
+/// Whether no process holds the lock of a temporary area (its launcher and the children sharing it are gone).
+fn areas_unlocked(launcher: &Launcher) -> bool {
+    let tmp = launcher.layout_root().join("tmp");
+    tmp_entries(launcher)
+        .iter()
+        .filter(|name| name.ends_with(".lock"))
+        .all(|name| {
+            fs::File::options()
+                .write(true)
+                .open(tmp.join(name))
+                .is_ok_and(|f| f.try_lock().is_ok())
+        })
 }
 
 /// Pids of `parent`'s children named `comm`, from /proc.

@@ -52,7 +52,12 @@ fn processes() -> Vec<Process> {
             let (pid, ppid, pgid) = (number()?, number()?, number()?);
             let stat = fields.next()?;
             // The installer's argv is its whole script: the start says enough.
-            let args: String = fields.collect::<Vec<_>>().join(" ").chars().take(80).collect();
+            let args: String = fields
+                .collect::<Vec<_>>()
+                .join(" ")
+                .chars()
+                .take(80)
+                .collect();
             (!stat.starts_with('Z')).then_some(Process {
                 pid,
                 ppid,
