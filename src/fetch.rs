@@ -479,50 +479,52 @@ struct Fetcher<'a> {
     infos: Mutex<HashMap<(String, String), Option<String>>>,
 }
 
-impl Fetcher<'_> {
-    /// The file with this digest in the download cache, hashed again: its name says what it was when it was
-    /// stored, not what it holds now (a disk error, a restore, an edit).
-    fn cached(&self, sha256: &[u8; 32]) -> Cached {
-        let path = self.cache.download(sha256);
-        let mut file = match File::open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Cached::Absent,
-            Err(e) => {
-                return Cached::Damaged {
-                    path,
-                    why: format!("it cannot be read: {e}"),
-                };
-            }
-        };
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => hasher.update(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Cached::Damaged {
-                        path,
-                        why: format!("it cannot be read: {e}"),
-                    };
-                }
-            }
+/// The file with this digest in the download cache, hashed again: its name says what it was when it was stored,
+/// not what it holds now (a disk error, a restore, an edit).
+fn cached(cache: &Cache, sha256: &[u8; 32]) -> Cached {
+    let path = cache.download(sha256);
+    let damaged = |path, e: std::io::Error| Cached::Damaged {
+        path,
+        why: format!("it cannot be read: {e}"),
+    };
+    let mut file = match File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Cached::Absent,
+        Err(e) => return damaged(path, e),
+    };
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return damaged(path, e),
         }
-        let actual: [u8; 32] = hasher.finalize().into();
-        if actual != *sha256 {
-            return Cached::Damaged {
-                path,
-                why: format!("its SHA-256 is now {}", hex::encode(actual)),
-            };
-        }
-        Cached::Verified(Fetched {
-            path,
-            sha256: *sha256,
-            downloaded: false,
-        })
     }
+    let actual: [u8; 32] = hasher.finalize().into();
+    if actual != *sha256 {
+        return Cached::Damaged {
+            path,
+            why: format!("its SHA-256 is now {}", hex::encode(actual)),
+        };
+    }
+    Cached::Verified(Fetched {
+        path,
+        sha256: *sha256,
+        downloaded: false,
+    })
+}
 
+/// The downloaded `.gem` with this digest, if the cache holds it intact.
+pub fn verified_download(cache: &Cache, sha256: &[u8; 32]) -> Option<PathBuf> {
+    match cached(cache, sha256) {
+        Cached::Verified(fetched) => Some(fetched.path),
+        Cached::Damaged { .. } | Cached::Absent => None,
+    }
+}
+
+impl Fetcher<'_> {
     /// The gem from the download cache, found by the lockfile's digest or else by the digest in the cached
     /// compact index; its last use is recorded for `cache prune`.
     fn already_downloaded(&self, req: &GemRequest) -> Cached {
@@ -533,11 +535,11 @@ impl Fetcher<'_> {
         }) else {
             return Cached::Absent;
         };
-        let cached = self.cached(&sha);
-        if let Cached::Verified(fetched) = &cached {
+        let found = cached(self.cache, &sha);
+        if let Cached::Verified(fetched) = &found {
             cache::touch(&fetched.path);
         }
-        cached
+        found
     }
 
     /// Satisfies everything from the cache, or lists what is missing or damaged.
@@ -643,7 +645,7 @@ impl Fetcher<'_> {
                 req.full_name
             ));
         }
-        if let Some(Cached::Verified(fetched)) = expected.map(|sha| self.cached(&sha)) {
+        if let Some(Cached::Verified(fetched)) = expected.map(|sha| cached(self.cache, &sha)) {
             return Ok(fetched);
         }
         let lock_name = match expected {
@@ -656,7 +658,7 @@ impl Fetcher<'_> {
         let _lock = self.cache.lock(&lock_name)?;
         // A concurrent launcher may have finished it while we waited for the lock. A damaged file is replaced
         // by the rename below.
-        if let Some(Cached::Verified(fetched)) = expected.map(|sha| self.cached(&sha)) {
+        if let Some(Cached::Verified(fetched)) = expected.map(|sha| cached(self.cache, &sha)) {
             return Ok(fetched);
         }
         let url = format!("{}gems/{}.gem", ep.base, req.full_name);

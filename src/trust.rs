@@ -124,10 +124,17 @@ impl Distrust {
             Distrust::Untrusted {
                 path,
                 in_cache: false,
+                reason: Reason::Owner,
+                ..
+            } => format!("{ELSEWHERE}, outside {}", path.display()),
+            Distrust::Untrusted {
+                path,
+                in_cache: false,
                 ..
             } => format!(
-                "{ELSEWHERE}, outside {} (or make it writable by its owner alone)",
-                path.display()
+                "{ELSEWHERE}, outside {p} (or make it writable by its owner alone: chmod go-w {p}; a directory \
+                 every user shares needs the sticky bit: chmod 1777 {p})",
+                p = path.display()
             ),
             Distrust::Untrusted {
                 path,

@@ -73,8 +73,7 @@ pub fn run(
             };
             context.root_gem = root
                 .sha256
-                .map(|sha| cache.download(&sha))
-                .filter(|p| p.is_file());
+                .and_then(|sha| fetch::verified_download(cache, &sha));
             if let Ok(r) = &ruby {
                 let info = r.info(cache)?;
                 let sourced = sources::resolve(located.app_dir(), &lock, &closure)?;
