@@ -1,19 +1,22 @@
 //! The kamal-launcher version an app pins in its lockfile (as the `kamal-launcher` platform gems), and the
 //! handover to it: a launcher of another version fetches the pinned binary into the cache (verified like any
 //! gem), then execs it with the same arguments, as rustup's proxies and bazelisk do. The `bin/kamal` shim
-//! finds the same cached binary without Ruby; both write it only by renaming a complete, verified file.
+//! finds the same cached binary without Ruby; both write it only by renaming a complete, verified file that is on
+//! disk, then record it beside it (`kamal-launcher.ok`: its size and SHA-256, in the format the shim reads too).
+//! A binary without that record, of another size, or changed since, is fetched again, never run.
 
 use std::ffi::OsString;
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use flate2::read::GzDecoder;
+use sha2::{Digest, Sha256};
 
-use crate::cache::Cache;
+use crate::cache::{self, Cache};
 use crate::error::{Error, Result};
 use crate::fetch::{self, FetchOptions, GemRequest};
 use crate::lockfile::{Lockfile, SourceKind, Spec};
@@ -126,10 +129,13 @@ pub struct Pinned<'a, 'l, 't> {
 }
 
 impl Pinned<'_, '_, '_> {
-    /// The cached binary of the pinned version, if the cache holds it.
-    fn cached(&self) -> Option<PathBuf> {
+    /// The cached binary of the pinned version, if the cache holds it whole; else why the one there is not.
+    fn cached(&self) -> std::result::Result<PathBuf, Option<String>> {
         let binary = self.cache.launcher(&self.pin.version);
-        is_executable(&binary).then_some(binary)
+        if !is_executable(&binary) {
+            return Err(None);
+        }
+        check_record(&binary).map(|()| binary).map_err(Some)
     }
 
     /// Makes sure the cache holds the pinned binary, fetching and verifying its gem when it does not; returns it.
@@ -140,10 +146,17 @@ impl Pinned<'_, '_, '_> {
             pin,
             ..
         } = *self;
-        if let Some(binary) = self.cached() {
-            return Ok(binary);
-        }
+        let damage = match self.cached() {
+            Ok(binary) => return Ok(binary),
+            Err(damage) => damage,
+        };
         let binary = cache.launcher(&pin.version);
+        if let Some(why) = damage {
+            ui.warn(&format!(
+                "{} is damaged: {why}; fetching it again",
+                binary.display()
+            ));
+        }
         let req = self.choose(opts.offline)?;
         ui.summary(&format!(
             "fetching kamal-launcher {} ({}), pinned in the lockfile",
@@ -157,7 +170,7 @@ impl Pinned<'_, '_, '_> {
     /// How this machine would get the pinned binary, for `doctor`: where it is cached, or which gem it would fetch
     /// and what verifies it; else why it cannot.
     pub fn obtainable(&self, offline: bool) -> Result<String> {
-        if let Some(binary) = self.cached() {
+        if let Ok(binary) = self.cached() {
             return Ok(format!("cached at {}", binary.display()));
         }
         let pin = self.pin;
@@ -236,23 +249,45 @@ impl Pinned<'_, '_, '_> {
     }
 }
 
-/// Copies the binary out of a verified platform gem into place: a temporary file, then a rename.
+/// Copies the binary out of a verified platform gem into place: a temporary file, flushed to disk, renamed in (the
+/// directory flushed after), then its record, written the same way. A crash at any point leaves either no record
+/// (the binary is fetched again) or the record of a binary that is whole.
 fn install_binary(cache: &Cache, gem: &Path, dest: &Path) -> Result<()> {
     let tmp = cache.temp_path("launcher")?;
     let result = (|| {
-        let mut out = File::create(&tmp).map_err(Error::io("creating", &tmp))?;
-        let copied = copy_binary(gem, &mut out).map_err(Error::io("reading", gem))?;
+        let mut out = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(Error::io("creating", &tmp))?;
+        let mut hashed = Hashing {
+            out: &mut out,
+            hasher: Sha256::new(),
+            len: 0,
+        };
+        let copied = copy_binary(gem, &mut hashed).map_err(Error::io("reading", gem))?;
         if !copied {
             return Err(Error::Handover(format!(
                 "{} holds no {BINARY_IN_GEM}: it is not a kamal-launcher platform gem",
                 gem.display()
             )));
         }
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))
+        let (len, sha256) = (hashed.len, hashed.hasher.finalize());
+        out.set_permissions(fs::Permissions::from_mode(0o755))
             .map_err(Error::io("setting permissions of", &tmp))?;
+        out.sync_all().map_err(Error::io("writing", &tmp))?;
         let dir = dest.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir).map_err(Error::io("creating the cache directory", dir))?;
-        fs::rename(&tmp, dest).map_err(Error::io("renaming into place", dest))
+        // The old record goes first: until the new one is written, the binary counts as not verified.
+        let record = record_path(dest);
+        match fs::remove_file(&record) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(Error::io("removing", &record)(e));
+            }
+            _ => {}
+        }
+        cache::publish(&tmp, dest)?;
+        write_record(cache, dest, len, &sha256.into())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -260,8 +295,111 @@ fn install_binary(cache: &Cache, gem: &Path, dest: &Path) -> Result<()> {
     result
 }
 
+/// Counts and hashes what is written through it.
+struct Hashing<'a> {
+    out: &'a mut File,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl Write for Hashing<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// `<binary>.ok`: the record of a cached launcher, one line `SIZE SHA256`. The shim (`src/shim.sh`,
+/// `check_launcher`) reads and writes the same file.
+fn record_path(binary: &Path) -> PathBuf {
+    let mut name = binary.as_os_str().to_owned();
+    name.push(".ok");
+    PathBuf::from(name)
+}
+
+fn record_text(len: u64, sha256: &[u8; 32]) -> String {
+    format!("{len} {}\n", hex::encode(sha256))
+}
+
+/// Writes the record of `binary` durably: a temporary file, flushed, renamed in, the directory flushed.
+fn write_record(cache: &Cache, binary: &Path, len: u64, sha256: &[u8; 32]) -> Result<()> {
+    let record = record_path(binary);
+    let tmp = cache.temp_path("launcher-record")?;
+    let result = (|| {
+        let mut file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(Error::io("creating", &tmp))?;
+        file.write_all(record_text(len, sha256).as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(Error::io("writing", &tmp))?;
+        cache::publish(&tmp, &record)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Whether `binary` is what its record says was verified: the size, as the shim checks it on every start, and the
+/// SHA-256 as well when the binary is newer than the record (what the shim leaves to its next fetch). A handover
+/// happens once per run at most, so hashing then costs little.
+fn check_record(binary: &Path) -> std::result::Result<(), String> {
+    let record = record_path(binary);
+    let Ok(text) = fs::read_to_string(&record) else {
+        return Err(
+            "nothing records that it was verified (a run interrupted, or a crash before it reached the disk)"
+                .to_string(),
+        );
+    };
+    let parsed = text.strip_suffix('\n').and_then(|line| {
+        let (len, sha) = line.split_once(' ')?;
+        let sha: [u8; 32] = hex::decode(sha).ok()?.try_into().ok()?;
+        Some((len.parse::<u64>().ok()?, sha))
+    });
+    let Some((len, sha256)) = parsed else {
+        return Err(format!("its record {} is damaged", record.display()));
+    };
+    let meta = fs::metadata(binary).map_err(|e| e.to_string())?;
+    if meta.len() != len {
+        return Err(format!(
+            "it is {} bytes, but {len} were verified",
+            meta.len()
+        ));
+    }
+    let newer = match (
+        meta.modified(),
+        fs::metadata(&record).and_then(|m| m.modified()),
+    ) {
+        (Ok(binary), Ok(record)) => binary > record,
+        _ => true,
+    };
+    if newer {
+        let mut hasher = Sha256::new();
+        let mut file = File::open(binary).map_err(|e| e.to_string())?;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match file.read(&mut buf).map_err(|e| e.to_string())? {
+                0 => break,
+                n => hasher.update(&buf[..n]),
+            }
+        }
+        if <[u8; 32]>::from(hasher.finalize()) != sha256 {
+            return Err("it changed after it was verified".to_string());
+        }
+    }
+    Ok(())
+}
+
 /// Streams `libexec/kamal-launcher` from the gem's `data.tar.gz` into `out`; false when there is none.
-fn copy_binary(gem: &Path, out: &mut File) -> io::Result<bool> {
+fn copy_binary(gem: &Path, out: &mut impl Write) -> io::Result<bool> {
     let mut outer = tar::Archive::new(File::open(gem)?);
     for entry in outer.entries()? {
         let entry = entry?;

@@ -7,6 +7,9 @@
 # else kamal-launcher on PATH or in a usual install directory; else the pinned version is downloaded from the
 # lockfile's gem source (or its Bundler mirror), verified against its SHA-256 and cached. Fetching needs only
 # sh, curl or wget, sha256sum or shasum, tar and gzip: no Ruby, no Bundler.
+# A cached launcher runs only while it is what was verified (its record, written once it was on disk, says how
+# large it is), and only from a cache no other user can change, as ssh's StrictModes; else it is fetched again, or
+# refused with the reason.
 # `KAMAL_LAUNCHER_CLI=1 bin/kamal ARGS` runs the launcher's own commands (install, cache key, doctor, ...).
 set -e
 
@@ -108,8 +111,176 @@ cache_dir() {
   esac
 }
 
-# The warm path forks nothing: a memo in the cache, newer than the lockfile, names the pinned version. It only
-# saves reading the lockfile: any launcher checks the pin itself and hands over when it is not the pinned one.
+# Who this is, from `id` (POSIX prints `uid=N(name) gid=N(name)`, with euid= and egid= when they differ): asked
+# only when a file's owner or group needs it, never on a warm start.
+who_am_i() {
+  [ -z "${me_uid:-}" ] || return 0
+  ids=" $(LC_ALL=C id 2>/dev/null || true)"
+  id_part uid
+  me_uid=${part%%"("*}
+  me_user=$name
+  id_part gid
+  me_gid=${part%%"("*}
+  me_group=$name
+}
+
+id_part() {
+  case $ids in
+    *" e$1="*) part=${ids#*" e$1="} ;;
+    *" $1="*) part=${ids#*" $1="} ;;
+    *) part="" ;;
+  esac
+  part=${part%%" "*}
+  name=""
+  case $part in *"("*")") name=${part#*"("}; name=${name%")"} ;; esac
+}
+
+# judge MODE UID GID PATH: whether only this user (or root) can change PATH; else $distrust says who else can
+# (owner, world or group). The rules of src/trust.rs, which checks the same cache from Rust: owned by this user or
+# root, and writable by no one else, except a world-writable directory with the sticky bit (/tmp-style: others
+# cannot rename or remove our entries) and a group-writable one whose group is this user's private group (umask
+# 002 systems).
+judge() {
+  # -O is not POSIX (dash, bash, BusyBox and macOS sh have it): where it fails, `id` decides.
+  if [ "$2" != 0 ] && ! [ -O "$4" ] 2>/dev/null; then
+    who_am_i
+    if [ "$2" != "$me_uid" ]; then
+      distrust=owner
+      return 1
+    fi
+  fi
+  case $1 in
+    d???????w[tT]*) ;;
+    ????????w*)
+      distrust=world
+      return 1
+      ;;
+    ?????w*)
+      who_am_i
+      if [ "$3" != "$me_gid" ] || [ -z "$me_user" ] || [ "$me_user" != "$me_group" ]; then
+        distrust=group
+        return 1
+      fi
+      ;;
+  esac
+  return 0
+}
+
+# inspect DIR [FILE...]: exits with the reason unless DIR, every directory above it (symlinks resolved) and each
+# FILE in it pass judge; sets inspected_size to the first FILE's size. One `ls` does it, run from DIR so that no
+# path it prints can hold a newline: this is a warm start's only fork besides finding the app.
+inspect() {
+  inspected=$1
+  shift
+  listing=$(
+    cd -P "$inspected" || exit
+    set -- "$@" .
+    up=..
+    at=$PWD
+    while [ -n "$at" ]; do
+      set -- "$@" "$up"
+      at=${at%/*}
+      up=$up/..
+    done
+    LC_ALL=C exec ls -lndL "$@"
+  ) || die "cannot read who owns $inspected, or a directory above it; set KAMAL_LAUNCHER_CACHE_DIR to a directory of your own"
+  inspected_size=""
+  bad=""
+  while IFS=' ' read -r mode links uid gid size rest; do
+    [ -n "$mode" ] || continue
+    entry=${rest##* }
+    [ "$entry" != "${1:-}" ] || inspected_size=$size
+    judge "$mode" "$uid" "$gid" "$inspected/$entry" && continue
+    # The one to name is the directory nearest the root: fixing it is what makes the rest trustworthy.
+    if [ -n "$bad" ]; then
+      case $entry in .|..|../*) ;; *) continue ;; esac
+      case $bad in .|..|../*) [ "${#entry}" -gt "${#bad}" ] || continue ;; esac
+    fi
+    bad=$entry
+    bad_mode=$mode
+    bad_uid=$uid
+    bad_gid=$gid
+    bad_why=$distrust
+  done <<EOF
+$listing
+EOF
+  : "$links"
+  if [ -n "$bad" ]; then
+    distrust=$bad_why
+    refuse "$bad" "$bad_mode" "$bad_uid" "$bad_gid"
+  fi
+}
+
+# refuse ENTRY MODE UID GID: the message for an ENTRY of inspect (., .., ../.., or a file) that fails judge.
+refuse() {
+  case $1 in
+    .|..|../*)
+      path=$(cd -P "$inspected" && pwd -P) || path=$inspected
+      rel=$1
+      while [ "$rel" != . ] && [ -n "$rel" ]; do
+        path=${path%/*}
+        rel=${rel#..}
+        rel=${rel#/}
+      done
+      path=${path:-/}
+      ;;
+    *) path=$inspected/$1 ;;
+  esac
+  line=$(cd -P "$inspected" && LC_ALL=C exec ls -ldL "$1" 2>/dev/null) || line=""
+  read -r _ _ owner group _ <<EOF
+$line
+EOF
+  who_am_i
+  case $distrust in
+    owner) what="is owned by ${owner:-uid $3} (uid $3), neither you (${me_user:-uid $me_uid}, uid $me_uid) nor root" ;;
+    world) what="is writable by every user (and has no sticky bit)" ;;
+    *) what="is writable by the group ${group:-gid $4} (gid $4), which is not your own group" ;;
+  esac
+  cache_real=$(cd -P "$cache" 2>/dev/null && pwd -P) || cache_real=$cache
+  case $path in
+    "$cache_real" | "$cache_real"/*)
+      if [ "$distrust" = owner ]; then
+        fix="or, if what it holds is yours, take it over: sudo chown -R ${me_user:-$me_uid} $path"
+      else
+        fix="or make it writable by you alone: chmod go-w $path"
+      fi
+      ;;
+    *) fix="outside $path (or make $path writable by its owner alone)" ;;
+  esac
+  die "refusing to use the cache: $path (owner ${owner:-$3}, mode $2) $what: another user could change what runs as you
+  set KAMAL_LAUNCHER_CACHE_DIR to a directory of your own, $fix"
+}
+
+# check_launcher BIN: whether BIN is a launcher that was verified and still is what was verified: its record
+# (BIN.ok, "SIZE SHA256", written by this script or pinned.rs once BIN was on disk) is there, is not older than BIN,
+# and gives BIN's size. An empty or half-written binary never runs: it is fetched again. A launcher another user
+# could have planted is refused (inspect). When BIN is there but fails, $damage says why.
+check_launcher() {
+  damage=""
+  rec_size=""
+  rec_sha=""
+  [ -f "$1" ] && [ -x "$1" ] || return 1
+  if [ -f "$1.ok" ]; then
+    inspect "${1%/*}" "${1##*/}" "${1##*/}.ok"
+    { read -r rec_size rec_sha <"$1.ok"; } 2>/dev/null || true
+    # shellcheck disable=SC3013
+    if [ "$inspected_size" != "$rec_size" ]; then
+      damage="it is $inspected_size bytes, but $rec_size were verified"
+    elif [ "$1" -nt "$1.ok" ]; then
+      damage="it changed after it was verified"
+    else
+      return 0
+    fi
+  else
+    inspect "${1%/*}" "${1##*/}"
+    damage="nothing records that it was verified (a run interrupted, or a crash before it reached the disk)"
+  fi
+  return 1
+}
+
+# The warm path: a memo in the cache, newer than the lockfile, names the pinned version, and its launcher checks
+# out (one `ls`). The memo only saves reading the lockfile: any launcher checks the pin itself and hands over when
+# it is not the pinned one.
 launcher=${KAMAL_LAUNCHER_BIN:-}
 pin=""
 if [ -z "$launcher" ] && [ "$app_toml$user_toml" = /dev/null/dev/null ]; then
@@ -118,10 +289,14 @@ if [ -z "$launcher" ] && [ "$app_toml$user_toml" = /dev/null/dev/null ]; then
   # -nt (POSIX.1-2024; dash, busybox, bash and macOS sh have it): where a shell lacks it, the test fails and
   # the lockfile is read, which is always right.
   # shellcheck disable=SC3013
-  if [ -n "$cache" ] && [ "$memo" -nt "$lock" ] && read -r pin <"$memo"; then
+  if [ -n "$cache" ] && [ -f "$memo" ] && [ "$memo" -nt "$lock" ] && read -r pin <"$memo"; then
     case $pin in
       *[!0-9A-Za-z.]*|'') pin="" ;;
-      *) [ ! -x "$cache/@LAYOUT@/launchers/$pin/kamal-launcher" ] || launcher=$cache/@LAYOUT@/launchers/$pin/kamal-launcher ;;
+      *)
+        if check_launcher "$cache/@LAYOUT@/launchers/$pin/kamal-launcher"; then
+          launcher=$cache/@LAYOUT@/launchers/$pin/kamal-launcher
+        fi
+        ;;
     esac
   fi
 fi
@@ -135,13 +310,16 @@ cache_dir "$cache_cfg"
 pinned=$cache/@LAYOUT@/launchers/$pin/kamal-launcher
 memo=$cache/@LAYOUT@/launchers/pins$lock
 
-# remember_pin: writes the memo (best effort: a read-only cache just keeps the slower path).
+# remember_pin: writes the memo (best effort: a read-only cache just keeps the slower path), through a directory
+# of its own: a predictable temporary name is one another process could have put a symlink at.
 remember_pin() {
-  { mkdir -p "${memo%/*}" && printf '%s\n' "$pin" >"$memo.$$" && mv -f "$memo.$$" "$memo"; } 2>/dev/null ||
-    rm -f "$memo.$$" 2>/dev/null || true
+  memo_tmp=${memo%/*}/.tmp.$$
+  { mkdir -p "${memo%/*}" && mkdir -m 700 "$memo_tmp" && printf '%s\n' "$pin" >"$memo_tmp/pin" &&
+    mv -f "$memo_tmp/pin" "$memo"; } 2>/dev/null || true
+  rm -rf "$memo_tmp" 2>/dev/null || true
 }
 
-if [ -z "$launcher" ] && [ -n "$pin" ] && [ -n "$cache" ] && [ -x "$pinned" ]; then
+if [ -z "$launcher" ] && [ -n "$pin" ] && [ -n "$cache" ] && check_launcher "$pinned"; then
   launcher=$pinned
   remember_pin
 fi
@@ -169,44 +347,171 @@ redact() {
   echo "$1" | sed 's#^\([a-zA-Z][a-zA-Z0-9+.-]*://\)[^/@]*@#\1#'
 }
 
-# fetch URL CREDENTIALS OUT: downloads URL into OUT. Credentials never appear on a command line curl sees
-# (they go through its config on stdin) nor in a message; a tool's own error text is shown redacted.
+# flush PATH: puts a file's bytes (or a directory's entries) on the disk before what depends on them. Filesystems
+# such as ext4 may commit a rename before the data it names, so a power loss after a successful run would leave an
+# empty launcher under its final name. GNU's and BusyBox's `sync FILE` fsync it; where `sync` takes no file
+# (macOS), it flushes everything.
+flush() {
+  sync "$1" 2>/dev/null || sync
+}
+
+# fetch URL CREDENTIALS OUT: downloads URL into OUT as the launcher would: Bundler's `timeout` (BUNDLE_TIMEOUT)
+# bounds connecting and any silence mid-body, and a failure is tried `retry` (BUNDLE_RETRY) more times. The URL's
+# scheme is kept (https is never downgraded, even by a redirect), and credentials go to URL's own host alone,
+# never on a command line curl sees, never in a message; a tool's own error text is shown redacted. On failure,
+# $fetch_reason says why and $fetch_needed is the size the server announced, if it did.
 fetch() {
-  fetch_err=$dir/.tmp.$$.err
+  f_url=$1
+  f_cred=$2
+  f_out=$3
+  fetch_err=$work/err
+  fetch_reason=""
+  fetch_needed=""
+  stalled=""
+  attempts=$((retries + 1))
+  case $f_url in https://*) f_proto='=https' ;; *) f_proto='=http,https' ;; esac
   if command -v curl >/dev/null 2>&1; then
-    if [ -n "$2" ]; then
-      printf 'user = "%s"\n' "$(printf '%s' "$2" | sed 's/[\\"]/\\&/g')" |
-        curl -fsSL --connect-timeout 10 --retry 2 -K - -o "$3" "$1" 2>"$fetch_err" && return 0
+    # A stall is less than a byte a second over `timeout` seconds; curl averages over a few seconds more.
+    set -- -fsSL --connect-timeout "$timeout" --speed-limit 1 --speed-time "$timeout" --retry "$retries" \
+      --proto "$f_proto" --proto-redir "$f_proto" -D "$work/headers" -o "$f_out" "$f_url"
+    if [ -n "$f_cred" ]; then
+      printf 'user = "%s"\n' "$(printf '%s' "$f_cred" | sed 's/[\\"]/\\&/g')" |
+        curl -K - "$@" 2>"$fetch_err" && return 0
     else
-      curl -fsSL --connect-timeout 10 --retry 2 -o "$3" "$1" 2>"$fetch_err" && return 0
+      curl "$@" 2>"$fetch_err" </dev/null && return 0
     fi
+    f_rc=$?
+    [ "$f_rc" != 28 ] || stalled=1
+    f_headers=$work/headers
   elif command -v wget >/dev/null 2>&1; then
-    url=$1
-    [ -z "$2" ] || url=${1%%://*}://$2@${1#*://}
-    # No -T: BusyBox 1.35's wget crashes with it.
-    wget -q -O "$3" "$url" 2>"$fetch_err" && return 0
+    if wget --version >/dev/null 2>&1; then
+      # GNU Wget (BusyBox's has no --version) sends a URL's own credentials to that URL alone, not through a
+      # redirect: they go in the URL, percent-encoded.
+      f_get=$f_url
+      if [ -n "$f_cred" ]; then
+        f_get=${f_url%%://*}://$(printf '%s' "$f_cred" |
+          sed -e 's/%/%25/g' -e 's/@/%40/g' -e 's#/#%2F#g' -e 's/?/%3F/g' -e 's/#/%23/g' -e 's/ /%20/g')@${f_url#*://}
+      fi
+      f_rc=0
+      # Verbose: -nv leaves a read timeout unsaid.
+      LC_ALL=C wget -S --progress=dot:giga -T "$timeout" -t "$attempts" --waitretry=1 --retry-connrefused \
+        -O "$f_out" "$f_get" 2>"$fetch_err" || f_rc=$?
+      [ "$f_rc" != 4 ] || ! grep -q 'timed out' "$fetch_err" || stalled=1
+    else
+      # BusyBox's wget follows every redirect, credentials and all, to whichever host it names.
+      [ -z "$f_cred" ] || die "$(redact "$f_url") needs credentials, and BusyBox's wget would send them on to any host a redirect names: install curl (apk add curl), or install kamal-launcher and set KAMAL_LAUNCHER_BIN"
+      f_try=1
+      f_wait=1
+      while :; do
+        f_rc=0
+        watched_wget "$f_url" "$f_out" || f_rc=$?
+        # 4xx other than 408 and 429 would come again: the launcher does not try again either.
+        if [ "$f_rc" = 0 ] || [ "$f_try" -ge "$attempts" ] ||
+          { grep -q 'error: HTTP/1\.. 4' "$fetch_err" && ! grep -qE 'error: HTTP/1\.. 4(08|29)' "$fetch_err"; }; then
+          break
+        fi
+        sleep "$f_wait"
+        f_try=$((f_try + 1))
+        f_wait=$((f_wait * 2))
+      done
+    fi
+    f_headers=$fetch_err
+    # wget cannot be told to refuse a redirect to plain http; its headers (-S) say whether one came.
+    case $f_url in
+      https://*)
+        if [ "$f_rc" = 0 ] && grep -qi '^ *location: *http:' "$fetch_err"; then
+          f_rc=1
+          echo "redirected from https to plain http, which is refused" >>"$fetch_err"
+        fi
+        ;;
+    esac
+    [ "$f_rc" != 0 ] || return 0
   else
     die "downloading kamal-launcher needs curl or wget; install one, or install kamal-launcher and set KAMAL_LAUNCHER_BIN"
   fi
-  fetch_reason=$(sed -e 's#://[^/@ ]*@#://#g' -e 's/^/    /' "$fetch_err" | head -n 3)
-  rm -f "$3" "$fetch_err"
+  fetch_needed=$(awk 'tolower($1) == "content-length:" && $2 + 0 > 0 { n = $2 + 0 } END { if (n) print n }' \
+    "$f_headers" 2>/dev/null) || fetch_needed=""
+  # curl says only what went wrong; wget says much else (headers, progress), so only its lines of failure.
+  fetch_reason=$(
+    if [ "$f_headers" = "$fetch_err" ]; then
+      grep -iE 'error|fail|timed out|refused|unable|cannot|can.t|giving up|no space|denied|not found' \
+        "$fetch_err"
+    else
+      cat "$fetch_err"
+    fi 2>/dev/null | sed -e 's#://[^/@ ]*@#://#g' -e 's/^/    /' | head -n 3
+  ) || fetch_reason=""
+  if [ -n "$stalled" ]; then
+    fetch_reason="${fetch_reason:+$fetch_reason
+}    nothing arrived for ${timeout}s, after $attempts attempts (BUNDLE_TIMEOUT sets how long to wait, BUNDLE_RETRY how many times to try again)"
+  fi
+  rm -f "$f_out"
   return 1
 }
 
+# watched_wget URL OUT: BusyBox's wget has no stall timeout that works (-T crashes 1.35; Debian builds it without
+# one): a watchdog stops it once OUT has not grown for $timeout seconds, as the launcher's read timeout would.
+watched_wget() {
+  LC_ALL=C wget -q -S -O "$2" "$1" 2>"$fetch_err" &
+  w_pid=$!
+  w_seen=""
+  w_quiet=0
+  w_ticks=0
+  while kill -0 "$w_pid" 2>/dev/null; do
+    if sleep 0.1 2>/dev/null; then w_ticks=$((w_ticks + 1)); else sleep 1; w_ticks=$((w_ticks + 10)); fi
+    [ "$w_ticks" -ge 10 ] || continue
+    w_ticks=0
+    w_size=$(wc -c 2>/dev/null <"$2" || echo none)
+    if [ "$w_size" != "$w_seen" ]; then
+      w_seen=$w_size
+      w_quiet=0
+    else
+      w_quiet=$((w_quiet + 1))
+      if [ "$w_quiet" -ge "$timeout" ]; then
+        stalled=1
+        kill "$w_pid" 2>/dev/null || true
+      fi
+    fi
+  done
+  wait "$w_pid"
+}
+
+# sha256 FILE: its digest, read from stdin: given a name holding a backslash or a newline, sha256sum escapes it and
+# prefixes its line with "\".
 sha256() {
   if command -v sha256sum >/dev/null 2>&1; then
-    sha256sum "$1" | awk '{ print $1 }'
+    sha256sum <"$1" | awk '{ print $1 }'
   elif command -v shasum >/dev/null 2>&1; then
-    shasum -a 256 "$1" | awk '{ print $1 }'
+    shasum -a 256 <"$1" | awk '{ print $1 }'
   else
     die "verifying kamal-launcher needs sha256sum or shasum"
   fi
 }
 
+# no_room WHAT NEEDED: stops with a message saying so when the disk holding $dir has less room than WHAT needs
+# (NEEDED bytes; when that is unknown, when the tools' own words were that the disk is full), so that a full disk
+# is not reported as a gem or network problem.
+no_room() {
+  free=$(LC_ALL=C df -Pk "$dir" 2>/dev/null | awk 'NR == 2 && $4 ~ /^[0-9]+$/ { printf "%.0f\n", $4 * 1024 }') ||
+    free=""
+  [ -n "$free" ] || return 0
+  if [ -n "$2" ] && [ "$2" -gt 0 ]; then
+    [ "$free" -lt "$2" ] || return 0
+    need="$1 needs $2 bytes there, and $free are free"
+  elif grep -qE 'No space left|Disk quota|Failure writing|write error' "$fetch_err" 2>/dev/null; then
+    need="$1 could not write there, and $free bytes are free"
+  else
+    return 0
+  fi
+  die "the disk holding $dir is full: $need
+  free some space there, or set KAMAL_LAUNCHER_CACHE_DIR to a directory on a disk with room"
+}
+
 # Bundler's settings for the source URL $1: app .bundle/config over the environment over ~/.bundle/config.
-# Prints five lines: the mirror (the first of mirror.all, mirror.<source>, mirror.<host>), its
+# Prints nine lines: the mirror (the first of mirror.all, mirror.<source>, mirror.<host>), its
 # fallback_timeout, the mirror's and the source's credentials (userinfo in the URL, else the setting for the
-# full URI, else for the host), the source's URL without credentials, and a final ".".
+# full URI, else for the host), the source's URL without credentials (its scheme kept), `timeout` in whole seconds
+# and in tenths, `retry`, and a final ".". Unset or unreadable, timeout and retry are Bundler's 10 and 3, as the
+# launcher reads them.
 source_settings() {
   app_config=$app/${BUNDLE_APP_CONFIG:-.bundle}/config
   case ${BUNDLE_APP_CONFIG:-} in /*) app_config=$BUNDLE_APP_CONFIG/config ;; esac
@@ -217,12 +522,16 @@ source_settings() {
     function dotted(k) { k = substr(k, 8); gsub(/___/, "-", k); gsub(/__/, ".", k); return tolower(k) }
     function slash(u) { return u ~ /\/$/ ? u : u "/" }
     function host(u) { sub(/^[^:]*:\/\//, "", u); sub(/\/.*/, "", u); sub(/^.*@/, "", u); sub(/:[0-9]*$/, "", u); return tolower(u) }
-    function bare(u) { sub(/^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^\/@]*@/, "", u); return u }
+    function bare(u,   scheme) {
+      if (u !~ /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^\/@]*@/) return u
+      scheme = substr(u, 1, index(u, "://") + 2); sub(/^[^:]*:\/\/[^\/@]*@/, "", u)
+      return scheme u
+    }
     function userinfo(u) { if (u !~ /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^\/@]*@/) return ""; sub(/^[^:]*:\/\//, "", u); sub(/@.*/, "", u); return u }
     function cred(u,   plain, info) {
       info = userinfo(u)
       if (info != "") return info
-      plain = tolower(slash(u)); sub(/^[a-z][a-z0-9+.-]*:\/\/[^\/@]*@/, "", plain)
+      plain = tolower(slash(bare(u)))
       if (plain in set) return set[plain]
       return (host(u) in set) ? set[host(u)] : ""
     }
@@ -253,48 +562,138 @@ source_settings() {
       chosen = ("all" in mirror) ? "all" : (("own" in mirror) ? "own" : "")
       m = chosen == "" ? "" : slash(mirror[chosen])
       print (m == "" ? "" : bare(m)); print (chosen == "" ? "" : timeout[chosen])
-      print (m == "" ? "" : cred(m)); print cred(remote); print slash(bare(remote)); print "."
+      print (m == "" ? "" : cred(m)); print cred(remote); print slash(bare(remote))
+      t = ("timeout" in set && set["timeout"] ~ /^[ \t]*[0-9]*\.?[0-9]+[ \t]*$/ && set["timeout"] + 0 > 0) ? set["timeout"] + 0 : 10
+      print (t == int(t) ? t : int(t) + 1); print int(t * 10 + 0.999)
+      print (("retry" in set) && set["retry"] ~ /^[ \t]*[0-9]+[ \t]*$/ ? set["retry"] + 0 : 3); print "."
     }
   ' "$user_config" "$app_config"
 }
 
-# Downloads, verifies and caches the pinned launcher; on return "$pinned" is a complete, verified binary.
+# take_lock: returns 0 holding $dir/.lock, 1 when another run cached the launcher meanwhile. The lock is a symlink
+# naming its holder as pid@host, made atomically; one whose holder is gone is broken: a pid this host no longer
+# runs, or this very pid (the lock a container's pid 1 left, found by the next container's pid 1). A lock that
+# cannot be made at all (not writable, read-only, no inodes) is said at once. Whether a holder on another host (a
+# shared home directory), or a reused pid, still runs cannot be told: the wait is bounded by 60 times Bundler's
+# timeout, past what a download under that timeout takes, then the lock is taken over. Were its holder alive
+# after all, both would publish a whole, verified binary by rename.
+take_lock() {
+  lockf=$dir/.lock
+  host=$(uname -n 2>/dev/null) || host=""
+  me=$$@${host:-localhost}
+  waited=0
+  while ! made=$(LC_ALL=C ln -s "$me" "$lockf" 2>&1); do
+    case $made in
+      *"File exists"*) ;;
+      *) die "cannot create the lock $lockf: ${made##*: }
+  set KAMAL_LAUNCHER_CACHE_DIR to a directory of your own that you can write to" ;;
+    esac
+    ! check_launcher "$pinned" || return 1
+    holder=$(readlink "$lockf" 2>/dev/null) || holder=""
+    holder_pid=${holder%%@*}
+    holder_host=${holder#*@}
+    [ "$holder_host" != "$holder" ] || holder_host=${host:-localhost}
+    case $holder_pid in
+      '') continue ;;
+      *[!0-9]*) gone=1 ;;
+      "$$") gone=1 ;;
+      *)
+        gone=""
+        if [ "$holder_host" = "${host:-localhost}" ]; then
+          # Another user's live process answers "not permitted": only "no such process" means gone.
+          case $(LC_ALL=C kill -0 "$holder_pid" 2>&1) in *"No such process"*) gone=1 ;; esac
+        fi
+        ;;
+    esac
+    if [ -n "$gone" ]; then
+      rm -f "$lockf"
+      continue
+    fi
+    if [ "$waited" -ge $((timeout_tenths * 60)) ]; then
+      say "$lockf has been held by pid $holder_pid on $holder_host for $((waited / 10))s, longer than a download may take (60 times BUNDLE_TIMEOUT); taking it over"
+      rm -f "$lockf"
+      waited=0
+      continue
+    fi
+    if sleep 0.1 2>/dev/null; then waited=$((waited + 1)); else sleep 1; waited=$((waited + 10)); fi
+  done
+  return 0
+}
+
+# release_lock: removes the lock if it is still this run's (a lock broken as stale may have been taken since).
+release_lock() {
+  [ "$(readlink "$lockf" 2>/dev/null)" != "$me" ] || rm -f "$lockf"
+}
+
+finish() {
+  rm -rf "$work"
+  release_lock
+  trap - EXIT INT TERM
+}
+
+# record SIZE SHA256: marks the cached binary as verified, durably and only once the binary itself is on disk.
+record() {
+  { printf '%s %s\n' "$1" "$2" >"$work/ok" && flush "$work/ok" && mv -f "$work/ok" "$pinned.ok" && flush "$dir"; } ||
+    die "could not write $pinned.ok, which records that the launcher was verified; check that $dir is writable"
+}
+
+# Downloads, verifies and caches the pinned launcher; on return "$pinned" is a complete, verified binary, on disk
+# with its record.
 fetch_pinned() {
   [ -n "$cache" ] || die "HOME is not set, so there is no cache to fetch kamal-launcher into; set KAMAL_LAUNCHER_CACHE_DIR"
   platforms=$(kl_platforms) || die "no prebuilt kamal-launcher exists for $(uname -sm); build it with \`cargo install kamal-launcher\` and set KAMAL_LAUNCHER_BIN to it"
   [ -n "$remote" ] || die "kamal-launcher $pin is not locked from a GEM source in $lock, so there is nothing to download; install it and set KAMAL_LAUNCHER_BIN"
   dir=${pinned%/*}
-  mkdir -p "$dir" 2>/dev/null || die "cannot create $dir; set KAMAL_LAUNCHER_CACHE_DIR to a writable directory"
-
-  # One download however many first runs start at once: the lock is a symlink naming its holder's pid, made
-  # atomically; a dead holder's lock (kill -9) is broken by the next run. The binary appears only by rename.
-  lockf=$dir/.lock
-  while ! ln -s "$$" "$lockf" 2>/dev/null; do
-    [ ! -x "$pinned" ] || return 0
-    holder=$(readlink "$lockf" 2>/dev/null || true)
-    if [ -n "$holder" ] && ! kill -0 "$holder" 2>/dev/null; then
-      rm -f "$lockf"
-      continue
-    fi
-    sleep 0.1 2>/dev/null || sleep 1
-  done
-  trap 'rm -f "$lockf" "$dir/.tmp.$$".*' EXIT
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
-  if [ -x "$pinned" ]; then
-    rm -f "$lockf"
-    trap - EXIT INT TERM
-    return 0
-  fi
-  # Left by runs that were killed: only the lock's holder writes here.
-  rm -f "$dir"/.tmp.*
-
-  { read -r mirror; read -r mirror_fallback; read -r mirror_cred; read -r source_cred; read -r source_base; } <<EOF
+  # Not through the umask: a directory it left writable by others would be refused on the next run.
+  made=$(umask 022 && LC_ALL=C mkdir -p "$dir" 2>&1) ||
+    die "cannot create $dir: ${made##*: }
+  set KAMAL_LAUNCHER_CACHE_DIR to a directory of your own that you can write to"
+  inspect "$dir"
+  { read -r mirror; read -r mirror_fallback; read -r mirror_cred; read -r source_cred; read -r source_base
+    read -r timeout; read -r timeout_tenths; read -r retries; } <<EOF
 $(source_settings "$remote")
 EOF
   base=${mirror:-$source_base}
   cred=$mirror_cred
   [ -n "$mirror" ] || cred=$source_cred
+
+  # One download however many first runs start at once; the binary appears only by rename.
+  take_lock || return 0
+  work=$dir/.tmp.$me
+  trap 'rm -rf "$work"; release_lock' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  if check_launcher "$pinned"; then
+    finish
+    return 0
+  fi
+  # Left by runs that were killed: gone from this host, or this very pid's predecessor. Another host's are left to
+  # it (its lock may have been taken over), and older bin/kamals' (no @) are removed.
+  for old in "$dir"/.tmp.*; do
+    [ -e "$old" ] || continue
+    owner=${old##*/.tmp.}
+    case $owner in
+      *@*)
+        [ "${owner#*@}" = "${host:-localhost}" ] || continue
+        if [ "${owner%%@*}" != "$$" ]; then
+          case $(LC_ALL=C kill -0 "${owner%%@*}" 2>&1) in *"No such process"*) ;; *) continue ;; esac
+        fi
+        ;;
+    esac
+    rm -rf "$old"
+  done
+  fetch_err=$work/err
+  made=$(LC_ALL=C mkdir -m 700 "$work" 2>&1) || {
+    no_room "fetching kamal-launcher" ""
+    die "cannot create $work: ${made##*: }"
+  }
+  # Bytes still those verified, only their time changed (a copy, a restore): nothing to download.
+  if [ -n "$rec_sha" ] && [ "$(sha256 "$pinned")" = "$rec_sha" ]; then
+    record "$(($(wc -c <"$pinned")))" "$rec_sha"
+    finish
+    return 0
+  fi
+  [ -z "$damage" ] || say "$pinned is damaged: $damage; fetching it again"
 
   # This machine's variant: the lockfile's, else the source's compact index (which also gives the checksum).
   platform=""
@@ -308,7 +707,7 @@ EOF
     done
   fi
   if [ -z "$expected" ]; then
-    info=$dir/.tmp.$$.info
+    info=$work/info
     if fetch "${base}info/kamal-launcher" "$cred" "$info"; then
       for candidate in ${platform:-$platforms}; do
         expected=$(awk -v want="$pin-$candidate" '
@@ -321,6 +720,7 @@ EOF
         fi
       done
     else
+      no_room "reading $(redact "${base}info/kamal-launcher")" "$fetch_needed"
       index_failed="could not read $(redact "${base}info/kamal-launcher"):
 $fetch_reason"
     fi
@@ -338,15 +738,19 @@ $fetch_reason"
   fi
 
   url=${base}gems/kamal-launcher-$pin-$platform.gem
-  gem=$dir/.tmp.$$.gem
+  gem=$work/gem
   say "fetching kamal-launcher $pin ($platform) from $(redact "$url")"
   if ! fetch "$url" "$cred" "$gem"; then
+    no_room "downloading $(redact "$url")" "$fetch_needed"
     if [ -n "$mirror" ] && [ -n "$mirror_fallback" ] && [ "$mirror_fallback" != false ]; then
       # Bundler's fallback_timeout: a mirror that fails gives way to the source itself.
       url=${source_base}gems/kamal-launcher-$pin-$platform.gem
       say "the mirror failed; fetching from the source, $(redact "$url")"
-      fetch "$url" "$source_cred" "$gem" || die "could not download $(redact "$url"):
+      if ! fetch "$url" "$source_cred" "$gem"; then
+        no_room "downloading $(redact "$url")" "$fetch_needed"
+        die "could not download $(redact "$url"):
 $fetch_reason"
+      fi
     else
       die "could not download $(redact "$url"):
 $fetch_reason"
@@ -359,15 +763,24 @@ $fetch_reason"
   actual   sha256 $actual
   nothing was installed; check the source and any mirror or proxy in between"
   fi
-  if ! tar -xOf "$gem" data.tar.gz >"$dir/.tmp.$$.data" 2>/dev/null ||
-    ! tar -xzOf "$dir/.tmp.$$.data" libexec/kamal-launcher >"$dir/.tmp.$$.bin" 2>/dev/null ||
-    [ ! -s "$dir/.tmp.$$.bin" ]; then
+  bin=$work/kamal-launcher
+  if ! { tar -xOf "$gem" data.tar.gz | tar -xzOf - libexec/kamal-launcher >"$bin"; } 2>/dev/null || [ ! -s "$bin" ]; then
+    rm -f "$bin"
+    size=$(tar -xOf "$gem" data.tar.gz 2>/dev/null | tar -xzOf - libexec/kamal-launcher 2>/dev/null | wc -c) || size=0
+    no_room "unpacking kamal-launcher from the $(($(wc -c <"$gem")))-byte gem" "$((size))"
     die "$(redact "$url") holds no libexec/kamal-launcher; is it a kamal-launcher platform gem?"
   fi
-  chmod 755 "$dir/.tmp.$$.bin"
-  mv -f "$dir/.tmp.$$.bin" "$pinned"
-  rm -f "$lockf" "$dir/.tmp.$$".*
-  trap - EXIT INT TERM
+  chmod 755 "$bin"
+  size=$(($(wc -c <"$bin")))
+  digest=$(sha256 "$bin")
+  # On disk before it is published, published before it is recorded: a crash at any point leaves either no
+  # record (the next run fetches again) or the record of a binary that is whole.
+  flush "$bin"
+  rm -f "$pinned.ok"
+  mv -f "$bin" "$pinned"
+  flush "$dir"
+  record "$size" "$digest"
+  finish
   say "verified and cached kamal-launcher $pin in $dir"
 }
 

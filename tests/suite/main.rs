@@ -23,5 +23,6 @@ mod properties;
 mod real_lockfiles;
 mod release;
 mod ruby_managers;
+mod shim_trust;
 mod signals;
 mod sources;

@@ -15,13 +15,13 @@ use std::time::Duration;
 
 use support::{Fault, Output, Server, assert_success, clean_command, fixtures, spawn, which};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kamal-launcher");
-const SECRET: &str = "s3cret-t0ken";
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_kamal-launcher");
+pub(crate) const SECRET: &str = "s3cret-t0ken";
 /// Versions the world serves besides this build's: a stand-in script, and this very binary under another name.
-const STAND_IN: &str = "9.9.9";
-const RELABELLED: &str = "9.9.8";
+pub(crate) const STAND_IN: &str = "9.9.9";
+pub(crate) const RELABELLED: &str = "9.9.8";
 
-fn own_version() -> String {
+pub(crate) fn own_version() -> String {
     env!("CARGO_PKG_VERSION").replace('-', ".")
 }
 
@@ -31,15 +31,15 @@ fn repo() -> &'static Path {
 
 /// The gem server's tree: the fixture gems plus kamal-launcher gems packaged by `scripts/package-gems`, with a
 /// compact index rebuilt over all of them; and the real Bundler 2.6.9, installed once.
-struct World {
-    root: PathBuf,
+pub(crate) struct World {
+    pub(crate) root: PathBuf,
     /// This machine's platform gem of this build, as packaged (`…-x86_64-linux-gnu.gem` or `…-x86_64-linux.gem`).
-    host_gem: String,
+    pub(crate) host_gem: String,
     bundler_home: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-fn world() -> &'static World {
+pub(crate) fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
         let dir = tempfile::Builder::new()
@@ -132,13 +132,13 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn host_gem_path() -> String {
+pub(crate) fn host_gem_path() -> String {
     format!("/gems/{}", world().host_gem)
 }
 
 /// Which Bundler writes the lockfile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Bundler {
+pub(crate) enum Bundler {
     /// Debian's 2.3: no CHECKSUMS, one platform.
     Debian,
     /// The vendored 2.6.9: CHECKSUMS, several platforms.
@@ -150,7 +150,7 @@ type LockKey = (Bundler, Option<String>);
 
 /// A lockfile written by real Bundler against the world's server through a mirror setting; `launcher` is the
 /// kamal-launcher version to pin, if any. Cached per combination: locking is deterministic.
-fn lockfile(bundler: Bundler, launcher: Option<&str>) -> String {
+pub(crate) fn lockfile(bundler: Bundler, launcher: Option<&str>) -> String {
     static CACHE: std::sync::Mutex<Vec<(LockKey, String)>> = std::sync::Mutex::new(Vec::new());
     let key = (bundler, launcher.map(str::to_string));
     if let Some((_, text)) = CACHE.lock().unwrap().iter().find(|(k, _)| *k == key) {
@@ -203,13 +203,13 @@ fn lockfile(bundler: Bundler, launcher: Option<&str>) -> String {
 }
 
 /// An app with `bin/kamal` written by `kamal-launcher init`, and a fresh, empty HOME (so an empty cache).
-struct App {
-    dir: tempfile::TempDir,
-    home: tempfile::TempDir,
+pub(crate) struct App {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) home: tempfile::TempDir,
 }
 
 impl App {
-    fn new(lockfile: &str) -> App {
+    pub(crate) fn new(lockfile: &str) -> App {
         let dir = tempfile::Builder::new()
             .prefix("pinned-app-")
             .tempdir()
@@ -236,23 +236,23 @@ impl App {
         }
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// The default cache, under the empty HOME (no KAMAL_LAUNCHER_CACHE_DIR is set).
-    fn cache(&self) -> PathBuf {
+    pub(crate) fn cache(&self) -> PathBuf {
         self.home.path().join(".cache/kamal-launcher")
     }
 
-    fn cached_launcher(&self, version: &str) -> PathBuf {
+    pub(crate) fn cached_launcher(&self, version: &str) -> PathBuf {
         self.cache()
             .join(format!("v2/launchers/{version}/kamal-launcher"))
     }
 
     /// `SHELL bin/kamal ARGS` with only PATH, HOME, LANG and the mirror setting for `server`. (The mirror is
     /// `mirror.all`: dash and busybox drop `BUNDLE_MIRROR__HTTPS://…`, not a valid name, from what they pass on.)
-    fn shim(&self, shell: &[&str], path: &OsString, server: &Server) -> Command {
+    pub(crate) fn shim(&self, shell: &[&str], path: &OsString, server: &Server) -> Command {
         let mut cmd = Command::new(
             which(shell[0]).unwrap_or_else(|| panic!("{} is not installed", shell[0])),
         );
@@ -269,7 +269,7 @@ impl App {
 }
 
 /// A PATH directory holding links to exactly these programs (from `from`, else from PATH).
-fn toolbox(programs: &[&str], from: Option<&Path>) -> tempfile::TempDir {
+pub(crate) fn toolbox(programs: &[&str], from: Option<&Path>) -> tempfile::TempDir {
     let dir = tempfile::Builder::new()
         .prefix("toolbox-")
         .tempdir()
@@ -285,13 +285,13 @@ fn toolbox(programs: &[&str], from: Option<&Path>) -> tempfile::TempDir {
 }
 
 /// What the shim needs: sh, a downloader, a digest tool, tar and gzip, and the POSIX basics.
-const SHIM_TOOLS: &[&str] = &[
+pub(crate) const SHIM_TOOLS: &[&str] = &[
     "sh", "awk", "sed", "uname", "mkdir", "ln", "readlink", "rm", "mv", "chmod", "sleep", "head",
-    "tar", "gzip",
+    "tar", "gzip", "ls", "wc", "sync", "df", "grep", "id",
 ];
 
 /// sha256sum where it exists (Linux), else shasum (macOS).
-fn digest_tool() -> &'static str {
+pub(crate) fn digest_tool() -> &'static str {
     if which("sha256sum").is_some() {
         "sha256sum"
     } else {
@@ -301,7 +301,7 @@ fn digest_tool() -> &'static str {
 
 /// This machine's PATH (Ruby, a C toolchain: wherever CI put them) without any directory holding a
 /// kamal-launcher; the shim's own fallbacks (/usr/local/bin, Homebrew's) must not hold one either.
-fn system_path() -> OsString {
+pub(crate) fn system_path() -> OsString {
     for dir in ["/usr/local/bin", "/opt/homebrew/bin"] {
         assert!(
             !Path::new(dir).join("kamal-launcher").exists(),
@@ -315,7 +315,7 @@ fn system_path() -> OsString {
     .unwrap()
 }
 
-fn with_launcher_on_path() -> (tempfile::TempDir, OsString) {
+pub(crate) fn with_launcher_on_path() -> (tempfile::TempDir, OsString) {
     let dir = toolbox(&["kamal-launcher"], Some(Path::new(BIN)));
     let mut path = dir.path().as_os_str().to_owned();
     path.push(":");
@@ -323,7 +323,7 @@ fn with_launcher_on_path() -> (tempfile::TempDir, OsString) {
     (dir, path)
 }
 
-fn run(cmd: Command) -> Output {
+pub(crate) fn run(cmd: Command) -> Output {
     spawn(cmd).wait()
 }
 
@@ -448,11 +448,10 @@ fn eight_first_runs_at_once_all_succeed_with_one_download() {
     }
     assert_eq!(server.count(&host_gem_path()), 1, "{:?}", server.requests());
     let dir = app.cached_launcher(&own_version());
-    let leftovers: Vec<_> = fs::read_dir(dir.parent().unwrap())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(leftovers, [OsString::from("kamal-launcher")]);
+    assert_eq!(
+        support::entries(dir.parent().unwrap()),
+        ["kamal-launcher", "kamal-launcher.ok"]
+    );
 }
 
 #[test]
@@ -476,13 +475,9 @@ fn a_kill_9_mid_download_leaves_nothing_a_later_run_takes_for_done() {
     cmd.env("KAMAL_LAUNCHER_CLI", "1").arg("--version");
     let out = run(cmd);
     assert_success(&out);
-    let names: Vec<_> = fs::read_dir(cached.parent().unwrap())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
     assert_eq!(
-        names,
-        [OsString::from("kamal-launcher")],
+        support::entries(cached.parent().unwrap()),
+        ["kamal-launcher", "kamal-launcher.ok"],
         "the dead run's lock and files are gone"
     );
 }
