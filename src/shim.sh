@@ -112,7 +112,7 @@ cache_dir() {
 }
 
 # Who this is, from `id` (POSIX prints `uid=N(name) gid=N(name)`, with euid= and egid= when they differ): asked
-# only when a file's owner or group needs it, never on a warm start.
+# only when an owner is not plainly this user or root, or a directory is group-writable.
 who_am_i() {
   [ -z "${me_uid:-}" ] || return 0
   ids=" $(LC_ALL=C id 2>/dev/null || true)"
@@ -167,8 +167,9 @@ judge() {
 }
 
 # inspect DIR [FILE...]: exits with the reason unless DIR, every directory above it (symlinks resolved) and each
-# FILE in it pass judge; sets inspected_size to the first FILE's size. One `ls` does it, run from DIR so that no
-# path it prints can hold a newline: this is a warm start's only fork besides finding the app.
+# FILE in it pass judge; sets inspected_size to the first FILE's size; fails when they cannot all be read (a FILE
+# a concurrent run just removed). One `ls` does it, run from DIR so that no path it prints can hold a newline:
+# this is a warm start's only fork besides finding the app.
 inspect() {
   inspected=$1
   shift
@@ -183,7 +184,7 @@ inspect() {
       up=$up/..
     done
     LC_ALL=C exec ls -lndL "$@"
-  ) || die "cannot read who owns $inspected, or a directory above it; set KAMAL_LAUNCHER_CACHE_DIR to a directory of your own"
+  ) || return 1
   inspected_size=""
   bad=""
   while IFS=' ' read -r mode links uid gid size rest; do
@@ -209,6 +210,7 @@ EOF
     distrust=$bad_why
     refuse "$bad" "$bad_mode" "$bad_uid" "$bad_gid"
   fi
+  return 0
 }
 
 # refuse ENTRY MODE UID GID: the message for an ENTRY of inspect (., .., ../.., or a file) that fails judge.
@@ -260,8 +262,9 @@ check_launcher() {
   rec_size=""
   rec_sha=""
   [ -f "$1" ] && [ -x "$1" ] || return 1
+  # Unreadable (a concurrent run replacing it): taken as missing, so the caller waits for that run's lock.
   if [ -f "$1.ok" ]; then
-    inspect "${1%/*}" "${1##*/}" "${1##*/}.ok"
+    inspect "${1%/*}" "${1##*/}" "${1##*/}.ok" || return 1
     { read -r rec_size rec_sha <"$1.ok"; } 2>/dev/null || true
     # shellcheck disable=SC3013
     if [ "$inspected_size" != "$rec_size" ]; then
@@ -272,7 +275,7 @@ check_launcher() {
       return 0
     fi
   else
-    inspect "${1%/*}" "${1##*/}"
+    inspect "${1%/*}" "${1##*/}" || return 1
     damage="nothing records that it was verified (a run interrupted, or a crash before it reached the disk)"
   fi
   return 1
@@ -648,7 +651,8 @@ fetch_pinned() {
   made=$(umask 022 && LC_ALL=C mkdir -p "$dir" 2>&1) ||
     die "cannot create $dir: ${made##*: }
   set KAMAL_LAUNCHER_CACHE_DIR to a directory of your own that you can write to"
-  inspect "$dir"
+  inspect "$dir" ||
+    die "cannot read who owns $dir, or a directory above it; set KAMAL_LAUNCHER_CACHE_DIR to a directory of your own"
   { read -r mirror; read -r mirror_fallback; read -r mirror_cred; read -r source_cred; read -r source_base
     read -r timeout; read -r timeout_tenths; read -r retries; } <<EOF
 $(source_settings "$remote")

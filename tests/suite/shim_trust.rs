@@ -964,30 +964,40 @@ fn a_full_disk_is_called_a_full_disk_with_the_room_that_was_needed() {
 #[test]
 fn a_cache_path_holding_a_backslash_or_a_newline_verifies_and_runs() {
     let odd = tempfile::Builder::new().prefix("odd-").tempdir().unwrap();
-    for (var, value) in [
-        (
-            "KAMAL_LAUNCHER_CACHE_DIR",
-            odd.path().join("back\\slash\nnew line"),
-        ),
-        ("HOME", odd.path().join("h\\o\nme")),
-    ] {
-        let app = App::new(&lockfile(Bundler::V269, Some(&own_version())));
-        let server = Server::start(&world().root);
-        let version = || {
-            let mut cmd = launcher_version(&app, &["dash"], &system_path(), &server);
-            cmd.env(var, &value);
-            run_bounded(cmd)
-        };
-        let out = version();
-        assert_success(&out);
-        assert_eq!(out.stdout, expected_version(), "{var}: {out}");
-        assert!(!out.stderr.contains("mismatch"), "{var}: {out}");
-        // Warm: the record and the owner checks read the odd path too.
-        server.clear_log();
-        let out = version();
-        assert_success(&out);
-        assert_eq!(out.stderr, "", "{var}");
-        assert!(server.requests().is_empty(), "{var}");
+    // Under each shell the shim supports: dash with curl, bash (what macOS's sh is) and BusyBox.
+    let mut shells: Vec<(&[&str], Tool)> = vec![(&["dash"], Tool::Curl), (&["bash"], Tool::Curl)];
+    if cfg!(target_os = "linux") {
+        shells.push((&["busybox", "sh"], Tool::BusyBox));
+    }
+    for (shell, tool) in shells {
+        let (_, path, _bin) = tool.setup();
+        for (var, value) in [
+            (
+                "KAMAL_LAUNCHER_CACHE_DIR",
+                odd.path()
+                    .join(format!("{}/back\\slash\nnew line", shell[0])),
+            ),
+            ("HOME", odd.path().join(format!("{}/h\\o\nme", shell[0]))),
+        ] {
+            let label = format!("{shell:?}, {var}");
+            let app = App::new(&lockfile(Bundler::V269, Some(&own_version())));
+            let server = Server::start(&world().root);
+            let version = || {
+                let mut cmd = launcher_version(&app, shell, &path, &server);
+                cmd.env(var, &value);
+                run_bounded(cmd)
+            };
+            let out = version();
+            assert_success(&out);
+            assert_eq!(out.stdout, expected_version(), "{label}: {out}");
+            assert!(!out.stderr.contains("mismatch"), "{label}: {out}");
+            // Warm: the record and the owner checks read the odd path too.
+            server.clear_log();
+            let out = version();
+            assert_success(&out);
+            assert_eq!(out.stderr, "", "{label}");
+            assert!(server.requests().is_empty(), "{label}");
+        }
     }
 }
 
