@@ -341,11 +341,15 @@ pub fn write_atomic(cache: &Cache, path: &Path, bytes: &[u8]) -> Result<()> {
 /// be noticed, not believed. [`read_checked`] gives the content back only while it matches.
 pub fn write_checked(cache: &Cache, path: &Path, bytes: &[u8]) -> Result<()> {
     let mut sealed = bytes.to_vec();
+    // The digest is a line of its own.
+    if !sealed.is_empty() && !sealed.ends_with(b"\n") {
+        sealed.push(b'\n');
+    }
     sealed.extend_from_slice(format!("sha256={}\n", hex::encode(Sha256::digest(bytes))).as_bytes());
     write_atomic(cache, path, &sealed)
 }
 
-/// The content [`write_checked`] wrote, or `None` when the file is missing, torn or changed.
+/// The content [`write_checked`] wrote (with a final newline), or `None` when the file is missing, torn or changed.
 pub fn read_checked(path: &Path) -> Option<Vec<u8>> {
     let mut bytes = fs::read(path).ok()?;
     let body = bytes.strip_suffix(b"\n")?;

@@ -719,6 +719,8 @@ impl Fetcher<'_> {
                 source: e,
             }
         })?;
+        // The file was flushed before its rename; this makes the rename itself durable.
+        cache::sync_dir(parent)?;
         Ok(Fetched {
             path: dest,
             sha256: sha,

@@ -98,7 +98,7 @@ pub fn verify(dir: &Path) -> std::result::Result<(), Damage> {
     let mut actual = actual.into_iter().peekable();
     for (rel, want) in expected {
         // Both lists are sorted by path: whatever the scan has before `rel` is not in the record.
-        while let Some((extra, _)) = actual.next_if(|(p, _)| *p < rel) {
+        if let Some((extra, _)) = actual.next_if(|(p, _)| *p < rel) {
             return Err(damage(
                 dir.join(std::ffi::OsStr::from_bytes(&extra)),
                 "not part of the installed files",
@@ -193,6 +193,11 @@ fn walk(root: &Path, dir: &Path, sealing: bool, out: &mut Vec<(Vec<u8>, Kind)>) 
         out.push((rel, kind));
     }
     Ok(())
+}
+
+/// The SHA-256 of a file's content.
+pub fn sha256_file(path: &Path) -> std::io::Result<[u8; 32]> {
+    digest(path).map(|(_, sum)| sum)
 }
 
 /// The file, open, and the SHA-256 of its content.

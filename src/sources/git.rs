@@ -174,7 +174,7 @@ impl GitSource {
         let dir = self.dir(ctx.cache);
         let gem = dir.join(format!("{full_name}.gem"));
         let last_used = dir.join("last-used");
-        if gem.is_file() {
+        if intact(&gem) {
             cache::touch(&last_used);
             return Ok(Some(gem));
         }
@@ -183,10 +183,12 @@ impl GitSource {
             "git-{}",
             cache::key_of([self.shown().as_str(), self.revision.as_str()])
         ))?;
-        if gem.is_file() {
+        if intact(&gem) {
             cache::touch(&last_used);
             return Ok(Some(gem));
         }
+        // Not built yet, or damaged since (its digest no longer matches): built again from the checkout.
+        let _ = fs::remove_file(&gem);
         let what = format!("{} from {}", spec.name, self.describe());
         let checkout = dir.join("checkout");
         if !checkout.is_dir() {
@@ -236,7 +238,10 @@ impl GitSource {
         fs::File::open(&output)
             .and_then(|f| f.sync_all())
             .map_err(Error::io("flushing to disk", &output))?;
+        let sha256 = crate::record::sha256_file(&output).map_err(Error::io("reading", &output))?;
         cache::publish(&output, &gem)?;
+        // Written after the gem: a crash in between leaves a gem without a digest, which is built again.
+        cache::write_checked(ctx.cache, &digest_of(&gem), hex::encode(sha256).as_bytes())?;
         Ok(Some(gem))
     }
 
@@ -501,6 +506,22 @@ fn fetch<'a>(rest: &[&'a str]) -> Vec<&'a str> {
         .into_iter()
         .chain(rest.iter().copied())
         .collect()
+}
+
+
+/// Where a built gem's digest is kept: beside it, written when it was built.
+fn digest_of(gem: &Path) -> PathBuf {
+    let mut name = gem.as_os_str().to_owned();
+    name.push(".sha256");
+    PathBuf::from(name)
+}
+
+/// Whether the built gem is still what was built: its digest, kept beside it, matches its content.
+fn intact(gem: &Path) -> bool {
+    let Some(recorded) = cache::read_checked(&digest_of(gem)) else {
+        return false;
+    };
+    crate::record::sha256_file(gem).is_ok_and(|sum| hex::encode(sum).as_bytes() == recorded.trim_ascii_end())
 }
 
 #[cfg(test)]

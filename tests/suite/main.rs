@@ -8,6 +8,7 @@ mod bench;
 mod bytecode;
 mod cache;
 mod cache_trust;
+mod campaign;
 mod durability;
 mod foundation;
 mod harness_selftest;

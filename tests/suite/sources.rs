@@ -920,3 +920,31 @@ fn path_source_whose_gemspec_disagrees_with_the_lockfile_says_to_relock() {
     assert!(out.stderr.contains("bundle lock"), "{out}");
     assert!(launcher.env_dirs().is_empty());
 }
+
+#[test]
+fn a_gem_built_from_git_that_was_damaged_since_is_built_again_not_installed() {
+    let repos = kamal_repos(false);
+    let server = Server::start(&fixtures().dir);
+    let remote = repos.file_url("kamal.git");
+    let app = App::with_lockfile(
+        &server.url(),
+        &git_lockfile(&server, &remote, &repos.first, ""),
+    );
+    let launcher = Launcher::new(app.path());
+    assert_locked_kamal_runs(&launcher);
+    let built = git_revisions(&launcher)[0].join("kamal-2.7.0.gem");
+    let good = fs::read(&built).unwrap();
+    // Half of it, as a crash or a bad copy leaves it; the installed kamal goes too, so that it is installed again.
+    fs::write(&built, &good[..good.len() / 2]).unwrap();
+    for unit in kamal_units(&launcher) {
+        fs::remove_dir_all(unit).unwrap();
+    }
+    let out = run(&launcher, &["install"]);
+    assert_success(&out);
+    assert_eq!(
+        fs::read(&built).unwrap().len(),
+        good.len(),
+        "the damaged gem was not built again"
+    );
+    assert_locked_kamal_runs(&launcher);
+}

@@ -12,6 +12,7 @@ pub mod lockgen;
 pub mod nobody;
 mod oracle;
 pub mod proxy;
+pub mod real;
 mod server;
 pub mod tls;
 
