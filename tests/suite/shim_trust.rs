@@ -784,33 +784,49 @@ fn a_download_that_stops_mid_body_gives_up_as_the_launcher_does() {
 
 #[test]
 fn credentials_for_an_https_source_keep_https_and_are_never_printed() {
-    let app = App::new(&lockfile(Bundler::V269, Some(&own_version())));
-    let server = Server::start(&world().root);
-    server.require_basic_auth("deploy", SECRET);
-    let pki = Pki::new();
-    let tls = TlsServer::start(&pki, server.addr(), false);
-    let mut cmd = launcher_version(&app, &["dash"], &system_path(), &server);
-    cmd.env(
-        "BUNDLE_MIRROR__ALL",
-        format!("https://deploy:{SECRET}@{}/", tls.addr()),
-    )
-    .env("CURL_CA_BUNDLE", pki.ca_pem());
-    let out = run_bounded(cmd);
-    assert_success(&out);
-    assert_eq!(out.stdout, expected_version());
-    assert!(!out.stderr.contains(SECRET), "{out}");
-    assert_eq!(
-        tls.failed_handshakes(),
-        0,
-        "spoke plain http to the https port:\n{out}"
-    );
-    assert!(tls.handshakes() >= 1);
-    let authorized = server
-        .requests()
-        .iter()
-        .filter(|r| r.path == host_gem_path() && r.header("authorization").is_some())
-        .count();
-    assert_eq!(authorized, 1);
+    // With CHECKSUMS only the gem is fetched; without (Bundler 2.3), the compact index gives the checksum: it must
+    // come over https too.
+    for bundler in [Bundler::V269, Bundler::Debian] {
+        let app = App::new(&lockfile(bundler, Some(&own_version())));
+        let server = Server::start(&world().root);
+        server.require_basic_auth("deploy", SECRET);
+        let pki = Pki::new();
+        let tls = TlsServer::start(&pki, server.addr(), false);
+        let mut cmd = launcher_version(&app, &["dash"], &system_path(), &server);
+        cmd.env(
+            "BUNDLE_MIRROR__ALL",
+            format!("https://deploy:{SECRET}@{}/", tls.addr()),
+        )
+        .env("CURL_CA_BUNDLE", pki.ca_pem());
+        let out = run_bounded(cmd);
+        assert_success(&out);
+        assert_eq!(out.stdout, expected_version(), "{bundler:?}");
+        assert!(!out.stderr.contains(SECRET), "{bundler:?}: {out}");
+        assert_eq!(
+            tls.failed_handshakes(),
+            0,
+            "{bundler:?}: spoke plain http to the https port:\n{out}"
+        );
+        let mut wanted = vec![host_gem_path()];
+        if bundler == Bundler::Debian {
+            wanted.push("/info/kamal-launcher".to_string());
+        }
+        // Every request reached the server through TLS (one per handshake), with the credentials.
+        assert_eq!(tls.handshakes(), server.requests().len(), "{bundler:?}");
+        for path in wanted {
+            let authorized = server
+                .requests()
+                .iter()
+                .filter(|r| r.path == path && r.header("authorization").is_some())
+                .count();
+            assert_eq!(
+                authorized,
+                1,
+                "{bundler:?}: {path}: {:?}",
+                server.requests()
+            );
+        }
+    }
 }
 
 #[test]
