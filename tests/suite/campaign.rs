@@ -197,7 +197,10 @@ fn rows(root: &Path, full: bool) -> Vec<Row> {
     // A damaged download or index copy is read when a gem is installed again: its installed copy goes too.
     for download in files(root, &root.join("downloads")) {
         let unit = unit_of_download(root, &download, &downloads_of);
-        if unit.iter().any(|u| sampled(&u.file_name().unwrap().to_string_lossy())) {
+        if unit
+            .iter()
+            .any(|u| sampled(&u.file_name().unwrap().to_string_lossy()))
+        {
             add("download", &[Emptied, Flipped, Truncated], &download, &unit);
         }
     }
@@ -211,7 +214,10 @@ fn rows(root: &Path, full: bool) -> Vec<Row> {
             .filter(|(full, _)| full.rsplit_once('-').is_some_and(|(n, _)| n == name))
             .map(|(_, unit)| unit.clone())
             .collect();
-        if gone.iter().any(|u| sampled(&u.file_name().unwrap().to_string_lossy())) {
+        if gone
+            .iter()
+            .any(|u| sampled(&u.file_name().unwrap().to_string_lossy()))
+        {
             add("compact-index copy", &[Flipped, Truncated], &index, &gone);
         }
     }
@@ -341,7 +347,11 @@ fn the_full_campaign() {
 fn campaign(full: bool) {
     let root = filled().cache.join("v2");
     let rows = rows(&root, full);
-    assert!(rows.len() > 80, "the campaign lost its rows: {}", rows.len());
+    assert!(
+        rows.len() > 80,
+        "the campaign lost its rows: {}",
+        rows.len()
+    );
     let next = Mutex::new(0usize);
     let started = std::time::Instant::now();
     let results: Mutex<Vec<(usize, Result<Warm, String>)>> = Mutex::new(Vec::new());

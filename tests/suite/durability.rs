@@ -7,9 +7,8 @@ use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
 
+use support::power::Disk;
 use support::{App, Launcher, Lock, Output, Server, assert_success, entries, fixtures};
 
 fn serve() -> Server {
@@ -179,118 +178,6 @@ fn the_warm_path_never_runs_nothing_from_an_empty_manifest_or_boot_rb() {
 
 // ---- a power loss right after a successful run ----
 
-/// An ext4 filesystem on a loop device whose journal commits every second, so that a rename reaches the disk
-/// long before delayed data does (ext4's default writeback waits 30 s): the window a power loss hits.
-struct Disk {
-    images: tempfile::TempDir,
-    mount: tempfile::TempDir,
-}
-
-impl Disk {
-    fn new() -> Result<Disk, String> {
-        let images = tempfile::Builder::new().prefix("power-").tempdir().unwrap();
-        let image = images.path().join("disk.img");
-        fs::File::create(&image)
-            .unwrap()
-            .set_len(256 << 20)
-            .unwrap();
-        run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image))?;
-        let mount = tempfile::Builder::new()
-            .prefix("power-mnt-")
-            .tempdir()
-            .unwrap();
-        run(Command::new("mount")
-            .args(["-o", "loop,commit=1"])
-            .arg(&image)
-            .arg(mount.path()))?;
-        Ok(Disk { images, mount })
-    }
-
-    /// The loop device's journal statistics (`/proc/fs/jbd2/<dev>-8/info`).
-    fn journal_info(&self) -> PathBuf {
-        let out = Command::new("findmnt")
-            .args(["-n", "-o", "SOURCE", "--target"])
-            .arg(self.mount.path())
-            .output()
-            .unwrap();
-        let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let name = dev.rsplit('/').next().unwrap().to_string();
-        PathBuf::from(format!("/proc/fs/jbd2/{name}-8/info"))
-    }
-
-    fn transactions(&self) -> u64 {
-        let text = fs::read_to_string(self.journal_info()).unwrap_or_default();
-        text.split_whitespace()
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// The disk as a power loss now would leave it: the journal's committed metadata, and only the data that was
-    /// written back. Waits (on the journal's own counter, not a clock) until what the run did has been committed.
-    fn power_loss(&self) -> Disk {
-        // A change made after the run's commits with or after everything before it. The transaction committing
-        // when the first marker was made may not hold it; the one that commits the second holds both.
-        for marker in ["marker-1", "marker-2"] {
-            fs::write(self.mount.path().join(marker), "").unwrap();
-            let seen = self.transactions();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while self.transactions() <= seen {
-                assert!(Instant::now() < deadline, "the journal never committed");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let images = tempfile::Builder::new()
-            .prefix("power-after-")
-            .tempdir()
-            .unwrap();
-        let copy = images.path().join("disk.img");
-        run(Command::new("cp")
-            .arg("--sparse=always")
-            .arg(self.images.path().join("disk.img"))
-            .arg(&copy))
-        .unwrap();
-        let mount = tempfile::Builder::new()
-            .prefix("power-after-mnt-")
-            .tempdir()
-            .unwrap();
-        // Mounting replays the journal, as the boot after the power loss would.
-        run(Command::new("mount")
-            .args(["-o", "loop"])
-            .arg(&copy)
-            .arg(mount.path()))
-        .unwrap();
-        Disk { images, mount }
-    }
-}
-
-impl Drop for Disk {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(self.mount.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount")
-                .arg("-l")
-                .arg(self.mount.path())
-                .status();
-        }
-    }
-}
-
-fn run(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{cmd:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
 #[test]
 fn a_power_loss_right_after_a_successful_install_leaves_it_installed() {
     let disk = match Disk::new() {
@@ -304,14 +191,14 @@ fn a_power_loss_right_after_a_successful_install_leaves_it_installed() {
     };
     let server = serve();
     let app = App::new(&Lock::new(server.url()));
-    let cache = disk.mount.path().join("cache");
+    let cache = disk.cache();
     let launcher = Launcher::new(app.path()).cache_dir(&cache);
     assert_success(&launcher.clone().arg("install").run());
 
     let after = disk.power_loss();
     drop(server);
     // Offline, from what survived: a run that said "installed" left it installed, durable.
-    let survivor = Launcher::new(app.path()).cache_dir(&after.mount.path().join("cache"));
+    let survivor = Launcher::new(app.path()).cache_dir(&after.cache());
     let out = version(&survivor);
     assert_success(&out);
     assert_eq!(out.stdout.trim(), kamal_version(), "{}", out.stderr);

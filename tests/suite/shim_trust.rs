@@ -22,13 +22,14 @@ use crate::support::{
     which,
 };
 
+use crate::support::power::{Disk, run as sh};
 use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, chown, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What `kamal-launcher --version` prints.
 fn expected_version() -> String {
@@ -176,109 +177,7 @@ fn skip_loudly(what: &str, why: &str) {
     );
 }
 
-fn sh(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{cmd:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
 // ---- 1. a power loss right after a successful run ----
-
-/// An ext4 filesystem on a loop device whose journal commits every second, so that a rename reaches the disk long
-/// before delayed data does (ext4 writes data back after 30 s): the window a power loss hits. (The same disk as
-/// `durability.rs`'s, for the launcher the shim and `pinned.rs` cache.)
-struct Disk {
-    images: tempfile::TempDir,
-    mount: tempfile::TempDir,
-}
-
-impl Disk {
-    fn new() -> Result<Disk, String> {
-        let images = tempfile::Builder::new().prefix("power-").tempdir().unwrap();
-        let image = images.path().join("disk.img");
-        fs::File::create(&image)
-            .unwrap()
-            .set_len(256 << 20)
-            .unwrap();
-        sh(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image))?;
-        let mount = tempfile::Builder::new()
-            .prefix("power-mnt-")
-            .tempdir()
-            .unwrap();
-        sh(Command::new("mount")
-            .args(["-o", "loop,commit=1"])
-            .arg(&image)
-            .arg(mount.path()))?;
-        Ok(Disk { images, mount })
-    }
-
-    fn cache(&self) -> PathBuf {
-        self.mount.path().join("cache")
-    }
-
-    /// The journal's count of committed transactions (`/proc/fs/jbd2/<dev>-8/info`).
-    fn transactions(&self) -> u64 {
-        let out = Command::new("findmnt")
-            .args(["-n", "-o", "SOURCE", "--target"])
-            .arg(self.mount.path())
-            .output()
-            .unwrap();
-        let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let name = dev.rsplit('/').next().unwrap().to_string();
-        let text = fs::read_to_string(format!("/proc/fs/jbd2/{name}-8/info")).unwrap_or_default();
-        text.split_whitespace()
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// The disk as a power loss now would leave it: the journal's committed metadata, and only the data written
-    /// back. Waits on the journal's own counter until what the run did has been committed.
-    fn power_loss(&self) -> Disk {
-        for marker in ["marker-1", "marker-2"] {
-            fs::write(self.mount.path().join(marker), "").unwrap();
-            let seen = self.transactions();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while self.transactions() <= seen {
-                assert!(Instant::now() < deadline, "the journal never committed");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let images = tempfile::Builder::new()
-            .prefix("power-after-")
-            .tempdir()
-            .unwrap();
-        let copy = images.path().join("disk.img");
-        sh(Command::new("cp")
-            .arg("--sparse=always")
-            .arg(self.images.path().join("disk.img"))
-            .arg(&copy))
-        .unwrap();
-        let mount = tempfile::Builder::new()
-            .prefix("power-after-mnt-")
-            .tempdir()
-            .unwrap();
-        // Mounting replays the journal, as the boot after the power loss would.
-        sh(Command::new("mount")
-            .args(["-o", "loop"])
-            .arg(&copy)
-            .arg(mount.path()))
-        .unwrap();
-        Disk { images, mount }
-    }
-}
-
-impl Drop for Disk {
-    fn drop(&mut self) {
-        unmount(self.mount.path());
-    }
-}
 
 fn unmount(path: &Path) {
     let ok = Command::new("umount")

@@ -11,6 +11,7 @@ mod lock;
 pub mod lockgen;
 pub mod nobody;
 mod oracle;
+pub mod power;
 pub mod proxy;
 pub mod real;
 mod server;
