@@ -345,7 +345,8 @@ pub fn write_checked(cache: &Cache, path: &Path, bytes: &[u8]) -> Result<()> {
     if !sealed.is_empty() && !sealed.ends_with(b"\n") {
         sealed.push(b'\n');
     }
-    sealed.extend_from_slice(format!("sha256={}\n", hex::encode(Sha256::digest(bytes))).as_bytes());
+    let digest = hex::encode(Sha256::digest(&sealed));
+    sealed.extend_from_slice(format!("sha256={digest}\n").as_bytes());
     write_atomic(cache, path, &sealed)
 }
 
@@ -416,6 +417,10 @@ mod tests {
             read_checked(&p).as_deref(),
             Some(&b"platform=x86_64-linux\n"[..])
         );
+        // Without a final newline, one is added (the digest is a line of its own) and read back.
+        write_checked(&cache, &p, b"abc").unwrap();
+        assert_eq!(read_checked(&p).as_deref(), Some(&b"abc\n"[..]));
+        write_checked(&cache, &p, b"platform=x86_64-linux\n").unwrap();
         let flipped = fs::read_to_string(&p).unwrap().replace("x86_64", "x86_65");
         fs::write(&p, flipped).unwrap();
         assert_eq!(read_checked(&p), None);

@@ -508,7 +508,6 @@ fn fetch<'a>(rest: &[&'a str]) -> Vec<&'a str> {
         .collect()
 }
 
-
 /// Where a built gem's digest is kept: beside it, written when it was built.
 fn digest_of(gem: &Path) -> PathBuf {
     let mut name = gem.as_os_str().to_owned();
@@ -521,7 +520,8 @@ fn intact(gem: &Path) -> bool {
     let Some(recorded) = cache::read_checked(&digest_of(gem)) else {
         return false;
     };
-    crate::record::sha256_file(gem).is_ok_and(|sum| hex::encode(sum).as_bytes() == recorded.trim_ascii_end())
+    crate::record::sha256_file(gem)
+        .is_ok_and(|sum| hex::encode(sum).as_bytes() == recorded.trim_ascii_end())
 }
 
 #[cfg(test)]

@@ -948,3 +948,28 @@ fn a_gem_built_from_git_that_was_damaged_since_is_built_again_not_installed() {
     );
     assert_locked_kamal_runs(&launcher);
 }
+
+#[test]
+fn a_gem_built_from_git_is_built_once_and_reused() {
+    let repos = kamal_repos(false);
+    let server = Server::start(&fixtures().dir);
+    let remote = repos.file_url("kamal.git");
+    let app = App::with_lockfile(
+        &server.url(),
+        &git_lockfile(&server, &remote, &repos.first, ""),
+    );
+    let launcher = Launcher::new(app.path());
+    assert_locked_kamal_runs(&launcher);
+    let built = git_revisions(&launcher)[0].join("kamal-2.7.0.gem");
+    let before = fs::metadata(&built).unwrap().modified().unwrap();
+    // Installing again needs the built gem: the intact one is used as it is, not built again.
+    for unit in kamal_units(&launcher) {
+        fs::remove_dir_all(unit).unwrap();
+    }
+    assert_success(&run(&launcher, &["install"]));
+    assert_eq!(
+        fs::metadata(&built).unwrap().modified().unwrap(),
+        before,
+        "built again"
+    );
+}
