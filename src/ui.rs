@@ -27,7 +27,7 @@ impl Ui {
     /// A UI for this process's stderr.
     pub fn new(level: Level) -> Ui {
         let tty = std::io::stderr().is_terminal();
-        let color = tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let color = color_wanted(tty, &|k| std::env::var_os(k));
         Ui { level, tty, color }
     }
 
@@ -122,8 +122,7 @@ impl Ui {
                             s.tick += 1;
                             // A line longer than the terminal wraps, and `\r` cannot take the wrapped part
                             // back: the bar is cut to the width, read at every tick (windows get resized).
-                            let width = terminal_size::terminal_size_of(std::io::stderr())
-                                .map_or(80, |(w, _)| usize::from(w.0));
+                            let width = width();
                             let _ =
                                 write!(std::io::stderr(), "\r\x1b[2K{}", fit(&s.render(), width));
                         }
@@ -138,6 +137,32 @@ impl Ui {
             ticker,
         }
     }
+}
+
+/// Whether to colour output on a stream that is (or is not) a terminal: never with `NO_COLOR`, always with
+/// `CLICOLOR_FORCE` (other than `0`), as cargo, uv and clap read them; else on a terminal only.
+pub fn color_wanted(tty: bool, var: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> bool {
+    let set = |name: &str| var(name).is_some_and(|v| !v.is_empty());
+    if set("NO_COLOR") {
+        return false;
+    }
+    if var("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0") {
+        return true;
+    }
+    tty
+}
+
+/// The terminal's width in columns: `COLUMNS` when it holds a number (as clap's help and `ls` read it), else
+/// stderr's terminal, else 80.
+pub fn width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&c| c > 0)
+        .or_else(|| {
+            terminal_size::terminal_size_of(std::io::stderr()).map(|(w, _)| usize::from(w.0))
+        })
+        .unwrap_or(80)
 }
 
 /// `line` cut to fit `width` terminal columns (one left free, so the cursor never wraps), ending in `…` when cut.
@@ -250,6 +275,33 @@ pub fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colour_follows_no_color_then_clicolor_force_then_the_terminal() {
+        // (NO_COLOR, CLICOLOR_FORCE, terminal) -> colour
+        let rows = [
+            (None, None, true, true),
+            (None, None, false, false),
+            (Some("1"), None, true, false),
+            (Some("1"), Some("1"), true, false),
+            (Some(""), None, true, true),
+            (None, Some("1"), false, true),
+            (None, Some("0"), false, false),
+            (None, Some(""), false, false),
+        ];
+        for (no_color, force, tty, expected) in rows {
+            let var = |k: &str| match k {
+                "NO_COLOR" => no_color.map(std::ffi::OsString::from),
+                "CLICOLOR_FORCE" => force.map(std::ffi::OsString::from),
+                _ => None,
+            };
+            assert_eq!(
+                color_wanted(tty, &var),
+                expected,
+                "{no_color:?} {force:?} {tty}"
+            );
+        }
+    }
 
     #[test]
     fn the_progress_line_fits_the_terminal() {

@@ -108,8 +108,10 @@ pub fn run(
         }
     }
     let checks = crate::doctor::run(&context);
-    let color = std::io::IsTerminal::is_terminal(&std::io::stdout())
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let color =
+        crate::ui::color_wanted(std::io::IsTerminal::is_terminal(&std::io::stdout()), &|k| {
+            std::env::var_os(k)
+        });
     let mark = |ok: bool| match (ok, color) {
         (true, true) => "\x1b[32m✓\x1b[0m",
         (false, true) => "\x1b[31m✗\x1b[0m",

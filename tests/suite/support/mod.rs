@@ -14,6 +14,7 @@ mod oracle;
 pub mod power;
 pub mod proxy;
 pub mod real;
+pub mod screen;
 mod server;
 pub mod tls;
 
