@@ -101,12 +101,15 @@ enum Command {
     Install,
     /// Adopt the launcher in this Rails app: bin/kamal shim, pre-deploy hook, entrypoint without db:prepare
     #[command(
-        after_help = "Examples:\n  kamal-launcher init --dry-run   # show every change as a diff\n  kamal-launcher init"
+        after_help = "Examples:\n  kamal-launcher init --dry-run          # what would change; edits as diffs\n  kamal-launcher init --dry-run --diff   # new files in full too\n  kamal-launcher init"
     )]
     Init {
-        /// Show the changes as unified diffs and change nothing
+        /// Show what would change (edits to existing files as unified diffs) and write nothing
         #[arg(long)]
         dry_run: bool,
+        /// Show every change as a unified diff, new files included
+        #[arg(long)]
+        diff: bool,
     },
     /// Check this machine and this app for what a deploy through the launcher needs
     #[command(after_help = "Examples:\n  kamal-launcher doctor\n  kamal-launcher doctor --offline")]
@@ -420,7 +423,7 @@ fn run(cli: Cli, ui: &Ui) -> Result<()> {
             &cache,
             ui,
         ),
-        Command::Init { dry_run } => commands::init::run(&session, *dry_run),
+        Command::Init { dry_run, diff } => commands::init::run(&session, *dry_run, *diff),
         Command::Plan { json, platform } => {
             commands::plan::run(&session, *json, platform.as_deref())
         }

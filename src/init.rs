@@ -1,7 +1,7 @@
 //! `init`: adopt the launcher in a Rails app. Writes the `bin/kamal` shim, the pre-deploy hook that runs
 //! `db:prepare` once on the primary host, and removes the stock `db:prepare` step from `bin/docker-entrypoint`,
-//! which races when every container runs it on boot. Every change is planned first, shown as a diff, and is
-//! idempotent: a second run finds nothing to do.
+//! which races when every container runs it on boot. Every change is planned first (with a report per file for
+//! the summary, and diffs on demand), and is idempotent: a second run finds nothing to do.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -35,13 +35,72 @@ pub enum Change {
     },
 }
 
+/// What `init` does to one file, as its summary says it (in the Rails generators' words).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Written where there was none.
+    Create,
+    /// A file that is not ours, moved aside to `kept`, and ours written in its place.
+    Replace {
+        /// Where the previous file is kept, relative to the app.
+        kept: PathBuf,
+    },
+    /// Edited in place: lines added and removed.
+    Update {
+        /// Lines added.
+        added: usize,
+        /// Lines removed.
+        removed: usize,
+    },
+    /// Already what `init` would write.
+    Identical,
+    /// The user's own, left alone because it already does the job; why.
+    Keep(&'static str),
+    /// The user's own, left alone although it needs a hand: a note says what to do.
+    Skip,
+}
+
+/// One file `init` looked at, and what it does to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Relative to the app.
+    pub path: PathBuf,
+    /// What happens to it.
+    pub outcome: Outcome,
+}
+
 /// What `init` would do, and what it deliberately does not.
 #[derive(Debug, Default, Clone)]
 pub struct Plan {
     /// Changes, in the order they are applied.
     pub changes: Vec<Change>,
+    /// Every file looked at, in the order they are reported.
+    pub files: Vec<Report>,
     /// Things the user has to do by hand, with the reason (an existing hook, an unrecognised entrypoint).
-    pub notes: Vec<String>,
+    pub notes: Vec<Note>,
+}
+
+/// Something left to the user: why, and the step, short, for the list of what to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// The warning: what was found, why it matters, what to do (with the lines to add, if any).
+    pub warning: String,
+    /// The same as a step: "add the lines above to .kamal/hooks/pre-deploy".
+    pub step: String,
+}
+
+impl Plan {
+    fn report(&mut self, path: &str, outcome: Outcome) {
+        self.files.push(Report {
+            path: PathBuf::from(path),
+            outcome,
+        });
+    }
+
+    /// Whether applying it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
 }
 
 /// Plans the changes for the app in `app`, whose lockfile is `lockfile_name` (`Gemfile.lock` or `gems.locked`).
@@ -66,29 +125,61 @@ fn read(app: &Path, rel: &str) -> Result<Option<String>> {
     }
 }
 
-fn plan_shim(app: &Path, lockfile_name: &str, plan: &mut Plan) -> Result<()> {
-    let shim = shim(lockfile_name);
-    let existing = read(app, "bin/kamal")?;
-    let before = match existing {
-        Some(text) if text == shim => return Ok(()),
-        // An older shim of ours: replace it in place (its diff shows what changed), nothing to keep.
-        Some(text) if text.contains(MARKER) => Some(text),
-        Some(_) => {
-            let to = free_name(app, "bin/kamal.bundler");
-            plan.changes.push(Change::Rename {
-                from: PathBuf::from("bin/kamal"),
-                to,
-            });
-            None
+/// Lines added and removed from `before` to `after`.
+pub fn line_counts(before: &str, after: &str) -> (usize, usize) {
+    let diff = similar::TextDiff::from_lines(before, after);
+    let (mut added, mut removed) = (0, 0);
+    for change in diff.iter_all_changes() {
+        match change.tag() {
+            similar::ChangeTag::Insert => added += 1,
+            similar::ChangeTag::Delete => removed += 1,
+            similar::ChangeTag::Equal => {}
         }
-        None => None,
+    }
+    (added, removed)
+}
+
+/// Plans writing `after` at `path` in place of `before` (ours, or nothing): `Create` or `Update`.
+fn write(plan: &mut Plan, path: &str, before: Option<String>, after: String) {
+    let outcome = match &before {
+        None => Outcome::Create,
+        Some(before) => {
+            let (added, removed) = line_counts(before, &after);
+            Outcome::Update { added, removed }
+        }
     };
     plan.changes.push(Change::Write {
-        path: PathBuf::from("bin/kamal"),
+        path: PathBuf::from(path),
         before,
-        after: shim,
+        after,
         executable: true,
     });
+    plan.report(path, outcome);
+}
+
+fn plan_shim(app: &Path, lockfile_name: &str, plan: &mut Plan) -> Result<()> {
+    const SHIM_PATH: &str = "bin/kamal";
+    let shim = shim(lockfile_name);
+    match read(app, SHIM_PATH)? {
+        Some(text) if text == shim => plan.report(SHIM_PATH, Outcome::Identical),
+        // An older shim of ours: replace it in place (its diff shows what changed), nothing to keep.
+        Some(text) if text.contains(MARKER) => write(plan, SHIM_PATH, Some(text), shim),
+        Some(_) => {
+            let kept = free_name(app, "bin/kamal.bundler");
+            plan.changes.push(Change::Rename {
+                from: PathBuf::from(SHIM_PATH),
+                to: kept.clone(),
+            });
+            plan.changes.push(Change::Write {
+                path: PathBuf::from(SHIM_PATH),
+                before: None,
+                after: shim,
+                executable: true,
+            });
+            plan.report(SHIM_PATH, Outcome::Replace { kept });
+        }
+        None => write(plan, SHIM_PATH, None, shim),
+    }
     Ok(())
 }
 
@@ -106,27 +197,36 @@ fn free_name(app: &Path, base: &str) -> PathBuf {
 fn plan_hook(app: &Path, plan: &mut Plan) -> Result<()> {
     const HOOK: &str = ".kamal/hooks/pre-deploy";
     match read(app, HOOK)? {
-        None => plan.changes.push(Change::Write {
-            path: PathBuf::from(HOOK),
-            before: None,
-            after: PRE_DEPLOY.to_string(),
-            executable: true,
-        }),
-        Some(text) if text == PRE_DEPLOY => {}
+        None => write(plan, HOOK, None, PRE_DEPLOY.to_string()),
+        Some(text) if text == PRE_DEPLOY => plan.report(HOOK, Outcome::Identical),
+        // An older hook of ours: brought up to date in place.
+        Some(text) if text.contains(MARKER) => {
+            write(plan, HOOK, Some(text), PRE_DEPLOY.to_string())
+        }
         Some(text) if runs_db_prepare(&text) => {
-            if !skips_rollbacks(&text) {
-                plan.notes.push(format!(
-                    "{HOOK} runs db:prepare but does not skip rollbacks (a rollback would migrate with the old \
-                     image); it was left alone: wrap its db:prepare in \
-                     `if [ \"${{KAMAL_COMMAND:-}}\" != \"rollback\" ]; then … fi`"
-                ));
+            if skips_rollbacks(&text) {
+                plan.report(HOOK, Outcome::Keep("yours; it already runs db:prepare"));
+            } else {
+                plan.report(HOOK, Outcome::Skip);
+                plan.notes.push(Note {
+                    warning: format!(
+                        "{HOOK} runs db:prepare on rollbacks too, which would migrate with the old image; \
+                         wrap it in `if [ \"${{KAMAL_COMMAND:-}}\" != \"rollback\" ]; then … fi`"
+                    ),
+                    step: format!("Skip rollbacks in {HOOK}, as the warning above says"),
+                });
             }
         }
-        Some(_) => plan.notes.push(format!(
-            "{HOOK} exists and was left alone; add this to it to run migrations once, on the primary host, \
-             before containers restart:\n\n{}",
-            PRE_DEPLOY_SNIPPET
-        )),
+        Some(_) => {
+            plan.report(HOOK, Outcome::Skip);
+            plan.notes.push(Note {
+                warning: format!(
+                    "{HOOK} is your own, so init leaves it alone; add this to it, to run migrations once per \
+                     deploy, before containers restart:\n\n{PRE_DEPLOY_SNIPPET}"
+                ),
+                step: format!("Add the lines above to {HOOK}"),
+            });
+        }
     }
     Ok(())
 }
@@ -136,10 +236,25 @@ pub fn skips_rollbacks(hook: &str) -> bool {
     hook.contains("KAMAL_COMMAND") && hook.contains("rollback")
 }
 
+/// Whether a hook runs `db:prepare` with `--primary` in one command (lines continued with `\` joined).
 fn runs_db_prepare(hook: &str) -> bool {
-    hook.lines().any(|l| {
-        !l.trim_start().starts_with('#') && l.contains("db:prepare") && l.contains("--primary")
-    })
+    let mut command = String::new();
+    for line in hook.lines() {
+        if command.is_empty() && line.trim_start().starts_with('#') {
+            continue;
+        }
+        match line.strip_suffix('\\') {
+            Some(head) => command.push_str(head),
+            None => {
+                command.push_str(line);
+                if command.contains("db:prepare") && command.contains("--primary") {
+                    return true;
+                }
+                command.clear();
+            }
+        }
+    }
+    false
 }
 
 fn plan_entrypoint(app: &Path, plan: &mut Plan) -> Result<()> {
@@ -148,18 +263,19 @@ fn plan_entrypoint(app: &Path, plan: &mut Plan) -> Result<()> {
         return Ok(());
     };
     match trim_entrypoint(&text) {
-        Trim::Clean => {}
-        Trim::Trimmed(after) => plan.changes.push(Change::Write {
-            path: PathBuf::from(ENTRYPOINT),
-            before: Some(text),
-            after,
-            executable: true,
-        }),
-        Trim::Unrecognised(line) => plan.notes.push(format!(
-            "{ENTRYPOINT}:{line}: runs db:prepare in a form init does not recognise, so it was not \
-             edited; remove that step by hand: with the pre-deploy hook, migrations run once before containers \
-             restart, and running them in every container's boot races"
-        )),
+        Trim::Clean => plan.report(ENTRYPOINT, Outcome::Identical),
+        Trim::Trimmed(after) => write(plan, ENTRYPOINT, Some(text), after),
+        Trim::Unrecognised(line) => {
+            plan.report(ENTRYPOINT, Outcome::Skip);
+            plan.notes.push(Note {
+                warning: format!(
+                    "{ENTRYPOINT}:{line}: runs db:prepare in a form init does not recognise, so init leaves it \
+                     alone; remove that step by hand (on every container's boot, migrations race; the \
+                     pre-deploy hook runs them once per deploy)"
+                ),
+                step: format!("Remove db:prepare from {ENTRYPOINT}:{line}"),
+            });
+        }
     }
     Ok(())
 }
@@ -222,25 +338,19 @@ pub fn trim_entrypoint(text: &str) -> Trim {
     Trim::Unrecognised(mention + 1)
 }
 
-/// Applies a plan; returns what was done, for the summary.
-pub fn apply(app: &Path, plan: &Plan) -> Result<Vec<String>> {
-    let mut done = Vec::new();
+/// Applies a plan (its summary is [`Plan::files`]).
+pub fn apply(app: &Path, plan: &Plan) -> Result<()> {
     for change in &plan.changes {
         match change {
             Change::Rename { from, to } => {
                 fs::rename(app.join(from), app.join(to))
                     .map_err(Error::io("moving aside", app.join(from)))?;
-                done.push(format!(
-                    "kept the previous {} as {}",
-                    from.display(),
-                    to.display()
-                ));
             }
             Change::Write {
                 path,
                 after,
                 executable,
-                before,
+                ..
             } => {
                 let full = app.join(path);
                 if let Some(dir) = full.parent() {
@@ -253,55 +363,38 @@ pub fn apply(app: &Path, plan: &Plan) -> Result<Vec<String>> {
                 fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))
                     .map_err(Error::io("setting permissions of", &tmp))?;
                 fs::rename(&tmp, &full).map_err(Error::io("writing", &full))?;
-                done.push(format!(
-                    "{} {}",
-                    if before.is_some() { "updated" } else { "wrote" },
-                    path.display()
-                ));
             }
         }
     }
-    Ok(done)
+    Ok(())
 }
 
-/// The plan as unified diffs (renames as a header line), for `--dry-run` and for the record.
-pub fn diff(plan: &Plan) -> String {
+/// The plan's writes as unified diffs: edits to existing files, and with `new_files` the files written where
+/// none was (a replaced `bin/kamal` among them: what it was is kept, not changed).
+pub fn diff(plan: &Plan, new_files: bool) -> String {
     let mut out = String::new();
-    let mut renamed: Vec<(&Path, &Path)> = Vec::new();
     for change in &plan.changes {
-        match change {
-            Change::Rename { from, to } => {
-                out.push_str(&format!(
-                    "rename {} → {} (kept, not deleted)\n",
-                    from.display(),
-                    to.display()
-                ));
-                renamed.push((from, to));
-            }
-            Change::Write {
-                path,
-                before,
-                after,
-                ..
-            } => {
-                let old = before.as_deref().unwrap_or("");
-                let (a, b) = if before.is_some() {
-                    (
-                        format!("a/{}", path.display()),
-                        format!("b/{}", path.display()),
-                    )
-                } else {
-                    ("/dev/null".to_string(), format!("b/{}", path.display()))
-                };
-                out.push_str(
-                    &similar::TextDiff::from_lines(old, after.as_str())
-                        .unified_diff()
-                        .context_radius(3)
-                        .header(&a, &b)
-                        .to_string(),
-                );
-            }
-        }
+        let Change::Write {
+            path,
+            before,
+            after,
+            ..
+        } = change
+        else {
+            continue;
+        };
+        let (old, a) = match before {
+            Some(before) => (before.as_str(), format!("a/{}", path.display())),
+            None if new_files => ("", "/dev/null".to_string()),
+            None => continue,
+        };
+        out.push_str(
+            &similar::TextDiff::from_lines(old, after.as_str())
+                .unified_diff()
+                .context_radius(3)
+                .header(&a, &format!("b/{}", path.display()))
+                .to_string(),
+        );
     }
     out
 }
@@ -350,8 +443,10 @@ fi
 exec "$app/bin/kamal" "$@" "bin/rails db:prepare"
 "#;
 
+/// What to add to a pre-deploy hook of the user's own: lines short enough for an 80-column terminal.
 const PRE_DEPLOY_SNIPPET: &str = r#"    if [ "${KAMAL_COMMAND:-}" != "rollback" ]; then
-      bin/kamal app exec --primary --version="$KAMAL_VERSION" ${KAMAL_DESTINATION:+-d "$KAMAL_DESTINATION"} "bin/rails db:prepare"
+      bin/kamal app exec --primary --version="$KAMAL_VERSION" \
+        ${KAMAL_DESTINATION:+-d "$KAMAL_DESTINATION"} "bin/rails db:prepare"
     fi"#;
 
 #[cfg(test)]
@@ -395,6 +490,19 @@ mod tests {
     }
 
     #[test]
+    fn the_snippet_counts_as_running_db_prepare_once_pasted() {
+        let pasted = format!("#!/bin/sh\nset -e\n{PRE_DEPLOY_SNIPPET}\n");
+        assert!(runs_db_prepare(&pasted) && skips_rollbacks(&pasted));
+        assert!(PRE_DEPLOY_SNIPPET.lines().all(|l| l.len() <= 79));
+        assert!(!runs_db_prepare(
+            "# bin/kamal app exec --primary \\\n# \"bin/rails db:prepare\"\n"
+        ));
+        assert!(!runs_db_prepare(
+            "bin/kamal app exec --primary \"bin/rails db:migrate\"\n"
+        ));
+    }
+
+    #[test]
     fn plan_is_idempotent() {
         let dir = tempfile::tempdir().unwrap();
         let app = dir.path();
@@ -407,7 +515,9 @@ mod tests {
         fs::write(app.join("bin/docker-entrypoint"), RAILS_8).unwrap();
         let first = plan(app, "Gemfile.lock").unwrap();
         assert_eq!(first.changes.len(), 4, "{first:?}");
-        assert!(diff(&first).contains("-  ./bin/rails db:prepare"));
+        assert!(diff(&first, false).contains("-  ./bin/rails db:prepare"));
+        assert!(!diff(&first, false).contains("+++ b/bin/kamal"));
+        assert!(diff(&first, true).contains("+++ b/bin/kamal"));
         apply(app, &first).unwrap();
         assert!(app.join("bin/kamal.bundler").is_file());
         let second = plan(app, "Gemfile.lock").unwrap();

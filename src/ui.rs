@@ -65,12 +65,19 @@ impl Ui {
         let _ = writeln!(std::io::stderr().lock(), "{msg}");
     }
 
-    fn paint(&self, text: &str, code: &str) -> String {
-        if self.color {
-            format!("\x1b[1;{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
+    /// `text` in bold and the SGR colour `code` (`"32"`: green) when colour is on for stderr.
+    pub fn paint(&self, text: &str, code: &str) -> String {
+        painted(text, &format!("1;{code}"), self.color)
+    }
+}
+
+/// `text` with the SGR attributes `sgr` (`"32"`, `"1;31"`) when `color`, else as it is: for output that goes
+/// elsewhere than stderr, such as a command's result on stdout (decide with [`color_wanted`] for that stream).
+pub fn painted(text: &str, sgr: &str, color: bool) -> String {
+    if color {
+        format!("\x1b[{sgr}m{text}\x1b[0m")
+    } else {
+        text.to_string()
     }
 }
 

@@ -16,6 +16,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kamal_launcher::init;
+use support::screen::{Look, assert_screens, stable, transcript};
 use support::{
     App, Launcher, Lock, Output, Server, assert_failure, assert_success, clean_command,
     default_path, fixtures, sha256_hex, which,
@@ -101,7 +102,8 @@ const ENTRYPOINT_DIFF: &str = r#"--- a/bin/docker-entrypoint
 
 /// What `init` tells the owner of an existing pre-deploy hook to add to it.
 const HOOK_SNIPPET: &str = r#"    if [ "${KAMAL_COMMAND:-}" != "rollback" ]; then
-      bin/kamal app exec --primary --version="$KAMAL_VERSION" ${KAMAL_DESTINATION:+-d "$KAMAL_DESTINATION"} "bin/rails db:prepare"
+      bin/kamal app exec --primary --version="$KAMAL_VERSION" \
+        ${KAMAL_DESTINATION:+-d "$KAMAL_DESTINATION"} "bin/rails db:prepare"
     fi"#;
 
 /// A team's own pre-deploy hook, which `init` must never touch.
@@ -241,6 +243,7 @@ fn init_adopts_a_fresh_rails_app_and_a_second_run_changes_nothing() {
     let app = rails_app(&Lock::new(RUBYGEMS).pin_launcher());
     let before = snapshot(app.path());
 
+    // --dry-run: the edit to an existing file as a diff, the new files as a line each; nothing written.
     let dry = run_init(app.path(), &["--dry-run"]);
     assert_success(&dry);
     assert_eq!(
@@ -248,32 +251,57 @@ fn init_adopts_a_fresh_rails_app_and_a_second_run_changes_nothing() {
         before,
         "--dry-run changed the app:\n{dry}"
     );
-    let expected_diff = format!(
-        "rename bin/kamal → bin/kamal.bundler (kept, not deleted)\n{}{}{ENTRYPOINT_DIFF}",
+    assert_eq!(dry.stdout, ENTRYPOINT_DIFF, "{dry}");
+    assert!(dry.stderr.contains("nothing written"), "{dry}");
+    let shim_lines = init::shim("Gemfile.lock").lines().count();
+    assert!(
+        dry.stderr.contains(&format!(
+            "replace  bin/kamal ({shim_lines} lines; old one kept as bin/kamal.bundler)\n"
+        )),
+        "{dry}"
+    );
+
+    // --diff: every change in full, new files included (with or without --dry-run).
+    let full_diff = format!(
+        "{}{}{ENTRYPOINT_DIFF}",
         new_file_diff("bin/kamal", &init::shim("Gemfile.lock")),
         new_file_diff(".kamal/hooks/pre-deploy", init::PRE_DEPLOY),
     );
-    assert_eq!(dry.stdout, expected_diff, "{dry}");
-    for needle in [
-        "+++ b/bin/kamal\n",
-        "+++ b/.kamal/hooks/pre-deploy\n",
-        "-  ./bin/rails db:prepare\n",
-    ] {
-        assert!(dry.stdout.contains(needle), "no {needle:?} in:\n{dry}");
-    }
-    assert!(dry.stderr.contains("nothing written"), "{dry}");
+    let dry_diff = run_init(app.path(), &["--dry-run", "--diff"]);
+    assert_success(&dry_diff);
+    assert_eq!(dry_diff.stdout, full_diff, "{dry_diff}");
+    assert_eq!(
+        snapshot(app.path()),
+        before,
+        "--dry-run --diff changed the app"
+    );
 
+    // Plain init: a line per file, the shim's text nowhere, the rename said once.
     let out = run_init(app.path(), &[]);
     assert_success(&out);
-    assert_eq!(
-        out.stdout, expected_diff,
-        "init shows the diff it applies:\n{out}"
+    assert_eq!(out.stdout, "", "plain init prints no diff:\n{out}");
+    assert!(
+        !out.stderr.contains("kl_platforms") && out.stderr.lines().count() < 20,
+        "the shim's text is no part of init's story:\n{out}"
     );
+    assert_eq!(
+        out.stderr.matches("bin/kamal.bundler").count(),
+        1,
+        "the rename is said once:\n{out}"
+    );
+    for line in [
+        "     replace  bin/kamal (old one kept as bin/kamal.bundler)\n",
+        "      create  .kamal/hooks/pre-deploy\n",
+        "      update  bin/docker-entrypoint (-5 lines)\n",
+    ] {
+        assert!(out.stderr.contains(line), "no {line:?} in:\n{out}");
+    }
     assert!(
         out.stderr
-            .contains("kept the previous bin/kamal as bin/kamal.bundler"),
-        "the old binstub must be named:\n{out}"
+            .ends_with("  2. Review the changes (git diff) and commit them\n"),
+        "what to do next comes last:\n{out}"
     );
+    assert!(!out.stderr.contains("warning"), "{out}");
 
     let mut expected = before.clone();
     expected.insert("bin/kamal".into(), file(0o755, &init::shim("Gemfile.lock")));
@@ -310,7 +338,7 @@ fn init_adopts_a_fresh_rails_app_and_a_second_run_changes_nothing() {
     assert!(init::shim("Gemfile.lock").starts_with("#!/bin/sh\n"));
     assert!(init::PRE_DEPLOY.starts_with("#!/bin/sh\n"));
 
-    for args in [&[][..], &["--dry-run"][..]] {
+    for args in [&[][..], &["--dry-run"][..], &["--diff"][..]] {
         let again = run_init(app.path(), args);
         assert_success(&again);
         assert_eq!(
@@ -318,7 +346,12 @@ fn init_adopts_a_fresh_rails_app_and_a_second_run_changes_nothing() {
             "a second init {args:?} has nothing to show:\n{again}"
         );
         assert!(again.stderr.contains("nothing to change"), "{again}");
+        assert!(
+            again.stderr.contains("   identical  bin/kamal\n"),
+            "{again}"
+        );
         assert!(!again.stderr.contains("warning"), "{again}");
+        assert!(!again.stderr.contains("Next:"), "{again}");
         assert_eq!(
             snapshot(app.path()),
             after,
@@ -369,10 +402,28 @@ fn init_leaves_an_existing_hook_alone_and_says_what_to_add() {
     assert_eq!(read(&hook), CUSTOM_HOOK, "the hook must be untouched");
     assert_eq!(mode(&hook), 0o750);
     assert!(
-        out.stderr
-            .contains(".kamal/hooks/pre-deploy exists and was left alone"),
+        out.stderr.contains(
+            "warning: .kamal/hooks/pre-deploy is your own, so init leaves it alone; add this to it"
+        ),
         "{out}"
     );
+    assert!(
+        out.stderr
+            .contains("        skip  .kamal/hooks/pre-deploy (yours; see the warning below)\n"),
+        "{out}"
+    );
+    // The action items are at the end, where a 24-row terminal still shows them.
+    let tail: Vec<&str> = out.stderr.lines().rev().take(24).collect();
+    for needle in [
+        "Add the lines above to .kamal/hooks/pre-deploy",
+        "bin/kamal version",
+        "if [ \"${KAMAL_COMMAND:-}\" != \"rollback\" ]; then",
+    ] {
+        assert!(
+            tail.iter().any(|l| l.contains(needle)),
+            "{needle:?} is not in the last 24 lines:\n{out}"
+        );
+    }
     assert!(
         out.stderr.contains(HOOK_SNIPPET),
         "stderr must hold the snippet to add:\n{out}"
@@ -436,8 +487,15 @@ fn init_reports_an_entrypoint_it_does_not_recognise_and_leaves_it() {
 
     let dry = run_init(app.path(), &["--dry-run"]);
     assert_success(&dry);
-    assert!(!dry.stdout.contains("docker-entrypoint"), "{dry}");
-    assert!(dry.stdout.contains("+++ b/bin/kamal\n"), "{dry}");
+    assert_eq!(
+        dry.stdout, "",
+        "no edit to an existing file: no diff\n{dry}"
+    );
+    assert!(
+        dry.stderr
+            .contains("        skip  bin/docker-entrypoint (yours; see the warning below)\n"),
+        "{dry}"
+    );
     assert!(
         dry.stderr
             .contains("bin/docker-entrypoint:5: runs db:prepare"),
@@ -504,7 +562,7 @@ fn an_earlier_bin_kamal_bundler_is_never_overwritten() {
     );
     assert!(
         out.stderr
-            .contains("kept the previous bin/kamal as bin/kamal.bundler.2"),
+            .contains("replace  bin/kamal (old one kept as bin/kamal.bundler.2)\n"),
         "{out}"
     );
 }
@@ -528,7 +586,10 @@ fn an_outdated_shim_is_updated_in_place_with_a_real_diff() {
 
     let out = run_init(app.path(), &[]);
     assert_success(&out);
-    assert!(out.stderr.contains("updated bin/kamal"), "{out}");
+    assert!(
+        out.stderr.contains("      update  bin/kamal (+1 line)\n"),
+        "{out}"
+    );
     assert_eq!(
         read(&app.path().join("bin/kamal")),
         init::shim("Gemfile.lock")
@@ -537,6 +598,163 @@ fn an_outdated_shim_is_updated_in_place_with_a_real_diff() {
         !app.path().join("bin/kamal.bundler").exists(),
         "our own shim is not worth keeping"
     );
+}
+
+#[test]
+fn an_older_hook_of_inits_is_updated_in_place() {
+    let app = rails_app(&Lock::new(RUBYGEMS).pin_launcher());
+    let old = init::PRE_DEPLOY.replace("set -e\n", "");
+    app.write(".kamal/hooks/pre-deploy", &old);
+    let out = run_init(app.path(), &[]);
+    assert_success(&out);
+    assert_eq!(
+        read(&app.path().join(".kamal/hooks/pre-deploy")),
+        init::PRE_DEPLOY,
+        "{out}"
+    );
+    assert!(
+        out.stderr
+            .contains("      update  .kamal/hooks/pre-deploy (+1 line)\n"),
+        "{out}"
+    );
+    assert!(!out.stderr.contains("warning"), "{out}");
+}
+
+/// An app whose lockfile locks no kamal: `init` says what `exec` says, in the same words and status, and writes
+/// nothing (a shim there could never run).
+#[test]
+fn init_refuses_an_app_that_locks_no_kamal_as_exec_does() {
+    let lock = Lock::new(RUBYGEMS)
+        .remove_spec("kamal")
+        .dependencies(&["rails (~> 7.2.2, >= 7.2.2.1)"]);
+    let app = rails_app(&lock);
+    let before = snapshot(app.path());
+    for args in [&[][..], &["--dry-run"][..]] {
+        let out = run_init(app.path(), args);
+        assert_failure(&out);
+        assert_eq!(snapshot(app.path()), before, "init {args:?} wrote:\n{out}");
+        let exec = Launcher::new(app.path())
+            .args(["exec", "--", "version"])
+            .run();
+        assert_eq!(out.code(), exec.code(), "{out}\n{exec}");
+        assert_eq!(out.stderr, exec.stderr, "init {args:?} and exec differ");
+        assert_eq!(out.stdout, "", "{out}");
+        assert!(out.stderr.contains("kamal is not locked"), "{out}");
+    }
+}
+
+/// A diff on a terminal is coloured (+ green, - red) and nowhere else: a file or a pipe gets plain text.
+#[test]
+fn dry_run_diffs_are_coloured_only_when_colour_is_on() {
+    let app = rails_app(&Lock::new(RUBYGEMS).pin_launcher());
+    let coloured = Launcher::new(app.path())
+        .args(["init", "--dry-run"])
+        .env("CLICOLOR_FORCE", "1")
+        .run();
+    assert_success(&coloured);
+    assert!(
+        coloured
+            .stdout
+            .contains("\x1b[31m-  ./bin/rails db:prepare\x1b[0m\n"),
+        "{coloured}"
+    );
+    let plain = Launcher::new(app.path())
+        .args(["init", "--dry-run"])
+        .env("CLICOLOR_FORCE", "1")
+        .env("NO_COLOR", "1")
+        .run();
+    assert_success(&plain);
+    assert_eq!(plain.stdout, ENTRYPOINT_DIFF, "{plain}");
+    assert!(!plain.stderr.contains('\x1b'), "{plain}");
+}
+
+// ---- init's screens, as a user sees them (tests/suite/snapshots/init_*) ----
+
+/// `init` with `args` in a fresh copy of the app `make` makes, looking like `look`, as a snapshot's text.
+fn init_screen(look: Look, make: &dyn Fn() -> App, args: &[&str]) -> String {
+    let app = make();
+    let out = look
+        .apply(Launcher::new(app.path()))
+        .arg("init")
+        .args(args)
+        .run();
+    let shown = app.path().display().to_string();
+    let real = real(app.path()).display().to_string();
+    // The shim's length changes with every edit to it; the screen shows where it goes, not what it counts.
+    let shim_lines = format!("({} lines;", init::shim("Gemfile.lock").lines().count());
+    stable(
+        &transcript(&out),
+        &[
+            (shown.as_str(), "[APP]"),
+            (real.as_str(), "[APP]"),
+            (shim_lines.as_str(), "([SHIM] lines;"),
+        ],
+    )
+}
+
+/// A fresh `rails new` app that pins the launcher: three files, no warning, what to do next.
+#[test]
+fn screen_init_fresh_app() {
+    let make = || rails_app(&Lock::new(RUBYGEMS).pin_launcher());
+    assert_screens("init_fresh_app", |look| init_screen(look, &make, &[]));
+    assert_screens("init_fresh_app_dry_run", |look| {
+        init_screen(look, &make, &["--dry-run"])
+    });
+}
+
+/// The case of the issue: no pin, and a pre-deploy hook of the team's own. Both action items are at the end.
+#[test]
+fn screen_init_unpinned_app_with_its_own_hook() {
+    let make = || {
+        let app = rails_app(&Lock::new(RUBYGEMS));
+        app.write(".kamal/hooks/pre-deploy", CUSTOM_HOOK);
+        set_mode(&app.path().join(".kamal/hooks/pre-deploy"), 0o755);
+        app
+    };
+    assert_screens("init_unpinned_own_hook", |look| {
+        init_screen(look, &make, &[])
+    });
+}
+
+/// A second run: `identical` for each file, nothing else to do.
+#[test]
+fn screen_init_second_run() {
+    let make = || {
+        let app = rails_app(&Lock::new(RUBYGEMS).pin_launcher());
+        assert_success(&run_init(app.path(), &[]));
+        app
+    };
+    assert_screens("init_second_run", |look| init_screen(look, &make, &[]));
+}
+
+/// An entrypoint init does not recognise, and an outdated hook of its own (shown as a diff in a dry run).
+#[test]
+fn screen_init_custom_entrypoint_and_outdated_hook() {
+    let make = || {
+        let app = rails_app(&Lock::new(RUBYGEMS).pin_launcher());
+        app.write("bin/docker-entrypoint", CUSTOM_ENTRYPOINT);
+        app.write(
+            ".kamal/hooks/pre-deploy",
+            &init::PRE_DEPLOY.replace("set -e\n", ""),
+        );
+        app
+    };
+    assert_screens("init_custom_entrypoint_dry_run", |look| {
+        init_screen(look, &make, &["--dry-run"])
+    });
+}
+
+/// No kamal in the lockfile: the error `exec` gives, nothing written.
+#[test]
+fn screen_init_no_kamal() {
+    let make = || {
+        rails_app(
+            &Lock::new(RUBYGEMS)
+                .remove_spec("kamal")
+                .dependencies(&["rails (~> 7.2.2, >= 7.2.2.1)"]),
+        )
+    };
+    assert_screens("init_no_kamal", |look| init_screen(look, &make, &[]));
 }
 
 // ---- the pre-deploy hook, run as Kamal runs it ----
@@ -1240,7 +1458,7 @@ fn doctor_on_a_machine_without_a_compiler_and_an_app_without_init_says_what_to_f
             .contains("runs db:prepare in every container"),
         "{out}"
     );
-    assert!(out.stderr.contains("4 check(s) failed"), "{out}");
+    assert!(out.stderr.contains("4 checks failed"), "{out}");
     assert!(!out.stdout.contains("checks passed"), "{out}");
 }
 
