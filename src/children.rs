@@ -87,6 +87,9 @@ static LIVE: Mutex<Vec<Tracked>> = Mutex::new(Vec::new());
 static STOPPING: AtomicBool = AtomicBool::new(false);
 /// What to do once the children are gone, before exiting (the cache removes this run's temporary areas).
 static CLEANUP: OnceLock<fn()> = OnceLock::new();
+/// What to say once everything is stopped and cleaned up, given the signal (the UI erases its progress line and
+/// says what was kept).
+static REPORT: OnceLock<fn(i32)> = OnceLock::new();
 /// The write end of the pipe the signal handler wakes the interrupt thread with.
 static WAKE: AtomicI32 = AtomicI32::new(-1);
 
@@ -168,6 +171,12 @@ pub fn on_interrupt(cleanup: fn()) {
     install();
 }
 
+/// Registers what an interrupt says, last, once the children are gone and the cleanup is done. It does not
+/// handle interrupts by itself: only what must be cleaned up does ([`on_interrupt`], [`spawn`]).
+pub fn on_interrupt_report(report: fn(i32)) {
+    let _ = REPORT.set(report);
+}
+
 /// Whether an interrupt is being handled: the handler thread will exit the process, so other threads must not
 /// finish (nor print, nor exec) on their own.
 pub fn interrupted() -> bool {
@@ -244,6 +253,10 @@ fn stop_and_exit(sig: i32) -> ! {
     stop_all();
     if let Some(cleanup) = CLEANUP.get() {
         cleanup();
+    }
+    // Only now, so that nothing on the screen (a terminal that blocks output) can delay stopping or cleaning up.
+    if let Some(report) = REPORT.get() {
+        report(sig);
     }
     // As shells report a death by signal: 129 for SIGHUP, 130 for SIGINT, 143 for SIGTERM.
     std::process::exit(128 + sig);

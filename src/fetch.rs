@@ -409,7 +409,7 @@ impl<'a> Fetcher<'a> {
     ) -> Result<Vec<Fetched>> {
         let fetcher = self;
         let opts = self.opts;
-        let progress = ui.progress_bar("Fetching", requests.len());
+        let progress = ui.progress_bar("Downloading", requests.len());
         let progress = &progress;
 
         let next = Mutex::new(0usize);
@@ -432,7 +432,11 @@ impl<'a> Fetcher<'a> {
                             .and_then(|f| on_ready(i, &f).map(|()| f));
                         let failed = result.is_err();
                         results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(result);
-                        progress.finished(&req.full_name);
+                        if failed {
+                            progress.abandoned(&req.full_name);
+                        } else {
+                            progress.finished(&req.full_name);
+                        }
                         if failed {
                             // Stop handing out work: the install cannot succeed, and the user wants the error now.
                             *next.lock().unwrap_or_else(|e| e.into_inner()) = requests.len();
@@ -662,7 +666,7 @@ impl Fetcher<'_> {
             return Ok(fetched);
         }
         let url = format!("{}gems/{}.gem", ep.base, req.full_name);
-        progress.started(&req.full_name);
+        progress.started_as(&req.full_name, &req.name, false);
         let tmp = self.cache.temp_path("download")?;
         let mut attempt = 0;
         let sha = loop {

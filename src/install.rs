@@ -21,6 +21,8 @@ const INSTALLER: &str = include_str!("ruby/install.rb");
 /// One gem of the environment.
 #[derive(Debug, Clone)]
 pub struct Unit {
+    /// The gem's name.
+    pub name: String,
     /// `name-version[-platform]`.
     pub full_name: String,
     /// The verified `.gem` file.
@@ -37,12 +39,16 @@ enum Event {
     Eof,
     /// The feed has submitted everything it will (or failed).
     FeedDone(Result<()>),
+    /// A submitted unit was already in the store: done without the installer.
+    Present,
 }
 
 /// A unit handed to the installer, with the lock that keeps others from installing it too.
 struct Job {
     unit: Unit,
     staging: PathBuf,
+    /// Whether it builds a native extension (its progress says so: it may take minutes).
+    native: bool,
     _lock: cache::Lock,
 }
 
@@ -73,6 +79,7 @@ impl Feeder<'_> {
     /// is waited for after this launcher's own installs, which keeps lock waits ordered and deadlock-free).
     pub fn submit(&self, unit: Unit) -> Result<()> {
         if record::verify(&unit.dir).is_ok() {
+            let _ = self.events.send(Event::Present);
             return Ok(());
         }
         let name = format!(
@@ -92,7 +99,10 @@ impl Feeder<'_> {
         };
         // Another launcher may have installed it while we waited.
         match record::verify(&unit.dir) {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                let _ = self.events.send(Event::Present);
+                return Ok(());
+            }
             // What is there is not what was installed (a crash before it reached the disk, a damaged or
             // planted file): it goes, atomically, and the gem is installed again.
             Err(_) if fs::symlink_metadata(&unit.dir).is_ok() => {
@@ -126,6 +136,7 @@ impl Feeder<'_> {
         state.jobs.push(Job {
             unit,
             staging,
+            native: weight > 0,
             _lock: lock,
         });
         let sent = state.stdin.as_mut().map(|stdin| stdin.write_all(&record));
@@ -201,7 +212,8 @@ impl Feeder<'_> {
     }
 }
 
-/// Installs the units `feed` submits, starting each as soon as it is submitted (downloads and installs overlap),
+/// Installs the units `feed` submits (`total` of them: the progress counts them all from the start, those
+/// already installed as done), starting each as soon as it is submitted (downloads and installs overlap),
 /// several at a time, native extensions first. Units another launcher is installing are waited for at the end.
 /// Returns how many units this run installed.
 pub fn install_units(
@@ -209,9 +221,10 @@ pub fn install_units(
     ruby: &Ruby,
     jobs: usize,
     ui: &Ui,
+    total: usize,
     feed: impl FnOnce(&Feeder<'_>) -> Result<()> + Send,
 ) -> Result<usize> {
-    let deferred = run(cache, ruby, jobs, false, ui, feed)?;
+    let deferred = run(cache, ruby, jobs, false, ui, total, feed)?;
     let (installed, mut deferred) = deferred;
     if deferred.is_empty() {
         return Ok(installed);
@@ -219,7 +232,8 @@ pub fn install_units(
     // Waiting in a fixed order, holding no lock from the first pass, so that launchers cannot deadlock.
     deferred.sort_by(|a, b| a.dir.cmp(&b.dir));
     deferred.dedup_by(|a, b| a.dir == b.dir);
-    let (more, _) = run(cache, ruby, jobs, true, ui, |feeder| {
+    let waited = deferred.len();
+    let (more, _) = run(cache, ruby, jobs, true, ui, waited, |feeder| {
         deferred.into_iter().try_for_each(|u| feeder.submit(u))
     })?;
     Ok(installed + more)
@@ -232,6 +246,7 @@ fn run(
     jobs: usize,
     blocking: bool,
     ui: &Ui,
+    total: usize,
     feed: impl FnOnce(&Feeder<'_>) -> Result<()> + Send,
 ) -> Result<(usize, Vec<Unit>)> {
     let (events, received) = mpsc::channel();
@@ -243,7 +258,7 @@ fn run(
         events: events.clone(),
         state: Mutex::new(FeedState::default()),
     };
-    let progress = ui.progress_bar("Installing", 0);
+    let progress = ui.progress_bar("Installing", total);
     let result = std::thread::scope(|s| {
         let feeder = &feeder;
         s.spawn(move || {
@@ -297,6 +312,10 @@ fn drive(
                 output_open = false;
                 continue;
             }
+            Event::Present => {
+                progress.present();
+                continue;
+            }
             Event::Line(line) => line,
         };
         if fatal.is_some() {
@@ -311,24 +330,23 @@ fn drive(
         let Some(job) = state.jobs.get(i) else {
             continue;
         };
-        let (unit, staging) = (job.unit.clone(), job.staging.clone());
+        let (unit, staging, native) = (job.unit.clone(), job.staging.clone(), job.native);
         drop(state);
         match status {
-            Some("start") => {
-                progress.add_total(1);
-                progress.started(&unit.full_name);
-            }
+            Some("start") => progress.started_as(&unit.full_name, &unit.name, native),
             Some("ok") => match store(&unit, &staging) {
                 Ok(()) => {
                     done += 1;
                     progress.finished(&unit.full_name);
                 }
                 Err(e) => {
+                    progress.abandoned(&unit.full_name);
                     feeder.stop();
                     fatal = Some(e);
                 }
             },
             Some("no-space") if failure.is_none() => {
+                progress.abandoned(&unit.full_name);
                 // Nothing could be written to explain it, and there is no room for a log: say where and why.
                 failure = Some(Error::Io {
                     action: "installing a gem into",
@@ -337,6 +355,7 @@ fn drive(
                 });
             }
             Some(other) if failure.is_none() => {
+                progress.abandoned(&unit.full_name);
                 let build = other == "build-failed";
                 failure = Some(install_failure(
                     feeder.cache,

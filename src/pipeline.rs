@@ -279,13 +279,15 @@ pub fn prepare(
         return Ok("installed by a concurrent run".to_string());
     }
     let unit_of = |r: &GemRequest, f: &fetch::Fetched| Unit {
+        name: r.name.clone(),
         full_name: r.full_name.clone(),
         gem_file: f.path.clone(),
         dir: cache.unit(&abi, &r.full_name, &f.sha256),
     };
     let mut fetched = Vec::new();
     // Installing starts with the first verified gem, while the rest download.
-    let installed = install::install_units(cache, ruby, jobs, ui, |feeder| {
+    let total = source_units.len() + requests.len();
+    let installed = install::install_units(cache, ruby, jobs, ui, total, |feeder| {
         for unit in &source_units {
             feeder.submit(unit.clone())?;
         }

@@ -62,7 +62,15 @@ impl Ui {
     }
 
     fn line(&self, msg: &str) {
-        let _ = writeln!(std::io::stderr().lock(), "{msg}");
+        // A message printed while a progress line is drawn takes the line's place; the line is drawn again below
+        // it at the next tick.
+        let mut screen = screen();
+        let mut err = std::io::stderr().lock();
+        if screen.drawn {
+            let _ = write!(err, "\r{ERASE_LINE}");
+            screen.drawn = false;
+        }
+        let _ = writeln!(err, "{msg}");
     }
 
     /// `text` in bold and the SGR colour `code` (`"32"`: green) when colour is on for stderr.
@@ -81,8 +89,11 @@ pub fn painted(text: &str, sgr: &str, color: bool) -> String {
     }
 }
 
-/// A live progress display on stderr: a bar for downloads, a spinner naming the gems being built. Draws only
-/// on a terminal (with `-v`, each event is a line instead); stops and clears itself when dropped.
+/// A live progress display on stderr, one line: what is being done (labels aligned), a bar, done out of a total
+/// known from the start, bytes for downloads, a spinner and the gems being worked on (a native extension's build
+/// named as such). Draws only on a terminal (with `-v`, each event is a line instead); stops and clears itself
+/// when dropped. The line never reaches the terminal's last column, with room left for the `^C` the terminal
+/// echoes; an interrupt clears it for good and says what was kept ([`interrupt_report`]).
 pub struct Progress<'a> {
     ui: &'a Ui,
     state: std::sync::Arc<Mutex<ProgressState>>,
@@ -98,14 +109,49 @@ struct ProgressState {
     done: usize,
     bytes: u64,
     active: Vec<String>,
+    /// How an item of `active` is shown (a gem's name without its version), and whether it builds a native
+    /// extension; without an entry, as it is named.
+    shown: std::collections::HashMap<String, (String, bool)>,
     tick: usize,
     stopped: bool,
 }
 
+/// What is on the terminal's current line, shared by every display and message of the process.
+struct Screen {
+    /// Whether a progress line is drawn there (and must be erased before anything else is written).
+    drawn: bool,
+}
+
+static SCREEN: Mutex<Screen> = Mutex::new(Screen { drawn: false });
+
+fn screen() -> std::sync::MutexGuard<'static, Screen> {
+    SCREEN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Erases the whole current line (the cursor stays where it is: `\r` first).
+const ERASE_LINE: &str = "\x1b[2K";
+
+/// Columns a progress line leaves free at its end: the `^C` a terminal echoes after it when Ctrl-C is pressed,
+/// which must not wrap (the erase would then leave half of it behind), and the last column, never written.
+const ECHO_ROOM: usize = 3;
+
+/// What this process's progress displays have finished, for the line an interrupt leaves: gems whose download
+/// is verified in the cache, and gems installed in the store.
+static KEPT_DOWNLOADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static KEPT_INSTALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Whether the interrupt line is wanted (not with `-q`).
+static REPORT_INTERRUPTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 impl Ui {
-    /// Starts a progress display for `total` items (`verb` is "Fetching" or "Installing").
+    /// Starts a progress display for `total` items, all of them (those already done are counted with
+    /// [`Progress::present`]): `verb` is "Downloading", "Installing" or "Building".
     pub fn progress_bar(&self, verb: &'static str, total: usize) -> Progress<'_> {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        REPORT_INTERRUPTS.store(
+            self.level >= Level::Normal,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        crate::children::on_interrupt_report(interrupt_report);
         let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         LIVE_BARS.lock().unwrap_or_else(|e| e.into_inner()).push(id);
         let state = std::sync::Arc::new(Mutex::new(ProgressState {
@@ -116,6 +162,7 @@ impl Ui {
         }));
         let ticker = (self.tty && self.level >= Level::Normal).then(|| {
             let state = state.clone();
+            let color = self.color;
             std::thread::spawn(move || {
                 loop {
                     {
@@ -125,13 +172,15 @@ impl Ui {
                         }
                         let shown = LIVE_BARS.lock().unwrap_or_else(|e| e.into_inner()).last()
                             == Some(&s.id);
-                        if shown {
+                        let mut screen = screen();
+                        // Once interrupted, the line stays erased: the handler says what was kept.
+                        if shown && !crate::children::interrupted() {
                             s.tick += 1;
                             // A line longer than the terminal wraps, and `\r` cannot take the wrapped part
                             // back: the bar is cut to the width, read at every tick (windows get resized).
-                            let width = width();
-                            let _ =
-                                write!(std::io::stderr(), "\r\x1b[2K{}", fit(&s.render(), width));
+                            let line = s.render(width(), color);
+                            let _ = write!(std::io::stderr().lock(), "\r{line}\x1b[K");
+                            screen.drawn = true;
                         }
                     }
                     std::thread::sleep(std::time::Duration::from_millis(100));
@@ -172,9 +221,10 @@ pub fn width() -> usize {
         .unwrap_or(80)
 }
 
-/// `line` cut to fit `width` terminal columns (one left free, so the cursor never wraps), ending in `…` when cut.
+/// `line` cut to fit a terminal `width` columns wide, ending in `…` when cut: [`ECHO_ROOM`] columns stay free, so
+/// neither the cursor nor an echoed `^C` ever wraps.
 fn fit(line: &str, width: usize) -> String {
-    let room = width.saturating_sub(1);
+    let room = width.saturating_sub(ECHO_ROOM);
     if line.chars().count() <= room {
         return line.to_string();
     }
@@ -187,30 +237,99 @@ fn fit(line: &str, width: usize) -> String {
 static LIVE_BARS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
 
 impl ProgressState {
-    fn render(&self) -> String {
+    /// The line for a terminal `width` columns wide (see [`fit`]); with `color`, the label is painted.
+    fn render(&self, width: usize, color: bool) -> String {
         const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
-        let width = 24;
-        let filled = (self.done * width).checked_div(self.total).unwrap_or(0);
+        // As wide as the longest label ("Downloading"), right-aligned as cargo's: the bars of successive
+        // displays start in the same column.
+        const LABEL: usize = 11;
+        // 14 at 80 columns, which leaves room for "building bigdecimal (native extension)" and more.
+        let bar = (width.saturating_sub(52) / 2).clamp(8, 30);
+        let filled = (self.done * bar)
+            .checked_div(self.total)
+            .unwrap_or(0)
+            .min(bar);
+        let head = usize::from(filled < bar && filled > 0);
+        let digits = self.total.to_string().len();
         let mut line = format!(
-            "{} [{}{}] {}/{} gems",
+            "{:>LABEL$} [{}{}{}] {:>digits$}/{}",
             self.verb,
-            "=".repeat(filled),
-            " ".repeat(width - filled),
+            "=".repeat(filled - head),
+            ">".repeat(head),
+            " ".repeat(bar - filled),
             self.done,
             self.total
         );
-        if self.bytes > 0 {
-            line.push_str(&format!(", {}", human_bytes(self.bytes)));
+        if self.verb == "Downloading" {
+            line.push_str(&format!("  {:>9}", human_bytes(self.bytes)));
         }
         if !self.active.is_empty() {
-            line.push_str(&format!(
-                "  {} {}",
-                SPINNER[self.tick % SPINNER.len()],
-                self.active.join(", ")
-            ));
+            let (mut native, mut others) = (Vec::new(), Vec::new());
+            for name in &self.active {
+                match self.shown.get(name) {
+                    Some((shown, true)) => native.push(shown.as_str()),
+                    Some((shown, false)) => others.push(shown.as_str()),
+                    None => others.push(name.as_str()),
+                }
+            }
+            // The names first: on a narrow terminal, the end of the line is what is cut.
+            let mut what = String::new();
+            if !native.is_empty() {
+                what = format!(
+                    "building {} (native extension{})",
+                    native.join(", "),
+                    if native.len() == 1 { "" } else { "s" },
+                );
+                if !others.is_empty() {
+                    what.push_str("; ");
+                }
+            }
+            what.push_str(&others.join(", "));
+            line.push_str(&format!("  {} {what}", SPINNER[self.tick % SPINNER.len()]));
         }
-        line
+        let line = fit(&line, width);
+        let label = format!("{:>LABEL$}", self.verb);
+        match line.strip_prefix(&label) {
+            Some(rest) => format!("{}{rest}", painted(&label, "1;32", color)),
+            None => line,
+        }
     }
+}
+
+/// Called by the interrupt handler (`children.rs`) once everything the launcher started has stopped and its
+/// temporary area is removed: erases the progress line for good (nothing draws once interrupted) and says, in one
+/// line, what the run kept. Everything kept is complete: a download is verified before it is renamed into the
+/// cache, a gem is sealed before it is renamed into the store.
+fn interrupt_report(signal: i32) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let mut screen = screen();
+    let mut err = std::io::stderr().lock();
+    if screen.drawn {
+        let _ = write!(err, "\r{ERASE_LINE}");
+        screen.drawn = false;
+    }
+    if !REPORT_INTERRUPTS.load(SeqCst) {
+        return;
+    }
+    let how = match signal {
+        libc::SIGINT => "interrupted",
+        libc::SIGTERM => "terminated",
+        libc::SIGHUP => "hung up",
+        _ => "stopped",
+    };
+    let downloads = count(KEPT_DOWNLOADS.load(SeqCst), "download", "downloads");
+    let installs = count(
+        KEPT_INSTALLS.load(SeqCst),
+        "installed gem",
+        "installed gems",
+    );
+    let kept = match (KEPT_DOWNLOADS.load(SeqCst), KEPT_INSTALLS.load(SeqCst)) {
+        (0, 0) => String::new(),
+        (_, 0) => format!("{downloads} kept; "),
+        (0, _) => format!("{installs} kept; "),
+        _ => format!("{downloads} and {installs} kept; "),
+    };
+    let _ = writeln!(err, "{how}: {kept}nothing half-installed");
 }
 
 impl Progress<'_> {
@@ -218,9 +337,10 @@ impl Progress<'_> {
         f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
-    /// Adds `n` items to the total, for work discovered as it goes.
-    pub fn add_total(&self, n: usize) {
-        self.update(|s| s.total += n);
+    /// Counts an item that was done before this display started (a gem already downloaded or installed).
+    pub fn present(&self) {
+        self.update(|s| s.done += 1);
+        self.kept();
     }
 
     /// Counts downloaded bytes.
@@ -234,13 +354,49 @@ impl Progress<'_> {
         self.ui.verbose(&format!("{} {name}", self.state_verb()));
     }
 
-    /// Marks `name` as done.
-    pub fn finished(&self, name: &str) {
+    /// Marks `name` as being worked on, shown as `shown` (a gem's name without its version, which the plan
+    /// has), and whether it builds a native extension (said so: it may take minutes).
+    pub fn started_as(&self, name: &str, shown: &str, native: bool) {
+        self.update(|s| {
+            s.shown
+                .insert(name.to_string(), (shown.to_string(), native));
+        });
+        self.started(name);
+    }
+
+    /// Marks `name` as no longer worked on, not done (it failed).
+    pub fn abandoned(&self, name: &str) {
         self.update(|s| {
             s.active.retain(|a| a != name);
+            s.shown.remove(name);
+        });
+    }
+
+    /// Counts one more item kept, for the line an interrupt leaves.
+    fn kept(&self) {
+        let kept = match self.state_verb() {
+            "Downloading" => &KEPT_DOWNLOADS,
+            "Installing" => &KEPT_INSTALLS,
+            _ => return,
+        };
+        kept.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Marks `name` as done; with `-v`, a line says what was done to it (a download, an install, a build), when
+    /// it was started here (a gem already downloaded is counted without a line).
+    pub fn finished(&self, name: &str) {
+        let mut was_active = false;
+        self.update(|s| {
+            was_active = s.active.iter().any(|a| a == name);
+            s.active.retain(|a| a != name);
+            s.shown.remove(name);
             s.done += 1;
         });
-        self.ui.verbose(&format!("done {name}"));
+        self.kept();
+        if was_active {
+            self.ui
+                .verbose(&format!("{} {name}", past_tense(self.state_verb())));
+        }
     }
 
     fn state_verb(&self) -> &'static str {
@@ -258,9 +414,38 @@ impl Drop for Progress<'_> {
         self.update(|s| s.stopped = true);
         if let Some(t) = self.ticker.take() {
             let _ = t.join();
-            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+            let mut screen = screen();
+            if screen.drawn {
+                let _ = write!(std::io::stderr().lock(), "\r{ERASE_LINE}");
+                screen.drawn = false;
+            }
         }
     }
+}
+
+/// Writes a command's result (`cache key`, `cache dir`, completions) to stdout. A reader that closed the pipe
+/// (`| head -1`) has what it wanted: that is not an error.
+pub fn result(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// What a progress display's verb did, for the line that says an item is finished: "Fetching" → "downloaded".
+fn past_tense(verb: &str) -> &'static str {
+    match verb {
+        "Fetching" | "Downloading" => "downloaded",
+        "Installing" => "installed",
+        "Building" => "built",
+        _ => "finished",
+    }
+}
+
+/// `n` and the noun that fits it: "1 gem", "3 gems", "0 gems"; never "gem(s)".
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Formats a byte count for people.
@@ -269,6 +454,11 @@ pub fn human_bytes(bytes: u64) -> String {
     let mut value = bytes as f64;
     let mut unit = 0;
     while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    // 1023.96 KiB would read "1024.0 KiB": the next unit says it.
+    if unit > 0 && unit + 1 < UNITS.len() && (value * 10.0).round() >= 10240.0 {
         value /= 1024.0;
         unit += 1;
     }
@@ -318,10 +508,58 @@ mod tests {
         );
         for width in [20, 40, 80] {
             let shown = fit(&long, width);
-            assert_eq!(shown.chars().count(), width - 1, "{shown}");
+            // Room for the `^C` a terminal echoes, and the last column untouched.
+            assert_eq!(shown.chars().count(), width - 3, "{shown}");
             assert!(shown.ends_with('…'));
         }
         assert_eq!(fit("short", 80), "short");
+    }
+
+    fn state(verb: &'static str, done: usize, total: usize) -> ProgressState {
+        ProgressState {
+            verb,
+            done,
+            total,
+            ..ProgressState::default()
+        }
+    }
+
+    #[test]
+    fn progress_lines_align_and_say_what_is_built() {
+        let mut downloading = state("Downloading", 9, 23);
+        downloading.bytes = 1024 * 1024;
+        downloading.active = vec!["net-ssh-7.3.3".into()];
+        downloading
+            .shown
+            .insert("net-ssh-7.3.3".into(), ("net-ssh".into(), false));
+        let mut installing = state("Installing", 19, 23);
+        installing.active = vec!["thor-1.5.0".into(), "bigdecimal-4.1.2".into()];
+        installing
+            .shown
+            .insert("bigdecimal-4.1.2".into(), ("bigdecimal".into(), true));
+        let down = downloading.render(80, false);
+        let inst = installing.render(80, false);
+        assert_eq!(
+            down,
+            "Downloading [====>         ]  9/23    1.0 MiB  ⠋ net-ssh"
+        );
+        // The build first, then the others, as far as they fit.
+        assert_eq!(
+            inst,
+            " Installing [==========>   ] 19/23  ⠋ building bigdecimal (native extension)…"
+        );
+        assert_eq!(down.find('['), inst.find('['));
+        for width in [20, 60, 80, 160] {
+            assert!(inst.chars().count() <= 80 - ECHO_ROOM);
+            let line = installing.render(width, false);
+            assert!(line.chars().count() <= width - ECHO_ROOM, "{width}: {line}");
+        }
+        // Colour paints the label only; the width is the same.
+        let painted = installing.render(80, true);
+        assert_eq!(
+            painted.replace("\x1b[1;32m", "").replace("\x1b[0m", ""),
+            inst
+        );
     }
 
     #[test]
@@ -329,5 +567,7 @@ mod tests {
         assert_eq!(human_bytes(10), "10 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(5 * 1024 * 1024), "5.0 MiB");
+        assert_eq!(human_bytes(1024 * 1024 - 1), "1.0 MiB");
+        assert_eq!(human_bytes(1023), "1023 B");
     }
 }

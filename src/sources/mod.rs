@@ -124,6 +124,7 @@ pub fn prepare(ctx: &Context<'_>, gems: &[SourceGem<'_>]) -> Result<(Vec<Unit>, 
         if dir.is_dir() {
             // Installed before: nothing to fetch or build. The unit's .gem is never read.
             units.push(Unit {
+                name: gem.spec.name.to_owned(),
                 gem_file: dir.join("installed"),
                 full_name,
                 dir,
@@ -144,6 +145,7 @@ pub fn prepare(ctx: &Context<'_>, gems: &[SourceGem<'_>]) -> Result<(Vec<Unit>, 
             Some(gem_file) => {
                 built += 1;
                 units.push(Unit {
+                    name: gem.spec.name.to_owned(),
                     full_name,
                     gem_file,
                     dir,

@@ -13,6 +13,7 @@ pub mod nobody;
 mod oracle;
 pub mod power;
 pub mod proxy;
+pub mod pty;
 pub mod real;
 pub mod screen;
 mod server;

@@ -164,6 +164,14 @@ pub fn transcript(out: &Output) -> String {
 /// Snapshots `screen(look)` for every look as `<name>@<width>[-color]`.
 #[track_caller]
 pub fn assert_screens(name: &str, screen: impl Fn(Look) -> String) {
+    for look in LOOKS {
+        assert_screen(name, look, &screen(look));
+    }
+}
+
+/// Snapshots one screen seen in `look` as `<name>@<width>[-color]` (for screens that come several from one run).
+#[track_caller]
+pub fn assert_screen(name: &str, look: Look, text: &str) {
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -171,9 +179,7 @@ pub fn assert_screens(name: &str, screen: impl Fn(Look) -> String) {
     ));
     settings.set_prepend_module_to_snapshot(false);
     settings.bind(|| {
-        for look in LOOKS {
-            insta::assert_snapshot!(format!("{name}@{}", look.suffix()), screen(look));
-        }
+        insta::assert_snapshot!(format!("{name}@{}", look.suffix()), text);
     });
 }
 
