@@ -172,7 +172,7 @@ fn plan_with_an_unreachable_index_says_which_checksums_are_unknown_and_why() {
     let gems = support::closure().len();
     assert!(
         out.stdout.contains(&format!(
-            "SHA256 unknown for {gems} gem(s), index unreachable: "
+            "SHA256 unknown for all {gems} gems, index unreachable\n"
         )),
         "{out}"
     );
