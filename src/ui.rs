@@ -178,8 +178,9 @@ impl Ui {
                             s.tick += 1;
                             // A line longer than the terminal wraps, and `\r` cannot take the wrapped part
                             // back: the bar is cut to the width, read at every tick (windows get resized).
-                            let line = s.render(width(), color);
-                            let _ = write!(std::io::stderr().lock(), "\r{line}\x1b[K");
+                            // One write, so that a terminal never shows half a frame over the last.
+                            let frame = format!("\r{}\x1b[K", s.render(width(), color));
+                            let _ = std::io::stderr().lock().write_all(frame.as_bytes());
                             screen.drawn = true;
                         }
                     }

@@ -136,18 +136,18 @@ impl Pty {
         self.output.state.lock().unwrap().0.clone()
     }
 
-    /// What the terminal shows now.
+    /// What the terminal shows now, as of the last line or frame received whole (see [`settled`]).
     pub fn screen(&self) -> Terminal {
-        Terminal::show(&self.raw(), self.width, self.height)
+        Terminal::show(settled(&self.raw()), self.width, self.height)
     }
 
-    /// Blocks until `done` holds for the screen (checked at each output), or panics with the screen after
-    /// `timeout`, killing the process.
+    /// Blocks until `done` holds for the screen (checked at each output, as [`Pty::screen`] shows it), or panics
+    /// with the screen after `timeout`, killing the process.
     pub fn wait_for(&mut self, what: &str, timeout: Duration, done: impl Fn(&Terminal) -> bool) {
         let deadline = Instant::now() + timeout;
         let mut state = self.output.state.lock().unwrap();
         loop {
-            if done(&Terminal::show(&state.0, self.width, self.height)) {
+            if done(&Terminal::show(settled(&state.0), self.width, self.height)) {
                 return;
             }
             let now = Instant::now();
@@ -226,6 +226,14 @@ impl Drop for Pty {
             self.kill();
         }
     }
+}
+
+/// `raw` up to the end of its last line (`\n`) or redrawn line (`ESC[K`, which ends a progress frame): a read
+/// may return part of a write, and a frame half received over the last is not what the terminal settles on.
+pub fn settled(raw: &[u8]) -> &[u8] {
+    let line = raw.iter().rposition(|&b| b == b'\n').map(|i| i + 1);
+    let frame = raw.windows(3).rposition(|w| w == b"\x1b[K").map(|i| i + 3);
+    &raw[..line.max(frame).unwrap_or(0)]
 }
 
 /// One character cell: the glyph and the SGR parameters in force when it was written (`""`: none).
