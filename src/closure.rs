@@ -69,7 +69,8 @@ impl std::fmt::Display for ClosureError {
         match self {
             ClosureError::RootMissing { root } => write!(
                 f,
-                "{root} is not locked in this lockfile. Add `gem \"{root}\", require: false` to the Gemfile and run `bundle lock`, or choose another gem with --gem"
+                "{root} is not locked in this lockfile. Add `gem \"{root}\", require: false` to the Gemfile and run `bundle lock`, or choose another gem with {}",
+                crate::invocation::setting(crate::invocation::Setting::Gem)
             ),
             ClosureError::DependencyMissing { parent, dep, .. } => write!(
                 f,

@@ -48,7 +48,63 @@ pub struct FileConfig {
     /// Install gems whose checksum is known nowhere.
     pub allow_unverified: Option<bool>,
     /// Parallel downloads and builds (1 or more).
+    #[serde(default, deserialize_with = "jobs")]
     pub jobs: Option<std::num::NonZeroUsize>,
+}
+
+/// The keys a configuration file may hold, as the message about an unknown one lists them.
+pub const KEYS: [&str; 7] = [
+    "cache_dir",
+    "ruby",
+    "offline",
+    "gem",
+    "exe",
+    "allow_unverified",
+    "jobs",
+];
+
+/// `jobs = N`: a whole number, 1 or more (serde's own words for 0 would be "expected a nonzero usize").
+fn jobs<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<std::num::NonZeroUsize>, D::Error> {
+    let n = i64::deserialize(d)?;
+    usize::try_from(n)
+        .ok()
+        .and_then(std::num::NonZeroUsize::new)
+        .map(Some)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "jobs is {n}: the number of parallel downloads and builds is 1 or more"
+            ))
+        })
+}
+
+/// The message for a key no version of the launcher reads: the key, its likely spelling, the valid keys once.
+fn unknown_key(key: &str) -> String {
+    let close = KEYS
+        .iter()
+        .find(|k| edit_distance(k, key) <= 2 || k.replace('_', "") == key.replace(['-', '_'], ""));
+    format!(
+        "unknown key `{key}`{}; the valid keys are {}",
+        close.map_or(String::new(), |k| format!(" (did you mean `{k}`?)")),
+        KEYS.join(", ")
+    )
+}
+
+/// Levenshtein distance, for "did you mean".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 impl FileConfig {
@@ -69,11 +125,19 @@ impl FileConfig {
             let line = e
                 .span()
                 .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            // serde says "unknown field `x`, expected one of `a`, `b`, …": said once, in our words.
+            let message = match e
+                .message()
+                .strip_prefix("unknown field `")
+                .and_then(|rest| rest.split_once('`'))
+            {
+                Some((key, _)) => unknown_key(key),
+                None => e.message().trim_end().to_string(),
+            };
             Error::Config(format!(
-                "{}{}: {}\n  valid keys: cache_dir, ruby, offline, gem, exe, allow_unverified, jobs",
+                "{}{}: {message}",
                 path.display(),
                 line.map_or(String::new(), |l| format!(":{l}")),
-                e.message()
             ))
         })?;
         if let (Some(dir), Some(base)) = (&config.cache_dir, path.parent()) {
@@ -147,7 +211,25 @@ mod tests {
         std::fs::write(&file, "gem = \"kamal\"\n\ncahce_dir = \"x\"\n").unwrap();
         let err = FileConfig::read(&file).unwrap_err().to_string();
         assert!(err.contains(&format!("{}:3", file.display())), "{err}");
-        assert!(err.contains("cahce_dir"), "{err}");
+        assert!(
+            err.contains("unknown key `cahce_dir` (did you mean `cache_dir`?)"),
+            "{err}"
+        );
+        // The valid keys, once.
+        assert_eq!(err.matches("allow_unverified").count(), 1, "{err}");
+        std::fs::write(&file, "jobs = 0\n").unwrap();
+        let err = FileConfig::read(&file).unwrap_err().to_string();
+        assert!(
+            err.ends_with(
+                ":1: jobs is 0: the number of parallel downloads and builds is 1 or more"
+            ),
+            "{err}"
+        );
+        std::fs::write(&file, "jobs = 3\n").unwrap();
+        assert_eq!(
+            FileConfig::read(&file).unwrap().jobs.map(|j| j.get()),
+            Some(3)
+        );
         std::fs::write(&file, "offline = \"yes\"\n").unwrap();
         let err = FileConfig::read(&file).unwrap_err().to_string();
         assert!(err.contains(":1") && err.contains("bool"), "{err}");

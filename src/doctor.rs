@@ -374,7 +374,11 @@ fn cache_check(cache: &Cache) -> Check {
         ),
         Err(e) => Check::fail(
             "Cache",
-            format!("{} is not writable: {e}", dir.display()),
+            format!(
+                "{} is not writable: {}",
+                dir.display(),
+                crate::error::os_text(&e)
+            ),
             "fix its permissions, or choose another with --cache-dir / KAMAL_LAUNCHER_CACHE_DIR \
              (a read-only restored cache still runs what it holds)",
         ),

@@ -3,6 +3,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::invocation::{self, Invocation, Setting};
+
 /// Exit status for launcher failures (lockfile, network, install).
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit status for command-line usage errors, as clap uses.
@@ -38,8 +40,20 @@ pub enum Error {
     )]
     NotALockfile { path: PathBuf },
 
+    /// `BUNDLE_GEMFILE` names a lockfile; it names the Gemfile.
+    #[error(
+        "BUNDLE_GEMFILE is {}, a lockfile; it names the Gemfile, and the lockfile is read beside it",
+        path.display()
+    )]
+    GemfileIsLockfile {
+        /// The lockfile it names.
+        path: PathBuf,
+        /// The Gemfile beside it, which it should name.
+        gemfile: PathBuf,
+    },
+
     /// An I/O operation failed; `action` names what was being done and to which path.
-    #[error("{action} {}: {source}", path.display())]
+    #[error("{action} {}: {}", path.display(), os_text(source))]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -105,12 +119,21 @@ pub enum Error {
     Source(String),
 
     /// `doctor` found problems; each was printed with its fix.
-    #[error("{0} check(s) failed; see the fixes above")]
+    #[error("{} failed; see the fixes above", crate::ui::count(*.0, "check", "checks"))]
     Doctor(usize),
 
     /// A configuration file is invalid.
     #[error("{0}")]
     Config(String),
+
+    /// An option's value (a flag's, or its variable's) cannot be used; exits as a usage error.
+    #[error("{message}")]
+    Usage {
+        /// What is wrong, naming the flag or the variable the value came from.
+        message: String,
+        /// What to do instead.
+        hint: Option<String>,
+    },
 
     /// Offline mode was requested but something is missing from the cache.
     #[error("{0}")]
@@ -125,7 +148,7 @@ pub enum Error {
     Untrusted(#[from] crate::trust::Distrust),
 
     /// Executing Ruby failed.
-    #[error("could not run {}: {source}", ruby.display())]
+    #[error("could not run {}: {}", ruby.display(), os_text(source))]
     Exec { ruby: PathBuf, source: io::Error },
 }
 
@@ -151,15 +174,32 @@ impl Error {
     /// A suggestion printed under the error, when one helps.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Error::NotALockfile { .. } => Some(
-                "pass the app's Gemfile.lock (or gems.locked) to --lockfile, not the Gemfile; BUNDLE_GEMFILE names \
-                 the Gemfile itself"
+            Error::NotALockfile { .. } => Some(match invocation::current() {
+                Invocation::Direct => "pass the app's Gemfile.lock (or gems.locked) to --lockfile, not the Gemfile; \
+                                       BUNDLE_GEMFILE names the Gemfile itself"
                     .into(),
-            ),
-            Error::NoLockfile { .. } => Some(
-                "run this in a Rails app's directory, or pass --lockfile PATH (or set BUNDLE_GEMFILE)"
+                Invocation::Shim => "run `bundle lock` in the app to write its Gemfile.lock again".into(),
+                Invocation::Kamal => "BUNDLE_GEMFILE names the app's Gemfile (its lockfile is read beside it), not \
+                                      the lockfile itself"
                     .into(),
-            ),
+            }),
+            Error::NoLockfile { .. } => Some(if invocation::flags_are_ours() {
+                "run this in a Rails app's directory, or pass --lockfile PATH (or set \
+                 BUNDLE_GEMFILE=path/to/Gemfile)"
+                    .into()
+            } else {
+                "run this in a Rails app's directory, or set BUNDLE_GEMFILE=path/to/Gemfile".into()
+            }),
+            Error::Usage { hint, .. } => hint.clone(),
+            Error::GemfileIsLockfile { gemfile, .. } => Some(format!(
+                "set BUNDLE_GEMFILE={}{}",
+                gemfile.display(),
+                if invocation::flags_are_ours() {
+                    ", or pass the lockfile itself with --lockfile"
+                } else {
+                    ""
+                }
+            )),
             Error::ChecksumMismatch { .. } => Some(
                 "the gem was not installed. If the lockfile is right, the server or a mirror served \
                  different bytes: check BUNDLE_MIRROR__* settings and proxies; if the gem was \
@@ -171,27 +211,33 @@ impl Error {
                  mirror it came from, and report it to the gem's maintainers"
                     .into(),
             ),
-            Error::Unverifiable { .. } => Some(
+            Error::Unverifiable { .. } => Some(format!(
                 "run `bundle lock --add-checksums` (Bundler >= 2.6) to record checksums in the \
-                 lockfile, or pass --allow-unverified to install without verification"
-                    .into(),
-            ),
+                 lockfile, or use {} to install without verification",
+                invocation::setting(Setting::AllowUnverified)
+            )),
             Error::Io {
                 action,
                 path,
                 source,
             } => io_hint(action, path, source),
-            Error::NoCacheDir => Some(
-                "set KAMAL_LAUNCHER_CACHE_DIR to the directory the cache should live in (or pass --cache-dir \
-                 DIR, or set cache_dir in .kamal-launcher.toml)"
-                    .into(),
-            ),
+            Error::NoCacheDir => Some(format!(
+                "set KAMAL_LAUNCHER_CACHE_DIR to the directory the cache should live in ({}set cache_dir in \
+                 .kamal-launcher.toml)",
+                if invocation::flags_are_ours() {
+                    "or pass --cache-dir DIR, or "
+                } else {
+                    "or "
+                }
+            )),
             Error::Untrusted(distrust) => Some(distrust.fix()),
             Error::Network { advised: true, .. } => None,
             Error::Network { .. } | Error::BrokeOff(_) => Some(
-                "check the network or proxy settings; set BUNDLE_MIRROR__ALL to use a mirror, or \
-                 use --offline when the cache is already filled"
-                    .into(),
+                format!(
+                    "check the network or proxy settings; set BUNDLE_MIRROR__ALL to use a mirror, or \
+                     use {} when the cache is already filled",
+                    invocation::setting(Setting::Offline)
+                ),
             ),
             _ => None,
         }
@@ -202,8 +248,57 @@ impl Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// How to choose another cache, for advice about one that cannot be used.
-const ANOTHER_CACHE: &str =
-    "or choose another cache directory with --cache-dir DIR or KAMAL_LAUNCHER_CACHE_DIR";
+fn another_cache() -> &'static str {
+    if invocation::flags_are_ours() {
+        "or choose another cache directory with --cache-dir DIR or KAMAL_LAUNCHER_CACHE_DIR"
+    } else {
+        "or choose another cache directory with KAMAL_LAUNCHER_CACHE_DIR=DIR"
+    }
+}
+
+/// An I/O error in the launcher's words: what happened, without Rust's `(os error N)`.
+pub fn os_text(err: &io::Error) -> String {
+    let text = err.to_string();
+    match err.raw_os_error() {
+        Some(code) => text
+            .strip_suffix(&format!(" (os error {code})"))
+            .map_or_else(|| text.clone(), lowercase_first),
+        None => text,
+    }
+}
+
+/// `text` without any ` (os error N)`, for messages that formatted an I/O error themselves.
+pub fn without_os_codes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(" (os error ") {
+        let after = &rest[at + " (os error ".len()..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 && after[digits..].starts_with(')') {
+            out.push_str(&rest[..at]);
+            rest = &after[digits + 1..];
+        } else {
+            out.push_str(&rest[..at + 1]);
+            rest = &rest[at + 1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// "No such file" → "no such file": the system's wording inside a sentence of ours.
+fn lowercase_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        // Only a capitalised word, not an acronym ("EOF").
+        Some(first)
+            if first.is_uppercase() && chars.clone().next().is_some_and(char::is_lowercase) =>
+        {
+            first.to_lowercase().chain(chars).collect()
+        }
+        _ => text.to_string(),
+    }
+}
 
 /// Advice for the I/O failures users fix themselves: a full disk, a directory they may not write, a file where
 /// a directory belongs. Everything the launcher writes is in the cache, so writing failures suggest another.
@@ -212,18 +307,23 @@ fn io_hint(action: &str, path: &Path, err: &io::Error) -> Option<String> {
     let elsewhere = if reading {
         String::new()
     } else {
-        format!(", {ANOTHER_CACHE}")
+        format!(", {}", another_cache())
     };
     match err.raw_os_error()? {
         libc::ENOSPC | libc::EDQUOT => Some(format!(
-            "the disk holding {} is full{}: free some space (`kamal-launcher cache prune` removes what is \
-             unused) and run again, or choose a cache directory on a disk with room with --cache-dir DIR or \
-             KAMAL_LAUNCHER_CACHE_DIR. Nothing half-written was kept",
+            "the disk holding {} is full{}: free some space ({} removes what is unused) and run again, or \
+             choose a cache directory on a disk with room with {}. Nothing half-written was kept",
             existing_ancestor(path).display(),
             if err.raw_os_error() == Some(libc::EDQUOT) {
                 " (your disk quota is used up)"
             } else {
                 ""
+            },
+            invocation::command("cache prune"),
+            if invocation::flags_are_ours() {
+                "--cache-dir DIR or KAMAL_LAUNCHER_CACHE_DIR"
+            } else {
+                "KAMAL_LAUNCHER_CACHE_DIR=DIR"
             }
         )),
         libc::EROFS => Some(format!(
@@ -319,7 +419,7 @@ mod tests {
         );
         assert!(
             full.to_string()
-                .contains("v1/tmp/x: No space left on device"),
+                .contains("v1/tmp/x: no space left on device"),
             "{full}"
         );
         let hint = full.hint().unwrap();

@@ -35,6 +35,8 @@ pub fn exec(
     }
     // Hooks that run bin/kamal again may need their own handover (another app, another pin).
     cmd.env_remove(crate::pinned::GUARD);
+    // Said by bin/kamal to this launcher alone: what kamal starts sees the caller's environment.
+    cmd.env_remove(crate::invocation::SHIM_VAR);
     let source = cmd.exec();
     Error::Exec {
         ruby: ruby.path.clone(),

@@ -571,15 +571,19 @@ impl Fetcher<'_> {
         }
         let mut message = format!("offline, and the cache in {} ", self.cache.dir().display());
         if !missing.is_empty() {
-            message += &format!("lacks {} gem(s): {}", missing.len(), shown_list(&missing));
+            message += &format!(
+                "lacks {}: {}",
+                crate::ui::count(missing.len(), "gem", "gems"),
+                shown_list(&missing)
+            );
         }
         if !damaged.is_empty() {
             if !missing.is_empty() {
                 message += "; it ";
             }
             message += &format!(
-                "holds {} damaged gem file(s), which were not used: {}",
-                damaged.len(),
+                "holds {}, which were not used: {}",
+                crate::ui::count(damaged.len(), "damaged gem file", "damaged gem files"),
                 shown_list(&damaged)
             );
         }
@@ -590,11 +594,16 @@ impl Fetcher<'_> {
                 path.display()
             );
         }
-        message += if damaged.is_empty() && damaged_index.is_empty() {
-            "\n  fill it by running `kamal-launcher install` once with network access (or restore the CI cache)"
+        let install = crate::invocation::command("install");
+        message += &if damaged.is_empty() && damaged_index.is_empty() {
+            format!(
+                "\n  hint: fill it by running {install} once with network access (or restore the CI cache)"
+            )
         } else {
-            "\n  run `kamal-launcher install` once with network access: it fetches what is damaged again (or \
-             delete those files and restore the CI cache)"
+            format!(
+                "\n  hint: run {install} once with network access: it fetches what is damaged again (or \
+                 delete those files and restore the CI cache)"
+            )
         };
         Err(Error::Offline(message))
     }

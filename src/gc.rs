@@ -1,6 +1,7 @@
 //! Cache maintenance: `cache prune` drops what has not been used for a while, `cache clean` drops everything.
 //! Both are safe against concurrent launchers: installs in progress hold the shared `gc` lock that these take
-//! exclusively, and environments that a running kamal was started from are kept.
+//! exclusively, and environments that a running kamal was started from are kept. A dry run counts the same
+//! things and changes nothing (it takes no lock, so an install finishing meanwhile may change the answer).
 
 use std::collections::HashSet;
 use std::fs;
@@ -10,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use crate::cache::Cache;
 use crate::error::{Error, Result};
 
-/// What a prune or clean removed and kept.
+/// What a prune or clean removed (or, in a dry run, would remove) and kept.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
     /// Environments removed.
@@ -19,27 +20,49 @@ pub struct Report {
     pub units: usize,
     /// Downloaded `.gem` files and git checkouts removed.
     pub downloads: usize,
+    /// Pinned launchers removed (`clean` only).
+    pub launchers: usize,
     /// Bytes freed.
     pub bytes: u64,
     /// Environments kept because a running kamal uses them.
     pub in_use: usize,
+    /// Environments, installed gems, downloads and pinned launchers kept (in use or used recently).
+    pub kept: usize,
+}
+
+impl Report {
+    /// Whether anything was (or would be) removed.
+    pub fn removed_any(&self) -> bool {
+        self.envs + self.units + self.downloads + self.launchers > 0
+    }
 }
 
 /// The lock name cold-path launchers hold shared while they install.
 pub const GC_LOCK: &str = "gc";
 
-/// Removes environments and downloads unused for `older_than`, and store entries no remaining environment uses.
-pub fn prune(cache: &Cache, older_than: Duration) -> Result<Report> {
+/// Removes environments and downloads unused for `older_than`, and store entries no remaining environment uses;
+/// with `dry_run`, only counts them.
+pub fn prune(cache: &Cache, older_than: Duration, dry_run: bool) -> Result<Report> {
     let cutoff = SystemTime::now()
         .checked_sub(older_than)
         .unwrap_or(SystemTime::UNIX_EPOCH);
-    collect(cache, |modified| modified < cutoff)
+    let mut report = collect(cache, |modified| modified < cutoff, dry_run)?;
+    // Pinned launchers stay (see `clean`), and count as what the cache still holds.
+    report.kept += launchers(cache.root()).len();
+    Ok(report)
 }
 
 /// Removes every environment, installed gem, download and pinned launcher, except environments a running kamal
-/// uses.
-pub fn clean(cache: &Cache) -> Result<Report> {
-    let report = collect(cache, |_| true)?;
+/// uses; with `dry_run`, only counts them.
+pub fn clean(cache: &Cache, dry_run: bool) -> Result<Report> {
+    let mut report = collect(cache, |_| true, dry_run)?;
+    for launcher in launchers(cache.root()) {
+        report.launchers += 1;
+        report.bytes += size_of(&launcher);
+    }
+    if dry_run {
+        return Ok(report);
+    }
     // Memos and indexes are cheap to rebuild; logs are only useful next to what they describe. Pinned launchers
     // go too (`bin/kamal` fetches one again); `prune` keeps them: one small binary per pinned version, and the
     // warm path records no use of them.
@@ -52,14 +75,42 @@ pub fn clean(cache: &Cache) -> Result<Report> {
     Ok(report)
 }
 
-fn collect(cache: &Cache, stale: impl Fn(SystemTime) -> bool) -> Result<Report> {
+/// The pinned launchers' directories (`launchers/<version>`; `launchers/pins` holds the shim's memos).
+fn launchers(root: &Path) -> Vec<PathBuf> {
+    read_dir(&root.join("launchers"))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n != "pins") && p.is_dir())
+        .collect()
+}
+
+fn collect(cache: &Cache, stale: impl Fn(SystemTime) -> bool, dry_run: bool) -> Result<Report> {
     if !cache.root().exists() {
         return Ok(Report::default());
     }
     // Environments name their store entries relative to themselves; compare in one canonical form.
     let root = &fs::canonicalize(cache.root()).map_err(Error::io("reading", cache.root()))?;
-    let _gc = cache.lock(GC_LOCK)?;
-    cache.sweep();
+    let _gc = if dry_run {
+        None
+    } else {
+        let lock = cache.lock(GC_LOCK)?;
+        cache.sweep();
+        Some(lock)
+    };
+    let remove_tree = |path: &Path| {
+        if dry_run {
+            Ok(())
+        } else {
+            remove_tree(cache, path)
+        }
+    };
+    let remove_file = |path: &Path| {
+        if dry_run {
+            Ok(())
+        } else {
+            fs::remove_file(path)
+        }
+    };
     let mut report = Report::default();
 
     let envs_dir = root.join("envs");
@@ -71,11 +122,12 @@ fn collect(cache: &Cache, stale: impl Fn(SystemTime) -> bool) -> Result<Report> 
         let in_use = claimed.is_err();
         if in_use || !last_used.is_some_and(&stale) {
             report.in_use += usize::from(in_use && last_used.is_some_and(&stale));
+            report.kept += 1;
             kept_units.extend(crate::env::units(&env));
             continue;
         }
         report.bytes += size_of(&env);
-        remove_tree(cache, &env)?;
+        remove_tree(&env)?;
         report.envs += 1;
     }
 
@@ -83,10 +135,11 @@ fn collect(cache: &Cache, stale: impl Fn(SystemTime) -> bool) -> Result<Report> 
     for abi in read_dir(&store)? {
         for unit in read_dir(&abi)? {
             if kept_units.contains(&unit) {
+                report.kept += 1;
                 continue;
             }
             report.bytes += size_of(&unit);
-            remove_tree(cache, &unit)?;
+            remove_tree(&unit)?;
             report.units += 1;
         }
     }
@@ -96,17 +149,21 @@ fn collect(cache: &Cache, stale: impl Fn(SystemTime) -> bool) -> Result<Report> 
         for file in read_dir(&ruby)? {
             if modified(&file).is_some_and(&stale) {
                 report.bytes += size_of(&file);
-                let _ = fs::remove_file(&file);
+                let _ = remove_file(&file);
             }
         }
-        let _ = fs::remove_dir(&ruby);
+        if !dry_run {
+            let _ = fs::remove_dir(&ruby);
+        }
     }
 
     for file in read_dir(&root.join("downloads"))? {
         if modified(&file).is_some_and(&stale) {
             report.bytes += size_of(&file);
-            fs::remove_file(&file).map_err(Error::io("removing", &file))?;
+            remove_file(&file).map_err(Error::io("removing", &file))?;
             report.downloads += 1;
+        } else {
+            report.kept += 1;
         }
     }
 
@@ -117,11 +174,15 @@ fn collect(cache: &Cache, stale: impl Fn(SystemTime) -> bool) -> Result<Report> 
             let last_used = modified(&revision.join("last-used")).or_else(|| modified(&revision));
             if last_used.is_some_and(&stale) {
                 report.bytes += size_of(&revision);
-                remove_tree(cache, &revision)?;
+                remove_tree(&revision)?;
                 report.downloads += 1;
+            } else {
+                report.kept += 1;
             }
         }
-        let _ = fs::remove_dir(&remote);
+        if !dry_run {
+            let _ = fs::remove_dir(&remote);
+        }
     }
     Ok(report)
 }
@@ -199,14 +260,24 @@ mod tests {
         fs::create_dir_all(root.join("downloads")).unwrap();
         fs::write(root.join("downloads/00.gem"), "gem").unwrap();
 
-        let report = prune(&cache, Duration::from_secs(3600)).unwrap();
+        let dry = prune(&cache, Duration::from_secs(3600), true).unwrap();
+        assert!(orphan.exists(), "a dry run removed something");
+        let report = prune(&cache, Duration::from_secs(3600), false).unwrap();
+        assert_eq!(dry, report);
         assert_eq!((report.envs, report.units, report.downloads), (0, 1, 0));
+        assert_eq!(report.kept, 3, "{report:?}");
         assert!(unit.exists() && !orphan.exists());
 
-        let report = clean(&cache).unwrap();
+        let dry = clean(&cache, true).unwrap();
+        assert!(env.exists() && unit.exists(), "a dry run removed something");
+        let report = clean(&cache, false).unwrap();
+        assert_eq!(dry, report);
         assert_eq!((report.envs, report.units, report.downloads), (1, 1, 1));
+        assert_eq!(report.kept, 0);
         assert!(report.bytes >= 4);
         assert!(!env.exists() && !unit.exists());
+        let again = clean(&cache, false).unwrap();
+        assert!(!again.removed_any() && again.kept == 0, "{again:?}");
         cache.finish();
     }
 }

@@ -24,6 +24,7 @@ pub mod gc;
 pub mod http;
 pub mod init;
 pub mod install;
+pub mod invocation;
 pub mod locate;
 pub mod lockfile;
 pub mod package;

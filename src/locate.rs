@@ -43,6 +43,15 @@ pub fn lockfile_for_gemfile(gemfile: &Path) -> PathBuf {
     }
 }
 
+/// The Gemfile Bundler pairs with a lockfile: `gems.locked` → `gems.rb`, `<name>.lock` → `<name>`.
+fn gemfile_for_lockfile(lockfile: &Path) -> PathBuf {
+    match lockfile.file_name().and_then(OsStr::to_str) {
+        Some("gems.locked") => lockfile.with_file_name("gems.rb"),
+        Some(name) if name.ends_with(".lock") => lockfile.with_file_name(&name[..name.len() - 5]),
+        _ => lockfile.to_path_buf(),
+    }
+}
+
 /// Finds the lockfile: explicit path, else `BUNDLE_GEMFILE`, else the nearest `Gemfile.lock` or `gems.locked`
 /// in `cwd` or a parent.
 pub fn find(
@@ -55,7 +64,14 @@ pub fn find(
         return existing(path, Origin::Explicit, "--lockfile");
     }
     if let Some(gemfile) = bundle_gemfile.filter(|g| !g.is_empty()) {
-        let path = lockfile_for_gemfile(&cwd.join(gemfile));
+        let gemfile = cwd.join(gemfile);
+        let path = lockfile_for_gemfile(&gemfile);
+        if !path.is_file() && names_a_lockfile(&gemfile) {
+            return Err(Error::GemfileIsLockfile {
+                gemfile: gemfile_for_lockfile(&gemfile),
+                path: gemfile,
+            });
+        }
         return existing(path, Origin::BundleGemfile, "BUNDLE_GEMFILE");
     }
     for dir in cwd.ancestors() {
@@ -84,12 +100,26 @@ pub fn find(
     })
 }
 
+/// Whether `path` is named as lockfiles are (`Gemfile.lock`, `gems.locked`): what `BUNDLE_GEMFILE`, which names
+/// the Gemfile, is set to by mistake.
+fn names_a_lockfile(path: &Path) -> bool {
+    path.file_name()
+        .and_then(OsStr::to_str)
+        .is_some_and(|n| n.ends_with(".lock") || n.ends_with(".locked"))
+}
+
 fn existing(path: PathBuf, origin: Origin, via: &str) -> Result<Located> {
     if path.is_file() {
         Ok(Located { path, origin })
     } else {
         Err(Error::Io {
             action: match via {
+                // bin/kamal passes the app's lockfile itself: the user gave no --lockfile.
+                "--lockfile"
+                    if crate::invocation::current() == crate::invocation::Invocation::Shim =>
+                {
+                    "reading the app's lockfile"
+                }
                 "--lockfile" => "reading the lockfile given by --lockfile",
                 _ => "reading the lockfile named by BUNDLE_GEMFILE",
             },
@@ -143,5 +173,16 @@ mod tests {
 
         let err = find(None, Some(OsStr::new("nope/Gemfile")), &app).unwrap_err();
         assert!(err.to_string().contains("nope/Gemfile.lock"), "{err}");
+
+        // BUNDLE_GEMFILE names the Gemfile; naming its lockfile is said as such.
+        for lock in ["Gemfile.lock", "gems.locked"] {
+            std::fs::write(app.join(lock), "").unwrap();
+            let err = find(None, Some(OsStr::new(lock)), &app).unwrap_err();
+            assert!(
+                matches!(&err, Error::GemfileIsLockfile { path, gemfile }
+                    if *path == app.join(lock) && *gemfile == app.join(if lock == "gems.locked" { "gems.rb" } else { "Gemfile" })),
+                "{err}"
+            );
+        }
     }
 }

@@ -202,8 +202,13 @@ pub fn find(requested: Option<&OsStr>, path_var: Option<&OsStr>) -> Result<Ruby>
             })
         } else {
             Err(Error::Ruby(format!(
-                "the Ruby interpreter {} does not exist or is not executable (set by --ruby or KAMAL_LAUNCHER_RUBY)",
-                as_path.display()
+                "the Ruby interpreter {} does not exist or is not executable (set by {})",
+                as_path.display(),
+                if crate::invocation::flags_are_ours() {
+                    "--ruby or KAMAL_LAUNCHER_RUBY"
+                } else {
+                    "KAMAL_LAUNCHER_RUBY"
+                }
             )))
         };
     }
@@ -217,8 +222,13 @@ pub fn find(requested: Option<&OsStr>, path_var: Option<&OsStr>) -> Result<Ruby>
     Err(Error::Ruby(format!(
         "could not find `{}` on PATH. Install Ruby (Debian/Ubuntu: `sudo apt-get install ruby-full build-essential`; macOS: \
          `brew install ruby`, or rbenv, asdf or mise), \
-         or point --ruby / KAMAL_LAUNCHER_RUBY at an interpreter",
-        name.to_string_lossy()
+         or point {} at an interpreter",
+        name.to_string_lossy(),
+        if crate::invocation::flags_are_ours() {
+            "--ruby / KAMAL_LAUNCHER_RUBY"
+        } else {
+            "KAMAL_LAUNCHER_RUBY"
+        }
     )))
 }
 

@@ -250,7 +250,7 @@ EOF
     *) fix="outside $path (or make $path writable by its owner alone)" ;;
   esac
   die "refusing to use the cache: $path (owner ${owner:-$3}, mode $2) $what: another user could change what runs as you
-  set KAMAL_LAUNCHER_CACHE_DIR to a directory of your own, $fix"
+  hint: set KAMAL_LAUNCHER_CACHE_DIR to a directory of your own, $fix"
 }
 
 # check_launcher BIN: whether BIN is a launcher that was verified and still is what was verified: its record
@@ -506,7 +506,7 @@ no_room() {
     return 0
   fi
   die "the disk holding $dir is full: $need
-  free some space there, or set KAMAL_LAUNCHER_CACHE_DIR to a directory on a disk with room"
+  hint: free some space there, or set KAMAL_LAUNCHER_CACHE_DIR to a directory on a disk with room"
 }
 
 # Bundler's settings for the source URL $1: app .bundle/config over the environment over ~/.bundle/config.
@@ -589,7 +589,7 @@ take_lock() {
     case $made in
       *"File exists"*) ;;
       *) die "cannot create the lock $lockf: ${made##*: }
-  set KAMAL_LAUNCHER_CACHE_DIR to a directory of your own that you can write to" ;;
+  hint: set KAMAL_LAUNCHER_CACHE_DIR to a directory of your own that you can write to" ;;
     esac
     ! check_launcher "$pinned" || return 1
     holder=$(readlink "$lockf" 2>/dev/null) || holder=""
@@ -650,7 +650,7 @@ fetch_pinned() {
   # Not through the umask: a directory it left writable by others would be refused on the next run.
   made=$(umask 022 && LC_ALL=C mkdir -p "$dir" 2>&1) ||
     die "cannot create $dir: ${made##*: }
-  set KAMAL_LAUNCHER_CACHE_DIR to a directory of your own that you can write to"
+  hint: set KAMAL_LAUNCHER_CACHE_DIR to a directory of your own that you can write to"
   inspect "$dir" ||
     die "cannot read who owns $dir, or a directory above it; set KAMAL_LAUNCHER_CACHE_DIR to a directory of your own"
   { read -r mirror; read -r mirror_fallback; read -r mirror_cred; read -r source_cred; read -r source_base
@@ -765,7 +765,7 @@ $fetch_reason"
     die "checksum mismatch for $(redact "$url"):
   expected sha256 $expected (from ${checksum_origin:-$lock})
   actual   sha256 $actual
-  nothing was installed; check the source and any mirror or proxy in between"
+  hint: nothing was installed; check the source and any mirror or proxy in between"
   fi
   bin=$work/kamal-launcher
   if ! { tar -xOf "$gem" data.tar.gz | tar -xzOf - libexec/kamal-launcher >"$bin"; } 2>/dev/null || [ ! -s "$bin" ]; then
@@ -790,10 +790,10 @@ $fetch_reason"
 
 if [ -z "$launcher" ]; then
   if [ -z "$pin" ]; then
-    say "kamal-launcher is not installed, and ${lock##*/} pins no version of it to fetch."
-    echo "  Pin it once in the app: bundle add kamal-launcher --group development --require false" >&2
-    echo "  or install it (gem install kamal-launcher, or cargo install kamal-launcher), or set KAMAL_LAUNCHER_BIN." >&2
-    echo "  The Bundler binstub is still in bin/kamal.bundler if you kept one." >&2
+    say "kamal-launcher is not installed, and ${lock##*/} pins no version of it to fetch"
+    echo "  hint: pin it once in the app: bundle add kamal-launcher --group development --require false" >&2
+    echo "        or install it (gem install kamal-launcher, or cargo install kamal-launcher), or set KAMAL_LAUNCHER_BIN" >&2
+    echo "        (the Bundler binstub is still in bin/kamal.bundler if you kept one)" >&2
     exit 127
   fi
   fetch_pinned
@@ -801,6 +801,9 @@ if [ -z "$launcher" ]; then
   remember_pin
 fi
 
+# Tells the launcher to give advice that works from here (variables, not flags); it is not passed on to kamal.
+KAMAL_LAUNCHER_SHIM=1
+export KAMAL_LAUNCHER_SHIM
 if [ "${KAMAL_LAUNCHER_CLI:-}" = 1 ]; then
   exec "$launcher" --lockfile "$lock" "$@"
 fi

@@ -114,11 +114,14 @@ impl std::fmt::Display for Distrust {
 impl Distrust {
     /// What to do about it.
     pub fn fix(&self) -> String {
-        const ELSEWHERE: &str =
-            "set KAMAL_LAUNCHER_CACHE_DIR (or --cache-dir) to a directory of your own";
+        let elsewhere = if crate::invocation::flags_are_ours() {
+            "set KAMAL_LAUNCHER_CACHE_DIR (or --cache-dir) to a directory of your own"
+        } else {
+            "set KAMAL_LAUNCHER_CACHE_DIR to a directory of your own"
+        };
         match self {
             Distrust::Unreadable { path, .. } => format!(
-                "check the permissions of {}, or {ELSEWHERE}",
+                "check the permissions of {}, or {elsewhere}",
                 path.display()
             ),
             Distrust::Untrusted {
@@ -126,13 +129,13 @@ impl Distrust {
                 in_cache: false,
                 reason: Reason::Owner,
                 ..
-            } => format!("{ELSEWHERE}, outside {}", path.display()),
+            } => format!("{elsewhere}, outside {}", path.display()),
             Distrust::Untrusted {
                 path,
                 in_cache: false,
                 ..
             } => format!(
-                "{ELSEWHERE}, outside {p} (or make it writable by its owner alone: chmod go-w {p}; a directory \
+                "{elsewhere}, outside {p} (or make it writable by its owner alone: chmod go-w {p}; a directory \
                  every user shares needs the sticky bit: chmod 1777 {p})",
                 p = path.display()
             ),
@@ -141,7 +144,7 @@ impl Distrust {
                 reason: Reason::Owner,
                 ..
             } => format!(
-                "{ELSEWHERE}, or, if its contents are yours, take it over: sudo chown -R {} {}",
+                "{elsewhere}, or, if its contents are yours, take it over: sudo chown -R {} {}",
                 nix::unistd::User::from_uid(euid().into())
                     .ok()
                     .flatten()
@@ -149,7 +152,7 @@ impl Distrust {
                 path.display()
             ),
             Distrust::Untrusted { path, .. } => format!(
-                "{ELSEWHERE}, or make it writable by you alone: chmod go-w {}",
+                "{elsewhere}, or make it writable by you alone: chmod go-w {}",
                 path.display()
             ),
         }

@@ -43,23 +43,31 @@ pub fn run(s: &Session<'_, '_>, args: Option<&[OsString]>) -> Result<()> {
             false
         }
     };
+    // One line: what is ready, and where (warm) or how long it took (cold), never both.
     let said = |what: String| {
-        let gems = closure.gems.len();
-        ui.summary(&format!(
-            "{} {}: {gems} gems {what}",
-            root.name, root.version
-        ));
+        let gems = crate::ui::count(closure.gems.len(), "gem", "gems");
+        ui.summary(&format!("{} {}: {gems} {what}", root.name, root.version));
     };
     if installed {
         cache::touch(&env_dir.join("last-used"));
         if args.is_none() {
-            said(format!("already installed in {}", cache.dir().display()));
+            // `install` read every installed file back against its record (`Depth::Full`).
+            said(format!(
+                "already installed and intact in {}",
+                cache.dir().display()
+            ));
         }
     } else {
         let started = std::time::Instant::now();
         let summary = prepare(s, &ruby, &info, &closure, &sourced, &env_dir)?;
         let took = started.elapsed().as_secs_f64();
-        said(format!("ready ({summary}) in {took:.1}s"));
+        // Unverified gems were each warned about; the others were verified like every gem without the option.
+        let verified = if s.opts.allow_unverified {
+            ""
+        } else {
+            "verified and "
+        };
+        said(format!("{verified}ready in {took:.1}s ({summary})"));
     }
     // A probe memo written on the way may have opened this run's temporary area; exec skips destructors.
     cache.finish();

@@ -93,10 +93,11 @@ pub fn resolve<'a>(
             SourceKind::Plugin { .. } => {
                 return Err(Error::Unsupported(format!(
                     "{} comes from {}; installing from Bundler plugin sources is not supported. \
-                     `kamal-launcher plan` shows the whole closure; lock {} from a gem server, git or a path \
+                     {} shows the whole closure; lock {} from a gem server, git or a path \
                      to use the launcher",
                     g.spec.full_name(),
                     source.describe(),
+                    crate::invocation::command("plan"),
                     g.spec.name
                 )));
             }
@@ -162,9 +163,9 @@ pub fn prepare(ctx: &Context<'_>, gems: &[SourceGem<'_>]) -> Result<(Vec<Unit>, 
     }
     if !missing.is_empty() {
         return Err(Error::Offline(format!(
-            "--offline: not in the cache: {}. Run once with the network (e.g. `kamal-launcher install`) to fetch \
-             and build {}",
+            "offline, and not in the cache: {}. Run once with the network (e.g. {}) to fetch and build {}",
             missing.join(", "),
+            crate::invocation::command("install"),
             if missing.len() == 1 { "it" } else { "them" }
         )));
     }

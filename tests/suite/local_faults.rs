@@ -342,7 +342,7 @@ fn fill_the_disk(fs: &Mounted, label: &str) {
 
 #[track_caller]
 fn assert_disk_full_message(out: &Output, cache: &Path) {
-    assert!(out.stderr.contains("No space left on device"), "{out}");
+    assert!(out.stderr.contains("no space left on device"), "{out}");
     assert!(
         out.stderr.contains(&cache.display().to_string()),
         "the message should name the path in {}:\n{out}",
@@ -429,7 +429,7 @@ fn a_cache_directory_this_user_may_not_write_is_named_with_what_to_do() {
             let out = as_nobody(&launcher, home.path(), &program, args);
             assert_eq!(out.code(), Some(1), "{out}");
             assert_eq!(out.stdout, "", "{out}");
-            assert!(out.stderr.contains("Permission denied"), "{out}");
+            assert!(out.stderr.contains("permission denied"), "{out}");
             assert!(
                 out.stderr.contains(&format!(
                     "this user (uid {NOBODY}) may not write in {}:",

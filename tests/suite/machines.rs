@@ -60,21 +60,23 @@ fn zero_jobs_is_refused_from_flag_environment_and_file() {
         Launcher::new(app.path())
             .args(["exec", "--jobs=0", "--", "version"])
             .run(),
-        Launcher::new(app.path())
-            .env("KAMAL_LAUNCHER_JOBS", "0")
-            .args(["install"])
-            .run(),
     ] {
-        failed_with(&out, 2, &["0"]);
-        assert!(out.stderr.contains("--jobs"), "{out}");
+        failed_with(&out, 2, &["'0'", "--jobs", "1 or more"]);
     }
+    // From the environment, the message names the variable, not the flag.
+    let out = Launcher::new(app.path())
+        .env("KAMAL_LAUNCHER_JOBS", "0")
+        .args(["install"])
+        .run();
+    failed_with(&out, 2, &["KAMAL_LAUNCHER_JOBS is `0`", "1 or more"]);
+    assert!(!out.stderr.contains("--jobs"), "{out}");
     app.write(".kamal-launcher.toml", "offline = false\njobs = 0\n");
     let out = Launcher::new(app.path()).arg("install").run();
     failed_with(
         &out,
         1,
         &[&format!(
-            "{}:2:",
+            "{}:2: jobs is 0:",
             app.path().join(".kamal-launcher.toml").display()
         )],
     );

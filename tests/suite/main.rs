@@ -24,6 +24,7 @@ mod properties;
 mod real_lockfiles;
 mod release;
 mod ruby_managers;
+mod screens_cli;
 mod screens_plan;
 mod screens_progress;
 mod shim_trust;
