@@ -104,7 +104,8 @@ Gem.use_paths(base, units)
 specs = manifest.map do |dir, full|
   path = File.expand_path("#{dir}/specifications/#{full}.gemspec", base)
   Gem::Specification.load(path) or
-    abort "kamal-launcher: cannot load #{path}; run `kamal-launcher install` to repair the environment"
+    abort "kamal-launcher: cannot load #{path}\n  hint: `kamal-launcher install` (through bin/kamal: " \
+          "`KAMAL_LAUNCHER_CLI=1 bin/kamal install`) repairs the environment"
 end
 # Dependencies come first, so every gem finds its locked dependencies already active and RubyGems never
 # chooses a version itself (not even a newer default gem).
@@ -115,7 +116,8 @@ exe = ARGV.shift.to_s
 root = specs.find { |s| s.name == root_name }
 exe = (root.executables.include?(root_name) || root.executables.size != 1 ? root_name : root.executables.first) if exe.empty?
 unless root.executables.include?(exe)
-  abort "kamal-launcher: #{root.full_name} has no executable `#{exe}` (it has: #{root.executables.join(", ")}); choose one with --exe"
+  abort "kamal-launcher: #{root.full_name} has no executable `#{exe}` (it has: #{root.executables.join(", ")})\n" \
+        "  hint: choose one with --exe NAME (through bin/kamal: KAMAL_LAUNCHER_EXE=NAME)"
 end
 $0 = root.bin_file(exe)
 load $0

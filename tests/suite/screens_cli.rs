@@ -585,3 +585,18 @@ fn the_summary_says_verified_and_uses_in_once() {
         screen(&out, &launcher, app.path())
     });
 }
+
+/// boot.rb speaks after the launcher is gone, so it cannot know how it was called: its hint names both ways.
+/// Before: "choose one with --exe", a flag `bin/kamal` hands to kamal.
+#[test]
+fn boot_rb_names_the_setting_both_ways() {
+    let server = Server::start(&fixtures().dir);
+    let app = app(&server);
+    let launcher = installed(&app);
+    let out = run(&launcher, &["--exe", "nope", "exec", "--", "version"]);
+    assert_eq!(out.code(), Some(1), "{out}");
+    assert_says(
+        &out,
+        &["  hint: choose one with --exe NAME (through bin/kamal: KAMAL_LAUNCHER_EXE=NAME)"],
+    );
+}
