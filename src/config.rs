@@ -63,27 +63,62 @@ pub const KEYS: [&str; 7] = [
     "jobs",
 ];
 
-/// `jobs = N`: a whole number, 1 or more (serde's own words for 0 would be "expected a nonzero usize").
+/// `jobs = N`: a whole number, 1 or more (serde's own words would be "expected a nonzero usize", or "i64").
 fn jobs<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<Option<std::num::NonZeroUsize>, D::Error> {
-    let n = i64::deserialize(d)?;
-    usize::try_from(n)
-        .ok()
-        .and_then(std::num::NonZeroUsize::new)
-        .map(Some)
-        .ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "jobs is {n}: the number of parallel downloads and builds is 1 or more"
-            ))
-        })
+    struct Jobs;
+    impl serde::de::Visitor<'_> for Jobs {
+        type Value = std::num::NonZeroUsize;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a whole number, 1 or more")
+        }
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> std::result::Result<Self::Value, E> {
+            usize::try_from(n)
+                .ok()
+                .and_then(std::num::NonZeroUsize::new)
+                .ok_or_else(|| {
+                    E::custom(format!(
+                        "`jobs` is {n}, but takes a whole number, 1 or more"
+                    ))
+                })
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> std::result::Result<Self::Value, E> {
+            self.visit_i64(i64::try_from(n).unwrap_or(i64::MAX))
+        }
+    }
+    d.deserialize_any(Jobs).map(Some)
+}
+
+/// serde's "invalid type: string \"yes\", expected a boolean", for `key`, in the launcher's words:
+/// "`offline` is the string "yes", but takes true or false".
+fn wrong_type(key: Option<&str>, message: &str) -> Option<String> {
+    let (found, expected) = message
+        .strip_prefix("invalid type: ")?
+        .split_once(", expected ")?;
+    let expected = match expected.trim_end() {
+        "a boolean" => "true or false",
+        "a string" => "text in quotes",
+        "path string" => "a path in quotes",
+        other => other,
+    };
+    Some(match key {
+        Some(key) => format!(
+            "`{key}` is {}, but takes {expected}",
+            found.replace('`', "")
+        ),
+        None => format!("{} where {expected} belongs", found.replace('`', "")),
+    })
 }
 
 /// The message for a key no version of the launcher reads: the key, its likely spelling, the valid keys once.
 fn unknown_key(key: &str) -> String {
-    let close = KEYS
-        .iter()
-        .find(|k| edit_distance(k, key) <= 2 || k.replace('_', "") == key.replace(['-', '_'], ""));
+    let close = KEYS.iter().find(|k| {
+        let d = edit_distance(k, key);
+        // Close for its length: `cahce_dir` is `cache_dir`, `x` is not `exe`.
+        (d <= 2 && d <= key.chars().count() / 3)
+            || k.replace('_', "") == key.replace(['-', '_'], "")
+    });
     format!(
         "unknown key `{key}`{}; the valid keys are {}",
         close.map_or(String::new(), |k| format!(" (did you mean `{k}`?)")),
@@ -125,6 +160,12 @@ impl FileConfig {
             let line = e
                 .span()
                 .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            // The key on that line, for messages that do not name it.
+            let key = line
+                .and_then(|l| text.lines().nth(l - 1))
+                .and_then(|l| l.split_once('='))
+                .map(|(key, _)| key.trim())
+                .filter(|key| !key.is_empty() && !key.starts_with('['));
             // serde says "unknown field `x`, expected one of `a`, `b`, …": said once, in our words.
             let message = match e
                 .message()
@@ -132,7 +173,8 @@ impl FileConfig {
                 .and_then(|rest| rest.split_once('`'))
             {
                 Some((key, _)) => unknown_key(key),
-                None => e.message().trim_end().to_string(),
+                None => wrong_type(key, e.message())
+                    .unwrap_or_else(|| e.message().trim_end().to_string()),
             };
             Error::Config(format!(
                 "{}{}: {message}",
@@ -220,9 +262,7 @@ mod tests {
         std::fs::write(&file, "jobs = 0\n").unwrap();
         let err = FileConfig::read(&file).unwrap_err().to_string();
         assert!(
-            err.ends_with(
-                ":1: jobs is 0: the number of parallel downloads and builds is 1 or more"
-            ),
+            err.ends_with(":1: `jobs` is 0, but takes a whole number, 1 or more"),
             "{err}"
         );
         std::fs::write(&file, "jobs = 3\n").unwrap();
@@ -232,7 +272,19 @@ mod tests {
         );
         std::fs::write(&file, "offline = \"yes\"\n").unwrap();
         let err = FileConfig::read(&file).unwrap_err().to_string();
-        assert!(err.contains(":1") && err.contains("bool"), "{err}");
+        assert!(
+            err.ends_with(":1: `offline` is string \"yes\", but takes true or false"),
+            "{err}"
+        );
+        std::fs::write(&file, "\njobs = \"many\"\n").unwrap();
+        let err = FileConfig::read(&file).unwrap_err().to_string();
+        assert!(
+            err.ends_with(":2: `jobs` is string \"many\", but takes a whole number, 1 or more"),
+            "{err}"
+        );
+        std::fs::write(&file, "[x]\n").unwrap();
+        let err = FileConfig::read(&file).unwrap_err().to_string();
+        assert!(err.contains("unknown key `x`; the valid keys"), "{err}");
     }
 
     #[test]

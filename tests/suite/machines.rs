@@ -76,7 +76,7 @@ fn zero_jobs_is_refused_from_flag_environment_and_file() {
         &out,
         1,
         &[&format!(
-            "{}:2: jobs is 0:",
+            "{}:2: `jobs` is 0, but takes a whole number, 1 or more",
             app.path().join(".kamal-launcher.toml").display()
         )],
     );

@@ -22,6 +22,34 @@ fn launcher(dir: &Path, look: Look) -> Launcher {
     look.apply(Launcher::new(dir))
 }
 
+/// Sizes (`114.5 KiB`) become `[SIZE]`: they change with every byte of the fixtures and of boot.rb.
+fn sizes_placeholder(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut words = text.split(' ').peekable();
+    let mut first = true;
+    while let Some(word) = words.next() {
+        let unit = words
+            .peek()
+            .map(|u| u.trim_end_matches([',', ';', ')', '\n']));
+        let is_size = !word.is_empty()
+            && word.chars().all(|c| c.is_ascii_digit() || c == '.')
+            && matches!(unit, Some("B" | "KiB" | "MiB" | "GiB"));
+        if !first {
+            out.push(' ');
+        }
+        first = false;
+        if is_size {
+            let unit = words.next().unwrap_or_default();
+            let rest = unit.trim_start_matches(|c: char| c.is_ascii_alphabetic());
+            out.push_str("[SIZE]");
+            out.push_str(rest);
+        } else {
+            out.push_str(word);
+        }
+    }
+    out
+}
+
 /// The run as a user sees it, with this run's paths named.
 fn screen(out: &Output, launcher: &Launcher, app: &Path) -> String {
     let app_dir = app.display().to_string();
@@ -29,7 +57,7 @@ fn screen(out: &Output, launcher: &Launcher, app: &Path) -> String {
     let cache = launcher.cache_path().display().to_string();
     let home = launcher.home_path().display().to_string();
     stable(
-        &transcript(out),
+        &sizes_placeholder(&transcript(out)),
         &[
             (real_app.as_str(), "[APP]"),
             (app_dir.as_str(), "[APP]"),
