@@ -1,5 +1,6 @@
 //! `doctor`: checks this machine and this app for everything a deploy through the launcher needs, each with a
-//! pass/fail line and, on failure, the fix.
+//! line that passes, warns (it works here, but not everywhere it should) or fails, and the fix for what does not
+//! pass.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,33 +10,56 @@ use crate::init;
 use crate::platform::Platform;
 use crate::ruby::Ruby;
 
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Nothing to do.
+    Pass,
+    /// Works on this machine, but not everywhere it should (CI, a teammate's machine): worth fixing, not failing.
+    Warn,
+    /// A deploy through the launcher would fail here.
+    Fail,
+}
+
 /// One check's outcome.
 #[derive(Debug, Clone)]
 pub struct Check {
     /// What was checked.
     pub name: &'static str,
-    /// Whether it passed.
-    pub ok: bool,
+    /// How it came out.
+    pub status: Status,
     /// What was found.
     pub detail: String,
-    /// How to fix it, when it failed.
+    /// How to fix it, when it did not pass.
     pub fix: Option<String>,
 }
 
 impl Check {
-    fn pass(name: &'static str, detail: impl Into<String>) -> Check {
+    /// A check that passed.
+    pub fn pass(name: &'static str, detail: impl Into<String>) -> Check {
         Check {
             name,
-            ok: true,
+            status: Status::Pass,
             detail: detail.into(),
             fix: None,
         }
     }
 
-    fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    /// A check that failed, with its fix.
+    pub fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
         Check {
             name,
-            ok: false,
+            status: Status::Fail,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    /// A check that warns, with its fix.
+    pub fn warn(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: Status::Warn,
             detail: detail.into(),
             fix: Some(fix.into()),
         }
@@ -52,23 +76,61 @@ struct RubyReport {
     satisfies: Option<(bool, String)>,
 }
 
-/// Asks the interpreter for its version, compiler and headers, and (given the root gem's file) whether the gem's
+/// Where the root gem's `required_ruby_version` can be read, best first.
+#[derive(Debug, Clone)]
+pub enum RubyRequirement {
+    /// The installed gem's specification.
+    Installed(PathBuf),
+    /// The downloaded `.gem`, verified.
+    Downloaded(PathBuf),
+    /// The gem source's index entry (`ruby:>= 3.1`, requirements joined by ", ").
+    Indexed(String),
+    /// Nowhere yet: nothing installed or downloaded, and the index gave none.
+    Unknown,
+}
+
+/// The root gem (kamal), as doctor speaks of it.
+#[derive(Debug, Clone)]
+pub struct RootGem {
+    /// `kamal 2.7.0`.
+    pub shown: String,
+    /// Where its Ruby requirement comes from.
+    pub ruby: RubyRequirement,
+}
+
+/// Asks the interpreter for its version, compiler and headers, and (given where to read it) whether the root gem's
 /// `required_ruby_version` accepts it.
-fn ask_ruby(ruby: &Ruby, root_gem: Option<&Path>) -> Result<RubyReport, String> {
+fn ask_ruby(ruby: &Ruby, requirement: &RubyRequirement) -> Result<RubyReport, String> {
     const SCRIPT: &str = r#"require "rbconfig"
 puts RUBY_VERSION, RbConfig::CONFIG["CC"].to_s.split.first.to_s, File.join(RbConfig::CONFIG["rubyhdrdir"].to_s, "ruby.h"), RbConfig.ruby
-if (path = ARGV[0])
-  require "rubygems/package"
-  req = Gem::Package.new(path).spec.required_ruby_version
-  puts req.satisfied_by?(Gem::Version.new(RUBY_VERSION)), req.to_s
-end"#;
+req = begin
+  case ARGV[0]
+  when "installed" then Gem::Specification.load(ARGV[1])&.required_ruby_version
+  when "downloaded"
+    require "rubygems/package"
+    Gem::Package.new(ARGV[1]).spec.required_ruby_version
+  when "indexed" then Gem::Requirement.new(*ARGV[1].split(/\s*,\s*/))
+  end
+rescue StandardError, SyntaxError
+  nil
+end
+puts req.satisfied_by?(Gem::Version.new(RUBY_VERSION)), req.to_s if req"#;
     let mut cmd = Command::new(&ruby.path);
     cmd.arg("-e")
         .arg(SCRIPT)
         .env_remove("RUBYOPT")
         .env_remove("RUBYLIB");
-    if let Some(gem) = root_gem {
-        cmd.arg(gem);
+    match requirement {
+        RubyRequirement::Installed(spec) => {
+            cmd.arg("installed").arg(spec);
+        }
+        RubyRequirement::Downloaded(gem) => {
+            cmd.arg("downloaded").arg(gem);
+        }
+        RubyRequirement::Indexed(req) => {
+            cmd.arg("indexed").arg(req);
+        }
+        RubyRequirement::Unknown => {}
     }
     let out = cmd.output().map_err(|e| e.to_string())?;
     if !out.status.success() {
@@ -137,11 +199,11 @@ pub struct Context<'a> {
     pub lockfile: Check,
     /// The interpreter, or why there is none.
     pub ruby: Result<Ruby, String>,
-    /// The root gem's `.gem` in the cache, if downloaded.
-    pub root_gem: Option<PathBuf>,
+    /// The root gem, when the lockfile could be read.
+    pub root: Option<RootGem>,
     /// Each gem server the closure needs, asked over HTTP as a download would (mirrors, proxies, credentials,
-    /// certificates): what answered, or why nothing usable did. Empty when nothing needs fetching.
-    pub sources: Vec<std::result::Result<String, String>>,
+    /// certificates) whether it lists the locked root gem. Empty when nothing needs fetching.
+    pub sources: Vec<crate::fetch::SourceCheck>,
     /// Whether the environment is installed (the offline case needs nothing else).
     pub installed: bool,
     /// Whether the user asked for offline mode.
@@ -182,29 +244,53 @@ pub fn run(cx: &Context<'_>) -> Vec<Check> {
                 ),
             ));
         }
-        Ok(ruby) => match ask_ruby(ruby, cx.root_gem.as_deref()) {
+        Ok(ruby) => match ask_ruby(ruby, &requirement(cx)) {
             Err(e) => checks.push(Check::fail(
                 "Ruby",
                 format!("{} does not run: {e}", ruby.path.display()),
                 "reinstall Ruby, or point KAMAL_LAUNCHER_RUBY at a working interpreter",
             )),
             Ok(report) => {
+                let root = cx
+                    .root
+                    .as_ref()
+                    .map_or_else(|| "kamal".to_string(), |r| r.shown.clone());
+                let said_by = match requirement(cx) {
+                    RubyRequirement::Indexed(_) => ", says its gem source",
+                    _ => "",
+                };
                 checks.push(match &report.satisfies {
                     Some((false, req)) => Check::fail(
                         "Ruby",
-                        format!("{} is Ruby {}, but the locked kamal requires Ruby {req}", report.shown, report.version),
-                        format!("install a Ruby matching {req} and point KAMAL_LAUNCHER_RUBY (or --ruby) at it"),
+                        format!(
+                            "{} is Ruby {}, but {root} requires Ruby {req}{said_by}",
+                            report.shown, report.version
+                        ),
+                        format!(
+                            "install a Ruby matching {req} and point {} at it",
+                            if crate::invocation::flags_are_ours() {
+                                "KAMAL_LAUNCHER_RUBY (or --ruby)"
+                            } else {
+                                "KAMAL_LAUNCHER_RUBY"
+                            }
+                        ),
+                    ),
+                    Some((true, req)) if req == ">= 0" => Check::pass(
+                        "Ruby",
+                        format!("{} is Ruby {} ({root} accepts any Ruby)", report.shown, report.version),
                     ),
                     Some((true, req)) => Check::pass(
                         "Ruby",
-                        format!("{} is Ruby {} (kamal requires {req})", report.shown, report.version),
+                        format!(
+                            "{} is Ruby {} ({root} requires {req}{said_by})",
+                            report.shown, report.version
+                        ),
                     ),
                     None => Check::pass(
                         "Ruby",
                         format!(
-                            "{} is Ruby {} (kamal's own requirement is checked once it is downloaded)",
-                            report.shown,
-                            report.version
+                            "{} is Ruby {} ({root}'s own requirement is checked once it is downloaded)",
+                            report.shown, report.version
                         ),
                     ),
                 });
@@ -239,7 +325,7 @@ pub fn run(cx: &Context<'_>) -> Vec<Check> {
         checks.extend(pin_checks(pin));
     }
     // Without a readable lockfile there are no sources to speak of; that failure is already reported.
-    if cx.lockfile.ok {
+    if cx.lockfile.status == Status::Pass {
         checks.push(sources_check(cx));
     }
     checks.push(match cx.untrusted {
@@ -252,17 +338,36 @@ pub fn run(cx: &Context<'_>) -> Vec<Check> {
     checks
 }
 
+/// Where the root gem's Ruby requirement can be read: installed, downloaded, or its source's index.
+fn requirement(cx: &Context<'_>) -> RubyRequirement {
+    match cx.root.as_ref().map(|r| &r.ruby) {
+        Some(RubyRequirement::Unknown) | None => cx
+            .sources
+            .iter()
+            .find_map(|s| s.ruby.clone())
+            .map_or(RubyRequirement::Unknown, RubyRequirement::Indexed),
+        Some(known) => known.clone(),
+    }
+}
+
 /// Pin present; a variant for each of the lockfile's PLATFORMS; this machine's obtainable; this binary pinned.
+/// Only what stops this machine fails: a missing pin, or platforms without a launcher, are warnings.
 fn pin_checks(pin: &PinFacts) -> Vec<Check> {
     const NAME: &str = "Launcher pin";
     let Some(version) = &pin.version else {
-        return vec![Check::fail(
+        return vec![Check::warn(
             NAME,
             format!(
-                "{} pins no kamal-launcher, so bin/kamal cannot fetch one on machines without it",
+                "{} pins no kamal-launcher: bin/kamal runs here with the one installed, but cannot fetch one on \
+                 machines without it (CI, a new laptop)",
                 pin.lockfile
             ),
-            crate::pinned::PIN_COMMAND,
+            format!(
+                "pin it with `{}` (from a private gem source, publish the kamal-launcher gems there first); or \
+                 install kamal-launcher on every machine, and set {} where it is not on PATH",
+                crate::pinned::PIN_COMMAND,
+                crate::pinned::BIN_VAR
+            ),
         )];
     };
     let mut checks = vec![Check::pass(
@@ -287,7 +392,7 @@ fn pin_checks(pin: &PinFacts) -> Vec<Check> {
             format!("locked for {}", pin.variants.join(", ")),
         )
     } else {
-        Check::fail(
+        Check::warn(
             "Launcher platforms",
             format!(
                 "no prebuilt kamal-launcher is locked for {} (PLATFORMS); locked: {}",
@@ -314,7 +419,7 @@ fn pin_checks(pin: &PinFacts) -> Vec<Check> {
             format!("kamal-launcher {running}, the pinned version"),
         )
     } else {
-        Check::fail(
+        Check::warn(
             "Launcher running",
             format!("kamal-launcher {running}, but {} pins {version}", pin.lockfile),
             "launchers hand over to the pinned version by themselves unless KAMAL_LAUNCHER_BIN chooses one; \
@@ -325,38 +430,48 @@ fn pin_checks(pin: &PinFacts) -> Vec<Check> {
 }
 
 fn sources_check(cx: &Context<'_>) -> Check {
+    const NAME: &str = "Gem source";
     if cx.installed {
         return Check::pass(
-            "Sources",
-            "kamal's closure is installed; no network is needed to run it",
+            NAME,
+            "not needed: kamal's closure is installed, so it runs without the network",
         );
     }
     if cx.offline {
         return Check::fail(
-            "Sources",
+            NAME,
             "offline, and kamal's closure is not in the cache",
-            "run `kamal-launcher install` once with network access, or restore the CI cache",
+            format!(
+                "run {} once with network access, or restore the CI cache",
+                crate::invocation::command("install")
+            ),
         );
     }
-    let failed: Vec<&str> = cx
-        .sources
-        .iter()
-        .filter_map(|s| s.as_ref().err().map(String::as_str))
-        .collect();
-    let reachable: Vec<&str> = cx
-        .sources
-        .iter()
-        .filter_map(|s| s.as_ref().ok().map(String::as_str))
-        .collect();
-    match failed.as_slice() {
-        [] if reachable.is_empty() => Check::pass("Sources", "no gem server is needed"),
-        [] => Check::pass("Sources", format!("reachable: {}", reachable.join(", "))),
-        reasons => Check::fail(
-            "Sources",
-            reasons.join("; "),
-            "check the network, HTTPS_PROXY/NO_PROXY, or set BUNDLE_MIRROR__ALL to a reachable mirror",
-        ),
+    let details = |checks: &[&crate::fetch::SourceCheck]| {
+        checks
+            .iter()
+            .map(|s| s.detail.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let failed: Vec<&crate::fetch::SourceCheck> = cx.sources.iter().filter(|s| !s.ok).collect();
+    if failed.is_empty() {
+        let passed: Vec<&crate::fetch::SourceCheck> = cx.sources.iter().collect();
+        return match passed.as_slice() {
+            [] => Check::pass(NAME, "none needed: no gem comes from a gem server"),
+            listed => Check::pass(NAME, details(listed)),
+        };
     }
+    let fixes: Vec<&str> = failed.iter().filter_map(|s| s.fix.as_deref()).collect();
+    Check::fail(
+        NAME,
+        details(&failed),
+        if fixes.is_empty() {
+            "check the network, HTTPS_PROXY/NO_PROXY, or set BUNDLE_MIRROR__ALL to a reachable mirror".to_string()
+        } else {
+            fixes.join("; ")
+        },
+    )
 }
 
 fn cache_check(cache: &Cache) -> Check {
@@ -379,8 +494,15 @@ fn cache_check(cache: &Cache) -> Check {
                 dir.display(),
                 crate::error::os_text(&e)
             ),
-            "fix its permissions, or choose another with --cache-dir / KAMAL_LAUNCHER_CACHE_DIR \
-             (a read-only restored cache still runs what it holds)",
+            format!(
+                "fix its permissions, or choose another with {} (a read-only restored cache still runs what \
+                 it holds)",
+                if crate::invocation::flags_are_ours() {
+                    "--cache-dir / KAMAL_LAUNCHER_CACHE_DIR"
+                } else {
+                    "KAMAL_LAUNCHER_CACHE_DIR"
+                }
+            ),
         ),
     }
 }
@@ -395,16 +517,23 @@ fn app_checks(app: &Path) -> Vec<Check> {
         Some(_) => Check::fail(
             "bin/kamal",
             "not the kamal-launcher shim (it loads the whole bundle before kamal starts)",
-            "run `kamal-launcher init` (the current file is kept as bin/kamal.bundler)",
+            format!(
+                "run {} (the current file is kept as bin/kamal.bundler)",
+                crate::invocation::command("init")
+            ),
         ),
-        None => Check::fail("bin/kamal", "missing", "run `kamal-launcher init`"),
+        None => Check::fail(
+            "bin/kamal",
+            "missing",
+            format!("run {}", crate::invocation::command("init")),
+        ),
     });
     let hook = app.join(".kamal/hooks/pre-deploy");
     checks.push(match read(".kamal/hooks/pre-deploy") {
         None => Check::fail(
-            "pre-deploy hook",
+            "Pre-deploy hook",
             "missing: migrations do not run before containers restart",
-            "run `kamal-launcher init`",
+            format!("run {}", crate::invocation::command("init")),
         ),
         Some(text) => {
             use std::os::unix::fs::PermissionsExt;
@@ -414,35 +543,38 @@ fn app_checks(app: &Path) -> Vec<Check> {
             let guarded = init::skips_rollbacks(&text);
             match (executable, guarded) {
                 (false, _) => Check::fail(
-                    "pre-deploy hook",
+                    "Pre-deploy hook",
                     "present but not executable, so Kamal skips it",
                     "chmod +x .kamal/hooks/pre-deploy",
                 ),
                 (true, false) => Check::fail(
-                    "pre-deploy hook",
+                    "Pre-deploy hook",
                     "does not skip rollbacks: a rollback would migrate with the old image",
                     "wrap its db:prepare in `if [ \"$KAMAL_COMMAND\" != rollback ]; then … fi`",
                 ),
                 (true, true) => {
-                    Check::pass("pre-deploy hook", "present, executable, skips rollbacks")
+                    Check::pass("Pre-deploy hook", "present, executable, skips rollbacks")
                 }
             }
         }
     });
     checks.push(match read("bin/docker-entrypoint") {
-        None => Check::pass("entrypoint", "no bin/docker-entrypoint"),
+        None => Check::pass("Entrypoint", "no bin/docker-entrypoint"),
         Some(text) => match init::trim_entrypoint(&text) {
             init::Trim::Clean => Check::pass(
-                "entrypoint",
+                "Entrypoint",
                 "bin/docker-entrypoint does not run db:prepare",
             ),
             init::Trim::Trimmed(_) => Check::fail(
-                "entrypoint",
+                "Entrypoint",
                 "bin/docker-entrypoint runs db:prepare in every container on boot, which races",
-                "run `kamal-launcher init` to remove that block",
+                format!(
+                    "run {} to remove that block",
+                    crate::invocation::command("init")
+                ),
             ),
             init::Trim::Unrecognised(line) => Check::fail(
-                "entrypoint",
+                "Entrypoint",
                 format!("bin/docker-entrypoint:{line}: runs db:prepare on boot, which races"),
                 "remove that step by hand; the pre-deploy hook runs it once instead",
             ),

@@ -79,6 +79,18 @@ pub enum Error {
         advised: bool,
     },
 
+    /// A gem server answered with an error, or not at all: a source that is down, a typo'd URL, an index that
+    /// is missing or failing (`Scope::Source`, said once, about the source), or one gem's file missing from it.
+    #[error("{message}")]
+    Server {
+        /// Whether the whole source (or its mirror) failed, or one gem's request.
+        scope: Scope,
+        /// What answered what, naming the source's URL (never its credentials).
+        message: String,
+        /// The likely cause and what to do.
+        hint: String,
+    },
+
     /// A download broke off while its body was arriving: worth another attempt from the start.
     #[error("{0}")]
     BrokeOff(String),
@@ -231,6 +243,7 @@ impl Error {
                 }
             )),
             Error::Untrusted(distrust) => Some(distrust.fix()),
+            Error::Server { hint, .. } => Some(hint.clone()),
             Error::Network { advised: true, .. } => None,
             Error::Network { .. } | Error::BrokeOff(_) => Some(
                 format!(
@@ -242,6 +255,16 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// What a gem server's failure is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The source (or its mirror) as a whole: unreachable, or its index missing or failing. No gem from it can
+    /// be fetched.
+    Source,
+    /// One gem's file: the source answered, but not with it.
+    Gem,
 }
 
 /// Shorthand for results in this crate.

@@ -11,14 +11,30 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::cache::{self, Cache};
-use crate::error::{Error, Result, redact_url};
+use crate::error::{Error, Result, Scope, redact_url};
 use crate::http::{self, HttpError};
+use crate::invocation::{self, Setting};
 use crate::package;
 use crate::settings::{self, BundlerSettings};
-use crate::ui::{Progress, Ui};
+use crate::ui::{self, Progress, Ui};
 
 /// A response, or why there is none.
 type Got = std::result::Result<http::Response, HttpError>;
+
+/// A request that failed, and after how many tries.
+struct Failed {
+    err: HttpError,
+    tries: u32,
+}
+
+/// What a request asked a source for, for its failure's message.
+#[derive(Debug, Clone, Copy)]
+enum Asked<'r> {
+    /// The compact-index file `info/NAME` of this gem name.
+    Index(&'r str),
+    /// This gem's file.
+    Gem(&'r GemRequest),
+}
 
 /// No real gem comes near this; a larger body is a broken or hostile server.
 const MAX_GEM_BYTES: u64 = 512 * 1024 * 1024;
@@ -174,39 +190,127 @@ pub fn fetch_all(
     fetcher.parallel(requests, ui, on_ready)
 }
 
-/// Whether a gem server answers a download's way (its mirror, proxy, credentials and certificates): one GET of
-/// the root gem's index entry, not retried. Any answer but a refusal of the credentials or a server error counts,
-/// a 404 included (a source without a compact index still serves gems). `Ok` names what answered.
-pub fn reachable(
+/// What `doctor` found asking a gem source about the root gem.
+#[derive(Debug, Clone)]
+pub struct SourceCheck {
+    /// Whether a download would work: the source answered and lists the gem's locked version.
+    pub ok: bool,
+    /// What answered what.
+    pub detail: String,
+    /// What to do, when it failed.
+    pub fix: Option<String>,
+    /// The gem's `required_ruby_version` as its index entry gives it (`>= 3.1`), when it gives one.
+    pub ruby: Option<String>,
+}
+
+/// Asks `remote` about `gem` the way a download would (its mirror, proxy, credentials and certificates): one GET
+/// of `info/NAME`, not retried, and whether it lists the locked version. A source without a compact index passes
+/// only when every gem to fetch from it has a checksum in the lockfile (`checksums_locked`) and it serves the
+/// gem's file.
+pub fn check_source(
     cache: &Cache,
     settings: &BundlerSettings,
     remote: &str,
-    name: &str,
-) -> std::result::Result<String, String> {
+    gem: &GemRequest,
+    checksums_locked: bool,
+) -> SourceCheck {
     let fetcher = Fetcher::new(
         cache,
         settings,
         FetchOptions {
             offline: false,
-            allow_unverified: true,
+            allow_unverified: false,
             jobs: 1,
         },
     );
     let ep = fetcher.endpoint(remote, None);
-    let url = format!("{}info/{name}", ep.base);
+    let url = format!("{}info/{}", ep.base, gem.name);
     let via = fetcher
         .http()
         .ok()
         .and_then(|c| c.proxy_for(&url))
         .map_or_else(String::new, |p| format!(" via {p}"));
-    let mirror = ep
-        .mirror_of
-        .as_ref()
-        .map_or_else(String::new, |r| format!(" (mirror of {r})"));
-    let shown = format!("{}{mirror}{via}", redact_url(&ep.base));
+    let shown = match &ep.mirror_of {
+        Some(remote) => format!("{} (mirror of {remote}){via}", ep.base),
+        None => format!("{}{via}", ep.base),
+    };
+    // Said under "Gem source", the error needs no "gem source" of its own.
+    let failed = |e: Error| SourceCheck {
+        ok: false,
+        fix: e.hint(),
+        detail: e
+            .to_string()
+            .strip_prefix("gem source ")
+            .map_or_else(|| e.to_string(), str::to_string),
+        ruby: None,
+    };
+    let once = |err| Failed { err, tries: 1 };
+    let version = if gem.platform == "ruby" {
+        format!("{} {}", gem.name, gem.version)
+    } else {
+        format!("{} {} ({})", gem.name, gem.version, gem.platform)
+    };
     match fetcher.get(&ep, &url, None, None) {
-        Ok(_) | Err(HttpError::Status { code: 404, .. }) => Ok(shown),
-        Err(e) => Err(fetcher.failure(&ep, &shown, e).to_string()),
+        Ok(resp) => {
+            let mut body = String::new();
+            if let Err(e) = resp
+                .into_reader()
+                .take(MAX_INFO_BYTES)
+                .read_to_string(&mut body)
+            {
+                return SourceCheck {
+                    ok: false,
+                    detail: format!(
+                        "reading {} broke off: {}{}",
+                        redact_url(&url),
+                        crate::error::os_text(&e),
+                        timeout_note(&e, settings)
+                    ),
+                    fix: Some(
+                        "run doctor again; if it persists, the server or a proxy is failing".into(),
+                    ),
+                    ruby: None,
+                };
+            }
+            match info_entry(&body, &gem.version, &gem.platform) {
+                Some(meta) => SourceCheck {
+                    ok: true,
+                    detail: format!("{shown} lists {version}"),
+                    fix: None,
+                    ruby: meta_value(meta, "ruby").map(|r| r.replace('&', ", ")),
+                },
+                None => SourceCheck {
+                    ok: false,
+                    detail: format!("{} does not list {version}", redact_url(&url)),
+                    fix: Some(format!(
+                        "is the source URL right (the lockfile's `remote:`)? If it is, {} was yanked: \
+                         `bundle lock --update {}` moves the lockfile off it",
+                        gem.version, gem.name
+                    )),
+                    ruby: None,
+                },
+            }
+        }
+        // A plain mirror of gem files serves a lockfile whose checksums are all there.
+        Err(HttpError::Status { code, .. })
+            if checksums_locked && (400..500).contains(&code) && code != 401 =>
+        {
+            let gem_url = format!("{}gems/{}.gem", ep.base, gem.full_name);
+            match fetcher.get(&ep, &gem_url, None, None) {
+                Ok(_) => SourceCheck {
+                    ok: true,
+                    detail: format!(
+                        "{shown} serves {}.gem (it has no compact index; the lockfile's CHECKSUMS verify the \
+                         gems)",
+                        gem.full_name
+                    ),
+                    fix: None,
+                    ruby: None,
+                },
+                Err(err) => failed(fetcher.failure(&ep, Asked::Gem(gem), once(err))),
+            }
+        }
+        Err(err) => failed(fetcher.failure(&ep, Asked::Index(&gem.name), once(err))),
     }
 }
 
@@ -294,12 +398,14 @@ pub fn known_checksums(
                 let mut failure = None;
                 let sum = req.remotes.iter().find_map(|r| {
                     let ep = fetcher.endpoint(r, None);
-                    fetcher
-                        .checksum_from_index(&ep, &req, None)
-                        .unwrap_or_else(|e| {
+                    match fetcher.checksum_from_index(&ep, &req, None) {
+                        Ok(Lookup::Sum(sum)) => Some(sum),
+                        Ok(Lookup::NotListed) => None,
+                        Ok(Lookup::NoIndex(e)) | Err(e) => {
                             failure = Some(e.to_string());
                             None
-                        })
+                        }
+                    }
                 });
                 let result = match (sum, failure) {
                     (Some(sum), _) => Ok(sum),
@@ -345,6 +451,7 @@ impl<'a> Fetcher<'a> {
             http: OnceLock::new(),
             endpoints: Mutex::new(HashMap::new()),
             infos: Mutex::new(HashMap::new()),
+            unverified: Mutex::new(Vec::new()),
         }
     }
 
@@ -454,10 +561,16 @@ impl<'a> Fetcher<'a> {
                 _ => {}
             }
         }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(out),
+        if let Some(e) = first_error {
+            return Err(e);
         }
+        let mut unverified = self.unverified.lock().unwrap_or_else(|e| e.into_inner());
+        if !unverified.is_empty() {
+            // In the closure's order, whichever finished first.
+            unverified.sort_by_key(|name| requests.iter().position(|r| &r.full_name == name));
+            ui.warn(&unverified_warning(&unverified));
+        }
+        Ok(out)
     }
 }
 
@@ -480,7 +593,32 @@ struct Fetcher<'a> {
     /// Per remote as written in the lockfile.
     endpoints: Mutex<HashMap<String, Arc<Endpoint>>>,
     /// Compact-index info per (base URL, name), fetched at most once per run.
-    infos: Mutex<HashMap<(String, String), Option<String>>>,
+    infos: Mutex<HashMap<(String, String), Info>>,
+    /// The gems taken without a checksum (`--allow-unverified`), said once when fetching ends.
+    unverified: Mutex<Vec<String>>,
+}
+
+/// A source's compact-index entry for one gem name, as this run found it.
+#[derive(Debug, Clone)]
+enum Info {
+    /// The file's text.
+    Body(String),
+    /// The source answered with a client error: no compact index there (or it does not know the name).
+    Missing {
+        code: u16,
+        text: String,
+        url: String,
+    },
+}
+
+/// What a source's index says of one gem.
+enum Lookup {
+    /// The version's checksum.
+    Sum([u8; 32]),
+    /// The index answered, and gives no checksum for this version and platform.
+    NotListed,
+    /// The source has no index for it (a 4xx): the error that says so, about the source.
+    NoIndex(Error),
 }
 
 /// The file with this digest in the download cache, hashed again: its name says what it was when it was stored,
@@ -624,7 +762,9 @@ impl Fetcher<'_> {
             match self.fetch_from(&ep, req, ui, progress) {
                 Ok(f) => return Ok(f),
                 // Another remote of the same source may have it; any other failure is final.
-                Err(e @ (Error::Network { .. } | Error::BrokeOff(_))) if req.remotes.len() > 1 => {
+                Err(e @ (Error::Network { .. } | Error::Server { .. } | Error::BrokeOff(_)))
+                    if req.remotes.len() > 1 =>
+                {
                     last_err = Some(e)
                 }
                 Err(e) => return Err(e),
@@ -642,21 +782,27 @@ impl Fetcher<'_> {
         ui: &Ui,
         progress: &Progress<'_>,
     ) -> Result<Fetched> {
+        // A source without an index (or whose index lacks the version) serves the gem unverified only when the
+        // user allows it; without that, a missing index is the source's problem and is said as one.
         let expected = match req.expected {
             Some(sha) => Some(sha),
-            None => self.checksum_from_index(ep, req, Some(ui))?,
+            None => match self.checksum_from_index(ep, req, Some(ui))? {
+                Lookup::Sum(sha) => Some(sha),
+                Lookup::NotListed | Lookup::NoIndex(_) if self.opts.allow_unverified => None,
+                Lookup::NoIndex(e) => return Err(e),
+                Lookup::NotListed => {
+                    return Err(Error::Unverifiable {
+                        gem: req.full_name.clone(),
+                        index: format!("{}info/{}", ep.base, req.name),
+                    });
+                }
+            },
         };
         if expected.is_none() {
-            if !self.opts.allow_unverified {
-                return Err(Error::Unverifiable {
-                    gem: req.full_name.clone(),
-                    index: format!("{}info/{}", ep.base, req.name),
-                });
-            }
-            ui.warn(&format!(
-                "installing {} WITHOUT checksum verification (--allow-unverified): its bytes are trusted blindly",
-                req.full_name
-            ));
+            self.unverified
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(req.full_name.clone());
         }
         if let Some(Cached::Verified(fetched)) = expected.map(|sha| cached(self.cache, &sha)) {
             return Ok(fetched);
@@ -681,7 +827,7 @@ impl Fetcher<'_> {
         let sha = loop {
             let resp = match self.get_retrying(ep, &url, None, Some(ui)) {
                 Ok(resp) => resp,
-                Err(e) => return Err(self.failure(ep, &req.full_name, e)),
+                Err(failed) => return Err(self.failure(ep, Asked::Gem(req), failed)),
             };
             match self.download_to(resp, &url, &tmp, req, expected, progress) {
                 Ok(sha) => break sha,
@@ -770,9 +916,10 @@ impl Fetcher<'_> {
         loop {
             let n = reader.read(&mut buf).map_err(|e| {
                 Error::BrokeOff(format!(
-                    "downloading {} from {} broke off after {total} bytes: {e}{}",
+                    "downloading {} from {} broke off after {total} bytes: {}{}",
                     req.full_name,
                     redact_url(url),
+                    crate::error::os_text(&e),
                     timeout_note(&e, self.settings)
                 ))
             })?;
@@ -809,33 +956,50 @@ impl Fetcher<'_> {
         Ok(actual)
     }
 
-    /// The digest the source's compact index records for this version, if it records one.
+    /// What the source's compact index records for this version: its digest, none, or that there is no index.
     fn checksum_from_index(
         &self,
         ep: &Endpoint,
         req: &GemRequest,
         ui: Option<&Ui>,
-    ) -> Result<Option<[u8; 32]>> {
+    ) -> Result<Lookup> {
         let key = (ep.base.clone(), req.name.clone());
-        if let Some(info) = self
+        let known = self
             .infos
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&key)
-        {
-            return Ok(info
-                .as_deref()
-                .and_then(|t| checksum_from_info(t, &req.version, &req.platform)));
-        }
-        let info = self.fetch_info(ep, &req.name, ui)?;
-        let sum = info
-            .as_deref()
-            .and_then(|t| checksum_from_info(t, &req.version, &req.platform));
-        self.infos
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, info);
-        Ok(sum)
+            .cloned();
+        let info = match known {
+            Some(info) => info,
+            None => {
+                let info = self.fetch_info(ep, &req.name, ui)?;
+                self.infos
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key, info.clone());
+                info
+            }
+        };
+        Ok(match info {
+            Info::Body(text) => match checksum_from_info(&text, &req.version, &req.platform) {
+                Some(sum) => Lookup::Sum(sum),
+                None => Lookup::NotListed,
+            },
+            Info::Missing { code, text, url } => Lookup::NoIndex(self.failure(
+                ep,
+                Asked::Index(&req.name),
+                Failed {
+                    err: HttpError::Status {
+                        code,
+                        text,
+                        url,
+                        retry_after: None,
+                    },
+                    tries: 1,
+                },
+            )),
+        })
     }
 
     fn info_path(&self, base: &str, name: &str) -> PathBuf {
@@ -843,8 +1007,9 @@ impl Fetcher<'_> {
     }
 
     /// GET `info/<name>`, conditional on the cached copy's ETag when the copy is intact (a damaged one would be
-    /// kept by a 304 forever). `None` when the source has no compact index.
-    fn fetch_info(&self, ep: &Endpoint, name: &str, ui: Option<&Ui>) -> Result<Option<String>> {
+    /// kept by a 304 forever). `Missing` when the source answers with a client error (it has no compact index, or
+    /// does not know the name); any other failure is an error about the source.
+    fn fetch_info(&self, ep: &Endpoint, name: &str, ui: Option<&Ui>) -> Result<Info> {
         let url = format!("{}info/{}", ep.base, name);
         let path = self.info_path(&ep.base, name);
         let (cached, etag) = match IndexCopy::read(&path) {
@@ -862,14 +1027,21 @@ impl Fetcher<'_> {
         };
         let resp = match self.get_retrying(ep, &url, etag.as_deref(), ui) {
             Ok(r) => r,
-            // No compact index here (an old-style server, or a plain mirror of gem files).
-            Err(HttpError::Status { code: 404, .. }) => return Ok(None),
-            Err(e) => return Err(self.failure(ep, name, e)),
+            // No compact index here (an old-style server, or a plain mirror of gem files), or not for this name.
+            Err(Failed {
+                err: HttpError::Status {
+                    code, text, url, ..
+                },
+                ..
+            }) if (400..500).contains(&code) && !matches!(code, 401 | 407 | 408 | 429) => {
+                return Ok(Info::Missing { code, text, url });
+            }
+            Err(failed) => return Err(self.failure(ep, Asked::Index(name), failed)),
         };
         if resp.status() == 304
             && let Some(text) = cached
         {
-            return Ok(Some(text));
+            return Ok(Info::Body(text));
         }
         let new_etag = resp.header("ETag").map(str::to_string);
         let mut body = String::new();
@@ -878,8 +1050,9 @@ impl Fetcher<'_> {
             .read_to_string(&mut body)
             .map_err(|e| {
                 Error::network(format!(
-                    "reading {} failed: {e}{}",
+                    "reading {} failed: {}{}",
                     redact_url(&url),
+                    crate::error::os_text(&e),
                     timeout_note(&e, self.settings)
                 ))
             })?;
@@ -890,7 +1063,7 @@ impl Fetcher<'_> {
             // with a tag that is not its own.
             let _ = fs::remove_file(legacy_etag_path(&path));
         }
-        Ok(Some(body))
+        Ok(Info::Body(body))
     }
 
     /// GET with the endpoint's credentials; with `-v`, says what is fetched, through which proxy, and where
@@ -920,12 +1093,19 @@ impl Fetcher<'_> {
     }
 
     /// GET, trying again after 429, 5xx and connection failures, up to Bundler's `retry` times, waiting as the
-    /// server asks (`Retry-After`) or with exponential backoff.
-    fn get_retrying(&self, ep: &Endpoint, url: &str, etag: Option<&str>, ui: Option<&Ui>) -> Got {
+    /// server asks (`Retry-After`) or with exponential backoff; a failure says after how many tries.
+    fn get_retrying(
+        &self,
+        ep: &Endpoint,
+        url: &str,
+        etag: Option<&str>,
+        ui: Option<&Ui>,
+    ) -> std::result::Result<http::Response, Failed> {
         let retries = self.settings.retries();
         let mut attempt = 0;
         loop {
             match self.get(ep, url, etag, ui) {
+                Ok(resp) => return Ok(resp),
                 Err(e) if e.is_transient() && attempt < retries => {
                     attempt += 1;
                     let wait = e
@@ -938,6 +1118,7 @@ impl Fetcher<'_> {
                             redact_url(url),
                             match &e {
                                 HttpError::Status { code, .. } => format!("HTTP {code}"),
+                                HttpError::NoAnswer(no) => no.why.clone(),
                                 _ => "connection".to_string(),
                             },
                             wait.as_secs_f64(),
@@ -947,60 +1128,99 @@ impl Fetcher<'_> {
                     }
                     std::thread::sleep(wait);
                 }
-                Err(HttpError::Status {
-                    code,
-                    text,
-                    url,
-                    retry_after,
-                }) if attempt > 0 => {
-                    return Err(HttpError::Status {
-                        code,
-                        text: format!(
-                            "{text} (after {} attempts; BUNDLE_RETRY sets how many)",
-                            attempt + 1
-                        ),
-                        url,
-                        retry_after,
+                Err(err) => {
+                    return Err(Failed {
+                        err,
+                        tries: attempt + 1,
                     });
                 }
-                Err(HttpError::Transient(msg)) if attempt > 0 => {
-                    return Err(HttpError::Transient(format!(
-                        "{msg} (after {} attempts; BUNDLE_RETRY sets how many)",
-                        attempt + 1
-                    )));
-                }
-                other => return other,
             }
         }
     }
 
-    /// The user-facing error for a failed request of `what` (a gem or an index file) from `ep`.
-    fn failure(&self, ep: &Endpoint, what: &str, err: HttpError) -> Error {
+    /// The user-facing error for a failed request. A source that cannot be reached, or whose index is missing or
+    /// failing, is one error about the source (`Scope::Source`), whichever gem asked; a gem's own file missing
+    /// is that gem's.
+    fn failure(&self, ep: &Endpoint, asked: Asked<'_>, failed: Failed) -> Error {
+        let Failed { err, tries } = failed;
+        let server = server_name(ep);
+        let base = match &ep.mirror_of {
+            Some(remote) => format!("{}, the mirror for {remote}", ep.base),
+            None => ep.base.clone(),
+        };
+        let what = match asked {
+            Asked::Index(name) => name,
+            Asked::Gem(req) => &req.full_name,
+        };
+        let source = |message: String, hint: String| Error::Server {
+            scope: Scope::Source,
+            message,
+            hint: match ep.mirror_of {
+                Some(_) if hint.ends_with(['?', '.']) => format!("{hint} {}", mirror_note(ep)),
+                Some(_) => format!("{hint}. {}", mirror_note(ep)),
+                None => hint,
+            },
+        };
         let (code, text, url) = match err {
             HttpError::Config(msg) => return Error::Config(msg),
-            // `Other` messages are complete (TLS, proxy and certificate failures say what to do); a refused or
-            // reset connection gets the generic advice unless a mirror note already gives some.
+            // Complete messages (redirect loops, a proxy refusing its credentials) that say what to do.
             HttpError::Other(msg) => {
                 return Error::Network {
-                    message: format!("{what}: {msg}{}", mirror_note(ep)),
+                    message: format!("{what}: {msg}{}", mirror_lines(ep)),
                     advised: true,
                 };
             }
-            HttpError::Transient(msg) => {
-                return Error::Network {
-                    message: format!("{what}: {msg}{}", mirror_note(ep)),
-                    advised: ep.mirror_of.is_some(),
+            HttpError::NoAnswer(no) => {
+                let via = no
+                    .via
+                    .as_ref()
+                    .map_or_else(String::new, |p| format!(" through the proxy {p}"));
+                let message = if no.transient && tries > 1 {
+                    format!(
+                        "could not reach {base}{via} ({}, {})",
+                        no.why,
+                        ui::count(tries as usize, "try", "tries")
+                    )
+                } else if no.transient {
+                    format!("could not reach {base}{via} ({})", no.why)
+                } else {
+                    format!("could not reach {base}{via}: {}", no.why)
+                };
+                return match (no.advice, &ep.mirror_of) {
+                    (Some(advice), _) => source(message, advice),
+                    // The mirror's own setting is the fix.
+                    (None, Some(_)) => Error::Server {
+                        scope: Scope::Source,
+                        message,
+                        hint: format!("is the mirror up? {}", mirror_note(ep)),
+                    },
+                    (None, None) => source(
+                        message,
+                        format!(
+                            "is the server up, and is the source URL right? Check the network and any proxy; \
+                             BUNDLE_MIRROR__ALL sets a mirror, and {} runs from the cache when it already \
+                             holds what is needed",
+                            invocation::setting(Setting::Offline)
+                        ),
+                    ),
                 };
             }
             HttpError::Status {
                 code, text, url, ..
             } => (code, text, url),
         };
-        let elsewhere = !url.starts_with(&ep.base);
-        let message = match code {
-            401 => {
+        // The path asked for, relative to the source; the whole URL when a redirect led elsewhere.
+        let asked_for = url.strip_prefix(&ep.base).unwrap_or(&url);
+        let tried = if tries > 1 {
+            format!(" ({})", ui::count(tries as usize, "try", "tries"))
+        } else {
+            String::new()
+        };
+        match (code, asked) {
+            (401, _) => {
+                let elsewhere = !url.starts_with(&ep.base);
                 let host = settings::host_of(&url).unwrap_or("the server").to_string();
-                match (&ep.auth_from, elsewhere) {
+                let message = match (&ep.auth_from, elsewhere) {
                     (Some(_), true) => format!(
                         "{what}: {url} answered HTTP 401 {text}: {} redirected there, and credentials are \
                          never sent across a redirect to another host\n  use {host} as the source (or as \
@@ -1018,17 +1238,82 @@ impl Fetcher<'_> {
                          {host} user:password`), or put user:password@ in the lockfile's remote",
                         settings::env_key_for(&host)
                     ),
+                };
+                Error::Network {
+                    message: message + &mirror_lines(ep),
+                    advised: true,
                 }
             }
-            404 => format!(
-                "{what}: {url} answered HTTP 404 {text}; the version may have been yanked, or the mirror \
-                 is incomplete"
+            (429 | 500..=599, _) => source(
+                format!("{server} answered HTTP {code} {text} for {asked_for}{tried}"),
+                match ep.mirror_of {
+                    Some(_) => "the mirror is failing, not this machine: try again later (BUNDLE_RETRY sets how \
+                                many tries)"
+                        .to_string(),
+                    None => "the server is failing, not this machine: try again later (BUNDLE_RETRY sets how \
+                             many tries), or set BUNDLE_MIRROR__ALL to a mirror meanwhile"
+                        .to_string(),
+                },
             ),
-            _ => format!("{what}: {url} answered HTTP {code} {text}"),
-        };
-        Error::Network {
-            message: message + &mirror_note(ep),
-            advised: code == 401 || ep.mirror_of.is_some(),
+            (_, Asked::Index(_)) => source(
+                format!("{server} answered HTTP {code} {text} for {asked_for}"),
+                format!("is {}, and does it serve the compact index?", where_set(ep)),
+            ),
+            (_, Asked::Gem(req)) => Error::Server {
+                scope: Scope::Gem,
+                message: format!("{what}: {} answered HTTP {code} {text}", redact_url(&url)),
+                hint: format!(
+                    "is {}? If it is, {} {} may have been yanked{}",
+                    where_set(ep),
+                    req.name,
+                    req.version,
+                    if ep.mirror_of.is_some() {
+                        ", or the mirror is incomplete".to_string()
+                    } else {
+                        format!(": `bundle lock --update {}` moves the lockfile off it", req.name)
+                    }
+                ) + &if ep.mirror_of.is_some() {
+                    format!(". {}", mirror_note(ep))
+                } else {
+                    String::new()
+                },
+            },
+        }
+    }
+}
+
+/// The server a request went to, as the subject of a sentence: `gem source URL`, or `mirror URL (for REMOTE)`.
+fn server_name(ep: &Endpoint) -> String {
+    match &ep.mirror_of {
+        Some(remote) => format!("mirror {} (for {remote})", ep.base),
+        None => format!("gem source {}", ep.base),
+    }
+}
+
+/// Says once that `--allow-unverified` let these gems in without a checksum.
+fn unverified_warning(names: &[String]) -> String {
+    let allow = invocation::setting(Setting::AllowUnverified);
+    match names {
+        [one] => format!(
+            "installing {one} WITHOUT checksum verification ({allow}): neither the lockfile nor the source's \
+             index gives its SHA-256, so its bytes are trusted as served"
+        ),
+        _ => {
+            const SHOWN: usize = 3;
+            let listed = if names.len() > SHOWN + 1 {
+                format!(
+                    "{}, … and {} more",
+                    names[..SHOWN].join(", "),
+                    names.len() - SHOWN
+                )
+            } else {
+                names.join(", ")
+            };
+            format!(
+                "installing {} WITHOUT checksum verification ({allow}): neither the lockfile nor the source's \
+                 index gives their SHA-256, so their bytes are trusted as served ({listed})",
+                ui::count(names.len(), "gem", "gems")
+            )
         }
     }
 }
@@ -1056,8 +1341,28 @@ fn timeout_note(e: &std::io::Error, settings: &BundlerSettings) -> String {
     }
 }
 
-/// A line naming the mirror setting behind a failure, when the failing URL is a mirror.
+/// A sentence for a hint naming the mirror setting behind a failure, when the failing URL is a mirror.
 fn mirror_note(ep: &Endpoint) -> String {
+    match &ep.mirror_of {
+        Some(remote) => format!(
+            "{} is the mirror configured for {remote} (a BUNDLE_MIRROR__* or mirror.* setting): fix or remove it, \
+             or give it a fallback_timeout so the source is used when it is down",
+            ep.base
+        ),
+        None => String::new(),
+    }
+}
+
+/// Where the URL that failed is set, for "is … right?".
+fn where_set(ep: &Endpoint) -> &'static str {
+    match ep.mirror_of {
+        Some(_) => "the mirror's URL right",
+        None => "the source URL right (the lockfile's `remote:`)",
+    }
+}
+
+/// [`mirror_note`] as a line of its own, for messages that carry their advice.
+fn mirror_lines(ep: &Endpoint) -> String {
     match &ep.mirror_of {
         Some(remote) => format!(
             "\n  {} is the mirror configured for {remote} (BUNDLE_MIRROR__* / mirror.* settings); fix it, \
@@ -1142,8 +1447,9 @@ fn legacy_etag_path(path: &std::path::Path) -> PathBuf {
     path.with_extension("etag")
 }
 
-/// Finds the `checksum:` of `version[-platform]` in a compact-index info file, tolerating unknown keys.
-pub fn checksum_from_info(info: &str, version: &str, platform: &str) -> Option<[u8; 32]> {
+/// The lines of a compact-index info file that name `version[-platform]`, each as its metadata (what follows
+/// `|`: `checksum:…,ruby:>= 3.1`).
+fn info_entries<'i>(info: &'i str, version: &str, platform: &str) -> impl Iterator<Item = &'i str> {
     let wanted = if platform == "ruby" {
         version.to_string()
     } else {
@@ -1152,16 +1458,30 @@ pub fn checksum_from_info(info: &str, version: &str, platform: &str) -> Option<[
     info.lines()
         .skip_while(|l| l.trim() != "---")
         .skip(1)
-        .filter_map(|line| line.split_once(' '))
-        .filter(|(v, _)| *v == wanted)
-        .find_map(|(_, rest)| {
-            let (_, meta) = rest.split_once('|').unwrap_or(("", rest));
-            meta.split(',').find_map(|kv| {
-                let value = kv.trim().strip_prefix("checksum:")?;
-                let bytes = hex::decode(value).ok()?;
-                bytes.try_into().ok()
-            })
-        })
+        .filter_map(|line| line.split_once(' ').or(Some((line, ""))))
+        .filter(move |(v, _)| *v == wanted)
+        .map(|(_, rest)| rest.split_once('|').map_or("", |(_, meta)| meta))
+}
+
+/// The metadata of `version[-platform]` in a compact-index info file, if the file lists it.
+fn info_entry<'i>(info: &'i str, version: &str, platform: &str) -> Option<&'i str> {
+    info_entries(info, version, platform).next()
+}
+
+/// A key's value in an info line's metadata (`ruby` in `checksum:…,ruby:>= 3.1&< 4`).
+fn meta_value<'m>(meta: &'m str, key: &str) -> Option<&'m str> {
+    meta.split(',').find_map(|kv| {
+        let (k, v) = kv.trim().split_once(':')?;
+        (k == key).then_some(v.trim())
+    })
+}
+
+/// Finds the `checksum:` of `version[-platform]` in a compact-index info file, tolerating unknown keys.
+pub fn checksum_from_info(info: &str, version: &str, platform: &str) -> Option<[u8; 32]> {
+    info_entries(info, version, platform).find_map(|meta| {
+        let bytes = hex::decode(meta_value(meta, "checksum")?).ok()?;
+        bytes.try_into().ok()
+    })
 }
 
 #[cfg(test)]
@@ -1180,6 +1500,34 @@ mod tests {
         );
         assert_eq!(checksum_from_info(INFO, "9.9.9", "ruby"), None);
         assert_eq!(checksum_from_info("garbage", "1.0.0", "ruby"), None);
+    }
+
+    #[test]
+    fn index_entries_and_their_metadata() {
+        let meta = info_entry(INFO, "1.1.0", "ruby").unwrap();
+        assert_eq!(meta_value(meta, "ruby"), Some(">= 2.7"));
+        assert_eq!(meta_value(meta, "future"), Some("key"));
+        assert_eq!(meta_value(meta, "nothing"), None);
+        // Listed without any metadata, or only for another platform.
+        assert_eq!(info_entry("---\n2.0.0\n", "2.0.0", "ruby"), Some(""));
+        assert!(info_entry(INFO, "1.1.0", "arm64-darwin").is_none());
+        assert!(info_entry(INFO, "1.1.0", "x86_64-linux").is_some());
+    }
+
+    #[test]
+    fn the_unverified_warning_counts_and_names_a_few() {
+        let names: Vec<String> = (1..=6).map(|i| format!("gem{i}-1.0.0")).collect();
+        let one = unverified_warning(&names[..1]);
+        assert!(one.starts_with("installing gem1-1.0.0 WITHOUT"), "{one}");
+        let two = unverified_warning(&names[..2]);
+        assert!(two.starts_with("installing 2 gems WITHOUT"), "{two}");
+        assert!(two.ends_with("(gem1-1.0.0, gem2-1.0.0)"), "{two}");
+        let six = unverified_warning(&names);
+        assert!(
+            six.ends_with("(gem1-1.0.0, gem2-1.0.0, gem3-1.0.0, … and 3 more)"),
+            "{six}"
+        );
+        assert!(!six.contains("(s)"), "{six}");
     }
 
     #[test]

@@ -227,6 +227,19 @@ impl Pinned<'_, '_, '_> {
             None => {
                 let candidates: Vec<GemRequest> = platforms.iter().map(|p| request(p)).collect();
                 let sums = fetch::known_checksums(cache, settings, &candidates, offline);
+                // An index that could not be read says nothing about which variants exist: that is the error.
+                if let Some(fetch::Unknown::Unreachable(why)) = sums
+                    .iter()
+                    .find_map(|s| s.as_ref().err())
+                    .filter(|_| sums.iter().all(Result::is_err))
+                {
+                    return Err(Error::Handover(format!(
+                        "the lockfile pins kamal-launcher {} but locks no variant for this machine ({}), and the \
+                         source's index, which would name one, could not be read: {why}",
+                        pin.version,
+                        platforms.join(", "),
+                    )));
+                }
                 let Some((mut req, sum)) = candidates
                     .into_iter()
                     .zip(sums)
@@ -246,6 +259,33 @@ impl Pinned<'_, '_, '_> {
                 req
             }
         })
+    }
+}
+
+/// The error for a pinned launcher that could not be fetched. A gem server's failure keeps its diagnosis (a source
+/// problem is said as one, with its cause); anything else is said as a failed handover.
+pub fn not_obtained(lockfile: &Path, pinned: &str, e: Error) -> Error {
+    let fix = format!("set {BIN_VAR}=$(command -v kamal-launcher) to run this one instead");
+    match e {
+        Error::Server {
+            scope,
+            message,
+            hint,
+        } => Error::Server {
+            scope,
+            message: format!(
+                "could not fetch kamal-launcher {pinned}, which {} pins (this is {}): {message}",
+                lockfile.display(),
+                own_version()
+            ),
+            hint: format!("{hint}; or {fix}"),
+        },
+        e => Error::Handover(format!(
+            "{} pins kamal-launcher {pinned} (this is {}), and it could not be obtained: {e}\n  run again with \
+             network access, or {fix}",
+            lockfile.display(),
+            own_version(),
+        )),
     }
 }
 

@@ -202,15 +202,7 @@ pub fn pinned_launcher(s: &Session<'_, '_>) -> Result<Option<PathBuf>> {
             };
             let binary = from
                 .ensure(fetch_options(opts, 1), ui)
-                .map_err(|e| {
-                    Error::Handover(format!(
-                        "{} pins kamal-launcher {pinned} (this is {}), and it could not be obtained: {e}\n  \
-                         run again with network access, or set {}=$(command -v kamal-launcher) to run this one",
-                        located.path.display(),
-                        pinned::own_version(),
-                        pinned::BIN_VAR
-                    ))
-                })?;
+                .map_err(|e| pinned::not_obtained(&located.path, &pinned, e))?;
             ui.verbose(&format!(
                 "handing over to kamal-launcher {pinned} ({}), pinned in {}",
                 binary.display(),

@@ -362,7 +362,9 @@ flush() {
 # bounds connecting and any silence mid-body, and a failure is tried `retry` (BUNDLE_RETRY) more times. The URL's
 # scheme is kept (https is never downgraded, even by a redirect), and credentials go to URL's own host alone,
 # never on a command line curl sees, never in a message; a tool's own error text is shown redacted. On failure,
-# $fetch_reason says why and $fetch_needed is the size the server announced, if it did.
+# $fetch_reason says why in the tool's words, $fetch_status is what the server answered (`404 Not Found`), or else
+# $fetch_why why nothing did (`connection refused`), $fetch_tries after how many tries, and $fetch_needed is the
+# size the server announced, if it did.
 fetch() {
   f_url=$1
   f_cred=$2
@@ -373,10 +375,18 @@ fetch() {
   stalled=""
   attempts=$((retries + 1))
   case $f_url in https://*) f_proto='=https' ;; *) f_proto='=http,https' ;; esac
+  f_tool=""
   if command -v curl >/dev/null 2>&1; then
+    f_tool=curl
+    # A refused connection is tried again too, as the launcher does, where curl can (7.52 and later).
+    if [ -z "${curl_connrefused+set}" ]; then
+      curl_connrefused=""
+      ! curl --retry-connrefused --version >/dev/null 2>&1 || curl_connrefused=--retry-connrefused
+    fi
     # A stall is less than a byte a second over `timeout` seconds; curl averages over a few seconds more.
     set -- -fsSL --connect-timeout "$timeout" --speed-limit 1 --speed-time "$timeout" --retry "$retries" \
-      --proto "$f_proto" --proto-redir "$f_proto" -D "$work/headers" -o "$f_out" "$f_url"
+      ${curl_connrefused:+"$curl_connrefused"} --proto "$f_proto" --proto-redir "$f_proto" -D "$work/headers" \
+      -o "$f_out" "$f_url"
     if [ -n "$f_cred" ]; then
       printf 'user = "%s"\n' "$(printf '%s' "$f_cred" | sed 's/[\\"]/\\&/g')" |
         curl -K - "$@" 2>"$fetch_err" && return 0
@@ -388,6 +398,7 @@ fetch() {
     f_headers=$work/headers
   elif command -v wget >/dev/null 2>&1; then
     if wget --version >/dev/null 2>&1; then
+      f_tool=gnu-wget
       # GNU Wget (BusyBox's has no --version) sends a URL's own credentials to that URL alone, not through a
       # redirect: they go in the URL, percent-encoded.
       f_get=$f_url
@@ -447,8 +458,71 @@ fetch() {
     fetch_reason="${fetch_reason:+$fetch_reason
 }    nothing arrived for ${timeout}s, after $attempts attempts (BUNDLE_TIMEOUT sets how long to wait, BUNDLE_RETRY how many times to try again)"
   fi
+  # What answered, for messages about the server: the last status line (a redirect's come first).
+  fetch_status=$(awk '/^[ \t]*HTTP\/[0-9.]+ [0-9][0-9][0-9]/ { sub(/\r$/, ""); sub(/^[ \t]*HTTP\/[0-9.]+ /, "")
+    sub(/[ \t]+$/, ""); s = $0 } END { print s }' "$f_headers" 2>/dev/null) || fetch_status=""
+  case $f_tool in
+    curl) fetch_tries=$(grep -c '^curl: (' "$fetch_err" 2>/dev/null) || fetch_tries=1 ;;
+    gnu-wget) fetch_tries=$(($(grep -c 'Retrying\.' "$fetch_err" 2>/dev/null || true) + 1)) ;;
+    *) fetch_tries=${f_try:-1} ;;
+  esac
+  [ "$fetch_tries" -gt 0 ] 2>/dev/null || fetch_tries=1
+  fetch_why=""
+  if [ -z "$fetch_status" ] && [ -z "$stalled" ]; then
+    if grep -qi 'refused' "$fetch_err" 2>/dev/null; then
+      fetch_why="connection refused"
+    elif grep -qiE 'resolv|not known|bad address' "$fetch_err" 2>/dev/null; then
+      fetch_why="the host could not be resolved"
+    elif grep -qiE 'certificate|self.signed|issuer' "$fetch_err" 2>/dev/null; then
+      fetch_why="its TLS certificate is not trusted"
+    elif grep -qiE "couldn.t connect|can.t connect|failed to connect|unreachable" "$fetch_err" 2>/dev/null; then
+      fetch_why="could not connect"
+    fi
+  fi
   rm -f "$f_out"
   return 1
+}
+
+# server_failed BASE PATH: stops, when the fetch of BASE+PATH that just failed was the server's fault (no answer,
+# an error status), with one line about the server (BASE, never a gem) and the likely cause. Returns when it was
+# not (a body that stalled, a tool's own failure) or the server said it has no such file (a 4xx): the caller says
+# what that means.
+server_failed() {
+  # As the launcher says them: "gem source URL" or "mirror URL (for SOURCE)" answered; could not reach "URL" or
+  # "URL, the mirror for SOURCE".
+  sf_shown="gem source $(redact "$1")"
+  sf_reach=$(redact "$1")
+  sf_check="is the server up, and is the source URL right? Check the network and any proxy, or set BUNDLE_MIRROR__ALL to a mirror"
+  sf_where="the source URL right (the lockfile's remote:)"
+  if [ "$1" = "$mirror" ]; then
+    sf_shown="mirror $(redact "$1") (for $(redact "$source_base"))"
+    sf_reach="$sf_reach, the mirror for $(redact "$source_base")"
+    sf_check="is the mirror up? $(redact "$1") is the mirror configured for $(redact "$source_base") (a BUNDLE_MIRROR__* setting): fix or remove it, or give it a fallback_timeout so the source is used when it is down"
+    sf_where="the mirror's URL right (a BUNDLE_MIRROR__* setting)"
+  fi
+  sf_tries=""
+  [ "$fetch_tries" -le 1 ] || sf_tries="$fetch_tries tries"
+  case $fetch_status in
+    '')
+      [ -n "$fetch_why" ] || return 0
+      case $fetch_why in
+        *TLS*) sf_hint="if it is signed by a private CA, point SSL_CERT_FILE (or curl's CURL_CA_BUNDLE) at that CA's certificate" ;;
+        *) sf_hint=$sf_check ;;
+      esac
+      die "could not reach $sf_reach ($fetch_why${sf_tries:+, $sf_tries})
+  hint: $sf_hint"
+      ;;
+    401* | 407*)
+      sf_host=$(printf '%s' "$1" | sed -e 's#^[a-zA-Z][a-zA-Z0-9+.-]*://##' -e 's#^[^/@]*@##' -e 's#[/:].*##')
+      die "$sf_shown answered HTTP $fetch_status for $2
+  hint: it wants credentials, and got none or wrong ones: set them as Bundler reads them (\`bundle config set --global $sf_host user:password\`)"
+      ;;
+    408* | 429* | 5*)
+      die "$sf_shown answered HTTP $fetch_status for $2${sf_tries:+ ($sf_tries)}
+  hint: the server is failing, not this machine: try again later (BUNDLE_RETRY sets how many tries), or set BUNDLE_MIRROR__ALL to a mirror meanwhile"
+      ;;
+  esac
+  return 0
 }
 
 # watched_wget URL OUT: BusyBox's wget has no stall timeout that works (-T crashes 1.35; Debian builds it without
@@ -640,6 +714,17 @@ record() {
     die "could not write $pinned.ok, which records that the launcher was verified; check that $dir is writable"
 }
 
+# download_failed BASE URL: stops with why the gem at URL (under BASE) could not be downloaded.
+download_failed() {
+  server_failed "$1" "${2#"$1"}"
+  case $fetch_status in
+    4*) die "$sf_shown answered HTTP $fetch_status for ${2#"$1"}
+  hint: is $sf_where? If it is, kamal-launcher $pin may have been yanked, or the mirror is incomplete" ;;
+  esac
+  die "could not download $(redact "$2"):
+$fetch_reason"
+}
+
 # Downloads, verifies and caches the pinned launcher; on return "$pinned" is a complete, verified binary, on disk
 # with its record.
 fetch_pinned() {
@@ -725,19 +810,32 @@ EOF
       done
     else
       no_room "reading $(redact "${base}info/kamal-launcher")" "$fetch_needed"
-      index_failed="could not read $(redact "${base}info/kamal-launcher"):
+      server_failed "$base" info/kamal-launcher
+      # No compact index there (a 4xx): a source problem, unless unverified use is allowed (below).
+      if [ -n "$fetch_status" ]; then
+        index_failed="$sf_shown answered HTTP $fetch_status for info/kamal-launcher"
+        index_hint="is $sf_where, and does it serve the compact index?"
+      else
+        index_failed="could not read $(redact "${base}info/kamal-launcher"):
 $fetch_reason"
+        index_hint="run again; if it persists, the server or a proxy in between is failing"
+      fi
     fi
   fi
   if [ -z "$platform" ]; then
-    [ -z "${index_failed:-}" ] || die "kamal-launcher $pin for this machine ($platforms) is not in $lock, and $index_failed"
+    [ -z "${index_failed:-}" ] || die "kamal-launcher $pin for this machine ($platforms) is not in $lock, and $index_failed
+  hint: $index_hint"
     die "kamal-launcher $pin has no variant for this machine ($platforms), neither in $lock nor in $(redact "$base")'s index; build it with \`cargo install kamal-launcher\` and set KAMAL_LAUNCHER_BIN"
   fi
   if [ -z "$expected" ]; then
     if [ "${KAMAL_LAUNCHER_ALLOW_UNVERIFIED:-}" = 1 ]; then
       say "warning: no checksum is known for kamal-launcher $pin-$platform (none in $lock's CHECKSUMS, none from the index); running it unverified because KAMAL_LAUNCHER_ALLOW_UNVERIFIED=1"
     else
-      die "no checksum is known for kamal-launcher $pin-$platform: $lock has no CHECKSUMS entry and the source's index gave none${index_failed:+ ($index_failed)}. Run \`bundle lock --add-checksums\` (Bundler >= 2.6), or set KAMAL_LAUNCHER_ALLOW_UNVERIFIED=1 knowingly"
+      # A source without an index is a source problem: switching verification off is not the fix.
+      [ -z "${index_failed:-}" ] || die "$index_failed
+  hint: $index_hint"
+      die "no checksum is known for kamal-launcher $pin-$platform: $lock has no CHECKSUMS entry, and $(redact "${base}info/kamal-launcher") lists none for it
+  hint: run \`bundle lock --add-checksums\` (Bundler >= 2.6), or set KAMAL_LAUNCHER_ALLOW_UNVERIFIED=1 to run it unverified"
     fi
   fi
 
@@ -752,12 +850,10 @@ $fetch_reason"
       say "the mirror failed; fetching from the source, $(redact "$url")"
       if ! fetch "$url" "$source_cred" "$gem"; then
         no_room "downloading $(redact "$url")" "$fetch_needed"
-        die "could not download $(redact "$url"):
-$fetch_reason"
+        download_failed "$source_base" "$url"
       fi
     else
-      die "could not download $(redact "$url"):
-$fetch_reason"
+      download_failed "$base" "$url"
     fi
   fi
   actual=$(sha256 "$gem")

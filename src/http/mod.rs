@@ -93,12 +93,39 @@ pub enum HttpError {
         /// The server's `Retry-After`, in seconds form (HTTP dates are rare from gem servers and ignored).
         retry_after: Option<Duration>,
     },
-    /// A connection, TLS, proxy or redirect failure; the message is complete.
+    /// No answer: the connection, TLS or a proxy failed.
+    NoAnswer(NoAnswer),
+    /// A redirect that cannot be followed, or a proxy that refused the credentials; the message is complete.
     Other(String),
-    /// A failure another attempt may not meet: a refused or reset connection, a timeout.
-    Transient(String),
     /// The settings for TLS are unusable (a certificate file that cannot be read); the message is complete.
     Config(String),
+}
+
+/// A request that got no answer, said in the launcher's words: the server (or the proxy in between) is what
+/// failed, so callers speak of the server, not of the file asked for.
+#[derive(Debug)]
+pub struct NoAnswer {
+    /// The URL asked, without credentials.
+    pub url: String,
+    /// The proxy it went through, as `URL (from VARIABLE)`, when the proxy is what failed.
+    pub via: Option<String>,
+    /// What happened, in a few words: "connection refused", "no answer within 10s", "its TLS certificate is not
+    /// trusted (signed by an unknown authority)". Never the system's error text with its `os error` number.
+    pub why: String,
+    /// What to do, when this failure has a fix of its own (certificates, proxies, timeouts).
+    pub advice: Option<String>,
+    /// Whether another attempt may succeed: a refused or reset connection, a timeout; not a certificate.
+    pub transient: bool,
+}
+
+impl std::fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "could not fetch {}", self.url)?;
+        if let Some(via) = &self.via {
+            write!(f, " through the proxy {via}")?;
+        }
+        write!(f, ": {}", self.why)
+    }
 }
 
 impl HttpError {
@@ -106,7 +133,7 @@ impl HttpError {
     pub fn is_transient(&self) -> bool {
         match self {
             HttpError::Status { code, .. } => *code == 429 || (500..=599).contains(code),
-            HttpError::Transient(_) => true,
+            HttpError::NoAnswer(no) => no.transient,
             HttpError::Other(_) | HttpError::Config(_) => false,
         }
     }
@@ -278,63 +305,90 @@ impl Client {
 
     /// The error for a request that got no response, worded for the user and classed for retrying.
     fn failure(&self, url: &Url, proxy: Option<&ProxyConf>, e: ureq::Error) -> HttpError {
-        if let Some(tls) = rustls_error(&e) {
-            return HttpError::Other(self.describe_tls(url, tls));
-        }
-        let through = |detail: &dyn std::fmt::Display, p: &ProxyConf| {
-            format!(
-                "could not fetch {url} through the proxy {} (from {}): {detail}\n  check that variable (with \
-                 the proxy's user:password if it needs them, special characters percent-encoded), or add the \
-                 host to NO_PROXY",
-                p.shown, p.var
-            )
+        let no_answer = |why: String, advice: Option<String>, transient: bool| {
+            HttpError::NoAnswer(NoAnswer {
+                url: url.to_string(),
+                via: None,
+                why,
+                advice,
+                transient,
+            })
         };
-        let no_answer = |detail: &dyn std::fmt::Display| {
-            format!(
-                "could not fetch {url}: no answer within {}s ({detail}); raise BUNDLE_TIMEOUT if the server is \
-                 slow",
-                self.timeout.as_secs_f64()
+        if let Some(tls) = rustls_error(&e) {
+            let (why, advice) = self.describe_tls(tls);
+            return no_answer(why, advice, false);
+        }
+        let through = |why: String, p: &ProxyConf, transient: bool| {
+            HttpError::NoAnswer(NoAnswer {
+                url: url.to_string(),
+                via: Some(format!("{} (from {})", p.shown, p.var)),
+                why,
+                advice: Some(format!(
+                    "check {} (with the proxy's user:password if it needs them, special characters \
+                     percent-encoded), or add the host to NO_PROXY",
+                    p.var
+                )),
+                transient,
+            })
+        };
+        let timed_out = || {
+            no_answer(
+                format!("no answer within {}s", self.timeout.as_secs_f64()),
+                Some(format!(
+                    "is the server up, and reachable from here? If it is only slow, raise BUNDLE_TIMEOUT (now \
+                     {}s)",
+                    self.timeout.as_secs_f64()
+                )),
+                true,
             )
         };
         match (&e, proxy) {
             (ureq::Error::ConnectProxyFailed(reason), Some(p)) => {
-                HttpError::Other(through(reason, p))
+                through(format!("the proxy failed: {reason}"), p, false)
             }
-            (ureq::Error::Io(io), Some(p)) if !is_timeout(io) => {
-                HttpError::Transient(through(io, p))
+            (ureq::Error::Io(io), Some(p)) if !is_timeout(io) => through(io_words(io), p, true),
+            (ureq::Error::ConnectionFailed, Some(p)) => {
+                through("the connection failed".to_string(), p, true)
             }
-            (ureq::Error::ConnectionFailed, Some(p)) => HttpError::Transient(through(&e, p)),
-            (ureq::Error::Timeout(_), _) => HttpError::Transient(no_answer(&e)),
-            (ureq::Error::Io(io), _) if is_timeout(io) => HttpError::Transient(no_answer(io)),
-            (ureq::Error::Io(io), None) => {
-                HttpError::Transient(format!("could not fetch {url}: {io}"))
-            }
+            (ureq::Error::Timeout(_), _) => timed_out(),
+            (ureq::Error::Io(io), _) if is_timeout(io) => timed_out(),
+            (ureq::Error::Io(io), None) => no_answer(io_words(io), None, true),
             (ureq::Error::ConnectionFailed, None) => {
-                HttpError::Transient(format!("could not fetch {url}: the connection failed"))
+                no_answer("the connection failed".to_string(), None, true)
             }
-            (ureq::Error::HostNotFound, _) => HttpError::Other(format!(
-                "could not fetch {url}: the host {} could not be resolved",
-                url.host_str().unwrap_or("")
-            )),
-            _ => HttpError::Other(format!("could not fetch {url}: {e}")),
+            (ureq::Error::HostNotFound, _) => no_answer(
+                format!(
+                    "the host {} could not be resolved",
+                    url.host_str().unwrap_or("")
+                ),
+                None,
+                false,
+            ),
+            _ => no_answer(e.to_string(), None, false),
         }
     }
 
-    fn describe_tls(&self, url: &Url, e: &rustls::Error) -> String {
+    /// What failed in a TLS handshake, and what to do about it.
+    fn describe_tls(&self, e: &rustls::Error) -> (String, Option<String>) {
         use rustls::AlertDescription as A;
         match e {
-            rustls::Error::InvalidCertificate(cause) => format!(
-                "could not fetch {url}: the server's TLS certificate is not trusted ({cause:?})\n  if it is \
-                 signed by a private CA, set SSL_CERT_FILE or BUNDLE_SSL_CA_CERT to that CA's certificate \
-                 (a PEM file, or a directory of PEM files){}",
-                match &self.ca_cert {
-                    Some(ca) => format!(
-                        "; {} ({}) does not vouch for it",
-                        ca.named,
-                        ca.path.display()
-                    ),
-                    None => String::new(),
-                }
+            rustls::Error::InvalidCertificate(cause) => (
+                format!(
+                    "its TLS certificate is not trusted ({})",
+                    certificate_words(cause)
+                ),
+                Some(format!(
+                    "if it is signed by a private CA, set SSL_CERT_FILE or BUNDLE_SSL_CA_CERT to that CA's \
+                     certificate (a PEM file, or a directory of PEM files){}",
+                    match &self.ca_cert {
+                        Some(ca) => format!(
+                            "; {} ({}) does not vouch for it",
+                            ca.named,
+                            ca.path.display()
+                        ),
+                        None => String::new(),
+                    }
+                )),
             ),
             rustls::Error::AlertReceived(
                 A::CertificateRequired
@@ -344,20 +398,53 @@ impl Client {
                 | A::HandshakeFailure
                 | A::AccessDenied,
             ) => match &self.client_cert {
-                None => format!(
-                    "could not fetch {url}: the server refused the TLS connection ({e}); it probably requires \
-                     a client certificate\n  set BUNDLE_SSL_CLIENT_CERT to a PEM file holding your \
-                     certificate and its private key"
+                None => (
+                    "it refused the TLS connection, probably for want of a client certificate".to_string(),
+                    Some(
+                        "set BUNDLE_SSL_CLIENT_CERT to a PEM file holding your certificate and its private key"
+                            .to_string(),
+                    ),
                 ),
-                Some(c) => format!(
-                    "could not fetch {url}: the server refused the client certificate from {} ({}): {e}\n  \
-                     check that the certificate is the one this server expects and has not expired",
-                    c.named,
-                    c.path.display()
+                Some(c) => (
+                    format!(
+                        "it refused the client certificate from {} ({})",
+                        c.named,
+                        c.path.display()
+                    ),
+                    Some(
+                        "check that the certificate is the one this server expects and has not expired"
+                            .to_string(),
+                    ),
                 ),
             },
-            other => format!("could not fetch {url}: TLS failed: {other}"),
+            other => (format!("TLS failed: {other}"), None),
         }
+    }
+}
+
+/// Why a certificate is not trusted, in words.
+fn certificate_words(cause: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as C;
+    match cause {
+        C::UnknownIssuer => "signed by an unknown authority".into(),
+        C::Expired | C::ExpiredContext { .. } => "expired".into(),
+        C::NotValidYet | C::NotValidYetContext { .. } => "not valid yet".into(),
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            "issued for another host name".into()
+        }
+        C::Revoked => "revoked".into(),
+        C::BadSignature => "its signature does not verify".into(),
+        C::BadEncoding => "it cannot be read".into(),
+        C::InvalidPurpose | C::InvalidPurposeContext { .. } => "not issued for a server".into(),
+        _ => "rejected".into(),
+    }
+}
+
+/// An I/O failure in a few words, without the system's `(os error N)`: "connection refused".
+fn io_words(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => "the connection closed before an answer".to_string(),
+        _ => crate::error::os_text(e),
     }
 }
 
@@ -420,6 +507,35 @@ fn is_timeout(e: &io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_in_our_words() {
+        let refused = io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        assert_eq!(io_words(&refused), "connection refused");
+        let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "eof");
+        assert_eq!(io_words(&eof), "the connection closed before an answer");
+        assert_eq!(
+            certificate_words(&rustls::CertificateError::UnknownIssuer),
+            "signed by an unknown authority"
+        );
+        assert_eq!(
+            certificate_words(&rustls::CertificateError::NotValidForName),
+            "issued for another host name"
+        );
+        let no = NoAnswer {
+            url: "http://127.0.0.1:1/info/kamal".into(),
+            via: Some("http://proxy:3128 (from HTTP_PROXY)".into()),
+            why: "connection refused".into(),
+            advice: None,
+            transient: true,
+        };
+        assert_eq!(
+            no.to_string(),
+            "could not fetch http://127.0.0.1:1/info/kamal through the proxy http://proxy:3128 (from \
+             HTTP_PROXY): connection refused"
+        );
+        assert!(HttpError::NoAnswer(no).is_transient());
+    }
 
     #[test]
     fn redirect_targets_lose_credentials() {

@@ -1272,22 +1272,25 @@ struct CheckLine {
     fix: Option<String>,
 }
 
-/// Parses doctor's stdout (off a terminal: `ok   NAME: DETAIL` / `FAIL NAME: DETAIL` + `       fix: FIX`).
+/// Parses doctor's stdout (off a terminal: `ok   NAME: DETAIL` / `warn NAME: DETAIL` / `FAIL NAME: DETAIL`, then
+/// `     fix: FIX` under the name). A warning is not a failure.
 fn doctor_lines(out: &Output) -> Vec<CheckLine> {
     let mut checks: Vec<CheckLine> = Vec::new();
     for line in out.stdout.lines() {
         let (ok, rest) = if let Some(rest) = line.strip_prefix("ok   ") {
             (true, rest)
+        } else if let Some(rest) = line.strip_prefix("warn ") {
+            (true, rest)
         } else if let Some(rest) = line.strip_prefix("FAIL ") {
             (false, rest)
-        } else if let Some(fix) = line.strip_prefix("       fix: ") {
+        } else if let Some(fix) = line.strip_prefix("     fix: ") {
             let last = checks
                 .last_mut()
                 .unwrap_or_else(|| panic!("fix before any check:\n{out}"));
             assert!(last.fix.is_none(), "two fixes for one check:\n{out}");
             last.fix = Some(fix.to_owned());
             continue;
-        } else if line.starts_with("all ") && line.ends_with(" checks passed") {
+        } else if line.ends_with(" checks passed") || line.ends_with(": see the fix above") {
             continue;
         } else {
             panic!("unexpected doctor line {line:?}:\n{out}");
@@ -1329,11 +1332,11 @@ const ALL_CHECKS: [&str; 13] = [
     "Launcher platforms",
     "Launcher for this machine",
     "Launcher running",
-    "Sources",
+    "Gem source",
     "Cache",
     "bin/kamal",
-    "pre-deploy hook",
-    "entrypoint",
+    "Pre-deploy hook",
+    "Entrypoint",
 ];
 
 fn assert_all_ok(out: &Output) -> Vec<CheckLine> {
@@ -1361,8 +1364,8 @@ fn doctor_passes_every_check_on_a_set_up_app() {
     let out = launcher.clone().arg("doctor").run();
     let checks = assert_all_ok(&out);
     assert_eq!(
-        check(&checks, "Sources").detail,
-        format!("reachable: {} (mirror of {RUBYGEMS})", server.url()),
+        check(&checks, "Gem source").detail,
+        format!("{} (mirror of {RUBYGEMS}) lists kamal 2.7.0", server.url()),
         "{out}"
     );
     assert!(
@@ -1377,13 +1380,13 @@ fn doctor_passes_every_check_on_a_set_up_app() {
     let out = launcher.clone().arg("doctor").run();
     let checks = assert_all_ok(&out);
     assert!(
-        check(&checks, "Sources").detail.contains("installed"),
+        check(&checks, "Gem source").detail.contains("installed"),
         "{out}"
     );
     assert!(
         check(&checks, "Ruby")
             .detail
-            .contains("kamal requires >= 2.7"),
+            .contains("kamal 2.7.0 requires >= 2.7"),
         "once downloaded, kamal's own Ruby requirement is checked:\n{out}"
     );
     assert_eq!(
@@ -1422,7 +1425,7 @@ fn doctor_on_a_machine_without_a_compiler_and_an_app_without_init_says_what_to_f
     assert_eq!(names, ALL_CHECKS, "{out}");
     assert_eq!(
         failed(&checks),
-        ["C compiler", "bin/kamal", "pre-deploy hook", "entrypoint"],
+        ["C compiler", "bin/kamal", "Pre-deploy hook", "Entrypoint"],
         "{out}"
     );
     for c in &checks {
@@ -1449,11 +1452,11 @@ fn doctor_on_a_machine_without_a_compiler_and_an_app_without_init_says_what_to_f
         "{out}"
     );
     assert!(
-        check(&checks, "pre-deploy hook").detail.contains("missing"),
+        check(&checks, "Pre-deploy hook").detail.contains("missing"),
         "{out}"
     );
     assert!(
-        check(&checks, "entrypoint")
+        check(&checks, "Entrypoint")
             .detail
             .contains("runs db:prepare in every container"),
         "{out}"
@@ -1491,8 +1494,8 @@ fn doctor_names_a_hook_kamal_would_skip_or_that_migrates_on_rollback() {
     let out = doctor();
     assert_eq!(out.code(), Some(1), "{out}");
     let checks = doctor_lines(&out);
-    assert_eq!(failed(&checks), ["pre-deploy hook"], "{out}");
-    let c = check(&checks, "pre-deploy hook");
+    assert_eq!(failed(&checks), ["Pre-deploy hook"], "{out}");
+    let c = check(&checks, "Pre-deploy hook");
     assert!(c.detail.contains("not executable"), "{out}");
     assert_eq!(c.fix.as_deref(), Some("chmod +x .kamal/hooks/pre-deploy"));
 
@@ -1502,8 +1505,8 @@ fn doctor_names_a_hook_kamal_would_skip_or_that_migrates_on_rollback() {
     let out = doctor();
     assert_eq!(out.code(), Some(1), "{out}");
     let checks = doctor_lines(&out);
-    assert_eq!(failed(&checks), ["pre-deploy hook"], "{out}");
-    let c = check(&checks, "pre-deploy hook");
+    assert_eq!(failed(&checks), ["Pre-deploy hook"], "{out}");
+    let c = check(&checks, "Pre-deploy hook");
     assert!(c.detail.contains("does not skip rollbacks"), "{out}");
     assert!(c.fix.as_deref().unwrap().contains("rollback"), "{out}");
 

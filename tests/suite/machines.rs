@@ -216,7 +216,7 @@ fn doctor_checks_sources_through_the_proxy_downloads_use() {
     let line = out
         .stdout
         .lines()
-        .find(|l| l.contains("Sources:"))
+        .find(|l| l.contains("Gem source:"))
         .unwrap_or_else(|| panic!("{out}"));
     assert!(line.starts_with("ok"), "{out}");
     assert!(line.contains("via"), "{out}");
@@ -234,7 +234,7 @@ fn doctor_checks_sources_through_the_proxy_downloads_use() {
     let line = out
         .stdout
         .lines()
-        .find(|l| l.contains("Sources:"))
+        .find(|l| l.contains("Gem source:"))
         .unwrap_or_else(|| panic!("{out}"));
     assert!(
         line.starts_with("FAIL") && line.contains("127.0.0.1:1"),

@@ -85,7 +85,7 @@ fn set_mtime(path: &Path, time: std::time::SystemTime) {
 
 /// The downloaders the shim uses, each with the shell it runs under.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Tool {
+pub(crate) enum Tool {
     /// dash, with the machine's tools (curl among them).
     Curl,
     /// dash, with GNU Wget and no curl.
@@ -95,7 +95,7 @@ enum Tool {
 }
 
 impl Tool {
-    fn all() -> Vec<Tool> {
+    pub(crate) fn all() -> Vec<Tool> {
         // BusyBox is Linux's; macOS has no package of it.
         if cfg!(target_os = "linux") {
             vec![Tool::Curl, Tool::GnuWget, Tool::BusyBox]
@@ -105,7 +105,7 @@ impl Tool {
     }
 
     /// The shell and the PATH to run the shim with; the guard keeps the PATH directory alive.
-    fn setup(self) -> (&'static [&'static str], OsString, Option<tempfile::TempDir>) {
+    pub(crate) fn setup(self) -> (&'static [&'static str], OsString, Option<tempfile::TempDir>) {
         match self {
             Tool::Curl => (&["dash"], system_path(), None),
             Tool::GnuWget => {
