@@ -417,6 +417,31 @@ fn hints_name_what_works_where_the_user_is() {
     assert!(!out.stdout.is_empty(), "{out}");
 }
 
+/// `KAMAL_LAUNCHER_CLI=1 bin/kamal doctor`, the README's way on a machine without the launcher, offers fixes that
+/// work from there. Before: "run `kamal-launcher init`" and "--cache-dir".
+#[test]
+fn doctor_through_bin_kamal_names_what_works_from_there() {
+    let server = Server::start(&fixtures().dir);
+    let app = app(&server);
+    let shim = write_shim(&app);
+    let launcher = Launcher::new(app.path());
+    let out = run_shim(
+        &launcher,
+        &shim,
+        &[("KAMAL_LAUNCHER_CLI", "1")],
+        &["doctor"],
+    );
+    assert!(
+        out.stdout
+            .contains("fix: run `KAMAL_LAUNCHER_CLI=1 bin/kamal init`"),
+        "{out}"
+    );
+    assert_never_says(
+        &out,
+        &["kamal-launcher init", "--cache-dir", "--lockfile", "--ruby"],
+    );
+}
+
 /// Settings given wrongly through `bin/kamal` are named as variables. Before: "choose another gem with --gem",
 /// a flag `bin/kamal` hands to kamal.
 #[test]
