@@ -807,7 +807,10 @@ fn offline_uses_the_cached_checkout_and_names_what_is_missing() {
 
     let out = run(&launcher, &["--offline", "exec", "--", "version"]);
     assert_failure(&out);
-    assert!(out.stderr.contains("offline, and not in the cache"), "{out}");
+    assert!(
+        out.stderr.contains("offline, and not in the cache"),
+        "{out}"
+    );
     assert!(out.stderr.contains("kamal-2.7.0"), "{out}");
     assert!(out.stderr.contains(&remote), "{out}");
     assert!(http.requests().is_empty());
