@@ -130,8 +130,12 @@ pub enum Error {
     #[error("{0}")]
     Source(String),
 
-    /// `doctor` found problems; each was printed with its fix.
-    #[error("{} failed; see the fixes above", crate::ui::count(*.0, "check", "checks"))]
+    /// `doctor` found problems; each was printed with its hint.
+    #[error(
+        "{} failed; see the {} above",
+        crate::ui::count(*.0, "check", "checks"),
+        if *.0 == 1 { "hint" } else { "hints" }
+    )]
     Doctor(usize),
 
     /// A configuration file is invalid.

@@ -165,9 +165,10 @@ pub fn run(
         0 => writeln!(out, "all {} checks passed", checks.len()),
         _ => writeln!(
             out,
-            "{} passed, {}: see the fix above",
+            "{} passed, {}: see the {} above",
             crate::ui::count(checks.len() - warned, "check", "checks"),
-            crate::ui::count(warned, "warning", "warnings")
+            crate::ui::count(warned, "warning", "warnings"),
+            if warned == 1 { "hint" } else { "hints" }
         ),
     };
     Ok(())
@@ -201,7 +202,7 @@ fn render(check: &Check, color: bool, width: Option<usize>) -> String {
         lines.join("\n")
     ));
     if let Some(fix) = &check.fix {
-        let label = "fix: ";
+        let label = "hint: ";
         let lines = wrap(fix, indent + label.len(), indent + label.len(), width);
         text.push_str(&format!(
             "{}{}{}\n",
@@ -348,7 +349,7 @@ mod tests {
         assert_eq!(
             render(&check, false, Some(40)),
             "FAIL Gem source: http://127.0.0.1:1/\n     answered HTTP 404 Not Found for\n     info/kamal\n     \
-             fix: pin it with\n          `bundle add kamal-launcher --group development --require false`\n          now\n"
+             hint: pin it with\n           `bundle add kamal-launcher --group development --require false`\n           now\n"
         );
         // Colour: a one-column mark, so the fix starts two columns in; no width: one line each.
         let coloured = render(&check, true, None);
@@ -358,7 +359,7 @@ mod tests {
                 .lines()
                 .nth(1)
                 .unwrap()
-                .starts_with("  \x1b[36mfix:"),
+                .starts_with("  \x1b[36mhint:"),
             "{coloured}"
         );
         assert_eq!(

@@ -59,7 +59,8 @@ pub fn run(s: &Session<'_, '_>, dry_run: bool, diff: bool) -> Result<()> {
     let mut warnings = Vec::new();
     if !pinned {
         warnings.push(format!(
-            "{lockfile_name} pins no kamal-launcher: bin/kamal works only where it is installed"
+            "{lockfile_name} pins no kamal-launcher: bin/kamal works only where it is installed; pin it with \
+             `bundle add kamal-launcher --group development --require false`"
         ));
     }
     warnings.extend(plan.notes.iter().map(|n| n.warning.clone()));

@@ -352,7 +352,7 @@ fn a_cache_another_user_owns_or_may_write_is_refused_and_nothing_in_it_runs() {
             "{out}"
         );
         assert!(
-            out.stdout.contains("fix: set KAMAL_LAUNCHER_CACHE_DIR"),
+            out.stdout.contains("hint: set KAMAL_LAUNCHER_CACHE_DIR"),
             "{out}"
         );
         assert!(!marker.exists());

@@ -1283,14 +1283,17 @@ fn doctor_lines(out: &Output) -> Vec<CheckLine> {
             (true, rest)
         } else if let Some(rest) = line.strip_prefix("FAIL ") {
             (false, rest)
-        } else if let Some(fix) = line.strip_prefix("     fix: ") {
+        } else if let Some(fix) = line.strip_prefix("     hint: ") {
             let last = checks
                 .last_mut()
                 .unwrap_or_else(|| panic!("fix before any check:\n{out}"));
             assert!(last.fix.is_none(), "two fixes for one check:\n{out}");
             last.fix = Some(fix.to_owned());
             continue;
-        } else if line.ends_with(" checks passed") || line.ends_with(": see the fix above") {
+        } else if line.ends_with(" checks passed")
+            || line.ends_with(": see the hint above")
+            || line.ends_with(": see the hints above")
+        {
             continue;
         } else {
             panic!("unexpected doctor line {line:?}:\n{out}");

@@ -803,7 +803,7 @@ fn doctor_reports_the_pin_its_platforms_this_machine_and_the_running_launcher() 
     );
     assert!(
         out.stdout.contains(
-            "fix: pin it with `bundle add kamal-launcher --group development --require false`"
+            "hint: pin it with `bundle add kamal-launcher --group development --require false`"
         ),
         "{out}"
     );

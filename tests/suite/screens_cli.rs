@@ -433,7 +433,7 @@ fn doctor_through_bin_kamal_names_what_works_from_there() {
     );
     assert!(
         out.stdout
-            .contains("fix: run `KAMAL_LAUNCHER_CLI=1 bin/kamal init`"),
+            .contains("hint: run `KAMAL_LAUNCHER_CLI=1 bin/kamal init`"),
         "{out}"
     );
     assert_never_says(

@@ -1,7 +1,7 @@
 //! `doctor` as a checklist a user can act on (issue 19, points 2 and 7): a missing pin warns (exit 0) with its fix
 //! and the alternatives; the gem-source check asks the source for the root gem and fails one that cannot serve it
 //! (a typo'd URL, a server that is down); once kamal is installed, its own Ruby requirement is checked against the
-//! Ruby in use; `fix:` starts where the message does, at every width.
+//! Ruby in use; `hint:` starts where the message does, at every width.
 
 use crate::support;
 
@@ -134,7 +134,7 @@ fn logical_lines(stdout: &str) -> Vec<Logical> {
         let Some(Logical::Check { detail, fix, .. }) = lines.last_mut() else {
             panic!("an indented line without a check: {line:?}\n{stdout}");
         };
-        match (fix.as_mut(), rest.find("fix:")) {
+        match (fix.as_mut(), rest.find("hint:")) {
             (None, Some(at)) if at <= 5 => {
                 let label_end = rest[at..].find(' ').map_or(rest.len(), |i| at + i + 1);
                 let indent = line.len() - rest.len();
@@ -228,7 +228,9 @@ fn line(out: &Output, name: &str) -> String {
     let mut text = first.to_string();
     for more in lines {
         let rest = more.trim_start();
-        if rest.len() == more.len() || rest.starts_with("fix:") || rest.starts_with("\x1b[36mfix:")
+        if rest.len() == more.len()
+            || rest.starts_with("hint:")
+            || rest.starts_with("\x1b[36mhint:")
         {
             break;
         }
