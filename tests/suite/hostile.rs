@@ -1136,8 +1136,8 @@ fn refusal_comes_before_any_installing_line() {
         let lines: Vec<&str> = out.stderr.lines().collect();
         let fetching = lines
             .iter()
-            .position(|l| *l == format!("Fetching {GEM}"))
-            .unwrap_or_else(|| panic!("no Fetching line:\n{out}"));
+            .position(|l| *l == format!("Downloading {GEM}"))
+            .unwrap_or_else(|| panic!("no Downloading line:\n{out}"));
         let refused = lines
             .iter()
             .position(|l| l.contains(&format!("refusing to install {GEM}")))
