@@ -6,7 +6,7 @@
 # The launcher used: KAMAL_LAUNCHER_BIN; else the cached copy of the kamal-launcher version @LOCKFILE@ pins;
 # else kamal-launcher on PATH or in a usual install directory; else the pinned version is downloaded from the
 # lockfile's gem source (or its Bundler mirror), verified against its SHA-256 and cached. Fetching needs only
-# sh, curl or wget, sha256sum or shasum, tar and gzip: no Ruby, no Bundler.
+# sh, curl or wget (else Ruby's Net::HTTP), sha256sum or shasum (else Ruby's Digest), tar and gzip: no Bundler.
 # A cached launcher runs only while it is what was verified (its record, written once it was on disk, says how
 # large it is), and only from a cache no other user can change, as ssh's StrictModes; else it is fetched again, or
 # refused with the reason.
@@ -358,6 +358,137 @@ flush() {
   sync "$1" 2>/dev/null || sync
 }
 
+# ruby_fetch: the Ruby program `fetch` runs where there is neither curl nor wget, with ARGV = URL OUT HEADERS TRIES
+# TIMEOUT ATTEMPTS and the credential (user:password, as Bundler stores it) on stdin. What curl does: proxies as
+# Net::HTTP and the launcher find them (https_proxy, HTTPS_PROXY, else http_proxy, HTTP_PROXY; no_proxy, NO_PROXY;
+# loopback too), roots from OpenSSL's defaults (SSL_CERT_FILE, SSL_CERT_DIR), redirects followed but never from
+# https down to http and with the credential only to the URL's own scheme, host and port, `timeout` on connecting
+# and on each silence mid-body (exit 28, as curl's), failures tried again as curl --retry does (not a 4xx but 408
+# and 429); every response's status line and headers in HEADERS, the number of tries in TRIES, the reason on
+# stderr as "ruby: ...". Runs on Ruby 3.1 to 4.0 without RubyGems.
+# shellcheck disable=SC2016
+ruby_fetch='
+require "net/http"
+require "openssl"
+class Refused < StandardError; end
+url, out, head_file, tries_file, timeout, attempts = ARGV
+timeout = timeout.to_i
+attempts = attempts.to_i
+cred = $stdin.read.to_s
+cred = nil if cred.empty?
+origin = URI(url)
+head = File.open(head_file, "w")
+def proxy_for(uri)
+  env = lambda { |*names| names.map { |n| ENV[n] }.find { |v| v && !v.empty? } }
+  http = env.call("http_proxy", "HTTP_PROXY")
+  px = uri.scheme == "https" ? (env.call("https_proxy", "HTTPS_PROXY") || http) : http
+  return nil unless px
+  no = env.call("no_proxy", "NO_PROXY")
+  return nil if no && !URI::Generic.use_proxy?(uri.hostname, uri.hostname, uri.port, no)
+  px = "http://" + px unless px.include?("://")
+  URI(px)
+end
+# The OpenSSL defaults (SSL_CERT_FILE, SSL_CERT_DIR among them), and every certificate in SSL_CERT_DIR, hashed
+# names or not, as the launcher reads it.
+$store = OpenSSL::X509::Store.new
+$store.set_default_paths
+[ENV["SSL_CERT_FILE"], *(ENV["SSL_CERT_DIR"].to_s.split(":").flat_map { |d| Dir.glob(File.join(d, "*")) })].each do |f|
+  begin
+    $store.add_file(f) if f && File.file?(f)
+  rescue OpenSSL::X509::StoreError
+  end
+end
+def unescape(s)
+  s && s.gsub(/%([0-9A-Fa-f]{2})/) { $1.hex.chr }
+end
+def get(uri, cred, timeout, out, head)
+  proxy = proxy_for(uri)
+  args = [uri.hostname, uri.port]
+  args += [proxy.hostname, proxy.port, unescape(proxy.user), unescape(proxy.password)] if proxy
+  args += [nil] unless proxy
+  http = Net::HTTP.new(*args)
+  http.use_ssl = uri.scheme == "https"
+  http.cert_store = $store if http.use_ssl?
+  http.open_timeout = timeout
+  http.read_timeout = timeout
+  http.ssl_timeout = timeout
+  http.max_retries = 0 if http.respond_to?(:max_retries=)
+  req = Net::HTTP::Get.new(uri)
+  req["Accept-Encoding"] = "identity"
+  if cred
+    user, pass = cred.split(":", 2)
+    req.basic_auth(unescape(user), unescape(pass.to_s))
+  end
+  http.start do
+    http.request(req) do |res|
+      head.write("HTTP/#{res.http_version} #{res.code} #{res.message}\r\n")
+      res.each_header { |k, v| head.write("#{k}: #{v}\r\n") }
+      head.write("\r\n")
+      head.flush
+      return res unless res.is_a?(Net::HTTPSuccess)
+      File.open(out, "wb") { |f| res.read_body { |chunk| f.write(chunk) } }
+      return res
+    end
+  end
+end
+tries = 0
+status = 1
+reason = nil
+while tries < attempts
+  tries += 1
+  sleep(1) if tries > 1
+  uri = origin
+  redirects = 0
+  begin
+    loop do
+      res = get(uri, (uri.scheme == origin.scheme && uri.hostname == origin.hostname && uri.port == origin.port) ? cred : nil, timeout, out, head)
+      if res.is_a?(Net::HTTPRedirection) && res["location"]
+        redirects += 1
+        raise Refused, "too many redirects" if redirects > 10
+        nxt = uri + res["location"]
+        raise Refused, "redirected from https to plain http, which is refused" if uri.scheme == "https" && nxt.scheme != "https"
+        raise Refused, "redirected to #{nxt.scheme}, which is refused" unless %w[http https].include?(nxt.scheme)
+        uri = nxt
+        next
+      end
+      if res.is_a?(Net::HTTPSuccess)
+        status = 0
+      else
+        reason = "The requested URL returned error: #{res.code}"
+        status = 22
+      end
+      break
+    end
+    break if status == 0
+    code = reason[/\d+\z/].to_i
+    break unless code == 408 || code == 429 || code >= 500
+  rescue Net::OpenTimeout, Net::ReadTimeout, Timeout::Error => e
+    reason = "timed out (#{e.class})"
+    status = 28
+  rescue Errno::ENOSPC, Errno::EDQUOT => e
+    reason = "Failure writing output: #{e.message}"
+    status = 23
+    break
+  rescue Refused => e
+    reason = e.message
+    status = 1
+    break
+  rescue Errno::ECONNREFUSED, Errno::ECONNRESET, Errno::EPIPE, EOFError => e
+    # Transient: tried again, as curl --retry --retry-connrefused does.
+    reason = "#{e.message} (#{e.class})"
+    status = 7
+  rescue StandardError => e
+    # A name that does not resolve, a certificate not trusted: trying again would not help.
+    reason = "#{e.message} (#{e.class})"
+    status = 7
+    break
+  end
+end
+File.write(tries_file, "#{tries}\n")
+warn("ruby: #{reason}") if status != 0
+exit(status)
+'
+
 # fetch URL CREDENTIALS OUT: downloads URL into OUT as the launcher would: Bundler's `timeout` (BUNDLE_TIMEOUT)
 # bounds connecting and any silence mid-body, and a failure is tried `retry` (BUNDLE_RETRY) more times. The URL's
 # scheme is kept (https is never downgraded, even by a redirect), and credentials go to URL's own host alone,
@@ -440,8 +571,18 @@ fetch() {
         ;;
     esac
     [ "$f_rc" != 0 ] || return 0
+  elif command -v ruby >/dev/null 2>&1; then
+    # Ruby's own Net::HTTP (kamal needs Ruby anyway: slim images have it, and no curl or wget). The credential goes
+    # on its stdin, never on a command line; RUBYOPT is emptied so that an app's -rbundler/setup stays out of it.
+    f_tool=ruby
+    f_rc=0
+    printf '%s' "$f_cred" | RUBYOPT='' ruby --disable-gems -e "$ruby_fetch" "$f_url" "$f_out" "$work/headers" \
+      "$work/tries" "$timeout" "$attempts" 2>"$fetch_err" || f_rc=$?
+    [ "$f_rc" != 28 ] || stalled=1
+    f_headers=$work/headers
+    [ "$f_rc" != 0 ] || return 0
   else
-    die "downloading kamal-launcher needs curl or wget; install one, or install kamal-launcher and set KAMAL_LAUNCHER_BIN"
+    die "downloading kamal-launcher needs curl, wget or ruby; install one, or install kamal-launcher and set KAMAL_LAUNCHER_BIN"
   fi
   fetch_needed=$(awk 'tolower($1) == "content-length:" && $2 + 0 > 0 { n = $2 + 0 } END { if (n) print n }' \
     "$f_headers" 2>/dev/null) || fetch_needed=""
@@ -451,7 +592,7 @@ fetch() {
       grep -iE 'error|fail|timed out|refused|unable|cannot|can.t|giving up|no space|denied|not found' \
         "$fetch_err"
     else
-      cat "$fetch_err"
+      sed -n p "$fetch_err"
     fi 2>/dev/null | sed -e 's#://[^/@ ]*@#://#g' -e 's/^/    /' | head -n 3
   ) || fetch_reason=""
   if [ -n "$stalled" ]; then
@@ -464,6 +605,7 @@ fetch() {
   case $f_tool in
     curl) fetch_tries=$(grep -c '^curl: (' "$fetch_err" 2>/dev/null) || fetch_tries=1 ;;
     gnu-wget) fetch_tries=$(($(grep -c 'Retrying\.' "$fetch_err" 2>/dev/null || true) + 1)) ;;
+    ruby) { read -r fetch_tries <"$work/tries"; } 2>/dev/null || fetch_tries=1 ;;
     *) fetch_tries=${f_try:-1} ;;
   esac
   [ "$fetch_tries" -gt 0 ] 2>/dev/null || fetch_tries=1
@@ -559,8 +701,12 @@ sha256() {
     sha256sum <"$1" | awk '{ print $1 }'
   elif command -v shasum >/dev/null 2>&1; then
     shasum -a 256 <"$1" | awk '{ print $1 }'
+  elif command -v ruby >/dev/null 2>&1; then
+    # shellcheck disable=SC2016
+    RUBYOPT='' ruby --disable-gems -rdigest -e '$stdin.binmode; d = Digest::SHA256.new
+      while (c = $stdin.read(65536)); d << c; end; puts d.hexdigest' <"$1"
   else
-    die "verifying kamal-launcher needs sha256sum or shasum"
+    die "verifying kamal-launcher needs sha256sum, shasum or ruby"
   fi
 }
 

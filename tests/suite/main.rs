@@ -29,6 +29,7 @@ mod screens_doctor;
 mod screens_plan;
 mod screens_progress;
 mod screens_sources;
+mod shim_ruby;
 mod shim_trust;
 mod signals;
 mod sources;
