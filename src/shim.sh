@@ -416,8 +416,9 @@ def get(uri, cred, timeout, out, head)
   req = Net::HTTP::Get.new(uri)
   req["Accept-Encoding"] = "identity"
   if cred
+    # As curl -u and GNU Wget send it: as Bundler stores it, undecoded.
     user, pass = cred.split(":", 2)
-    req.basic_auth(unescape(user), unescape(pass.to_s))
+    req.basic_auth(user, pass.to_s)
   end
   http.start do
     http.request(req) do |res|

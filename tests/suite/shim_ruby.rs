@@ -312,6 +312,22 @@ fn a_ruby_only_root_sends_bundler_credentials_as_a_header_never_in_argv_or_outpu
 }
 
 #[test]
+fn a_ruby_only_root_sends_a_password_of_any_characters_as_bundler_stores_it() {
+    // Sent as curl -u and GNU Wget send it: undecoded, whatever it holds.
+    let password = format!("{SECRET} :%41\"\\$(x)'");
+    let app = App::new(&lockfile(Bundler::V269, Some(&own_version())));
+    let server = Server::start(&world().root);
+    server.require_basic_auth("deploy", &password);
+    let root = RubyRoot::new(Shell::Dash);
+    let mut cmd = root.launcher_version(&app, &server);
+    cmd.env("BUNDLE_127__0__0__1", format!("deploy:{password}"));
+    let out = run_bounded(cmd);
+    assert_success(&out);
+    assert_eq!(out.stdout, expected_version());
+    assert_no_secret(&root, &out);
+}
+
+#[test]
 fn a_ruby_only_root_refuses_a_tampered_launcher_gem() {
     let real = fs::read(world().root.join(&host_gem_path()[1..])).unwrap();
     let mut tampered = real.clone();
