@@ -10,6 +10,7 @@
 use crate::pinned_launcher::{
     App, Bundler, SECRET, SHIM_TOOLS, host_gem_path, lockfile, own_version, toolbox, world,
 };
+use crate::shim_trust::{Tmpfs, skip_loudly};
 use crate::support::{
     Fault, Output, Server, assert_success, entries,
     proxy::Proxy,
@@ -540,4 +541,46 @@ fn a_ruby_only_root_gives_up_on_a_stall_and_says_what_failed_as_the_curl_path_do
             "{shell:?}: {out}"
         );
     }
+}
+
+#[test]
+fn a_ruby_only_root_calls_a_full_disk_a_full_disk() {
+    let fs = match Tmpfs::mount("size=128m,mode=0755") {
+        Ok(fs) => fs,
+        Err(why) => return skip_loudly("a full disk under the shim's Ruby download", &why),
+    };
+    let app = App::new(&lockfile(Bundler::V269, Some(&own_version())));
+    let server = Server::start(&world().root);
+    let cache = fs.path().join("cache");
+    let gem_len = fs::metadata(world().root.join(&host_gem_path()[1..]))
+        .unwrap()
+        .len();
+    let root = RubyRoot::new(Shell::Dash);
+    let version = || {
+        let mut cmd = root.launcher_version(&app, &server);
+        cmd.env("KAMAL_LAUNCHER_CACHE_DIR", &cache);
+        run_bounded(cmd)
+    };
+    fs.leave_free(gem_len / 2);
+    let out = version();
+    assert_eq!(out.code(), Some(1), "{out}");
+    for needle in [
+        format!(
+            "the disk holding {}/v2/launchers/{} is full",
+            cache.display(),
+            own_version()
+        ),
+        format!(
+            "downloading {} needs {gem_len} bytes there",
+            gem_url(&server.url())
+        ),
+        "KAMAL_LAUNCHER_CACHE_DIR".to_string(),
+    ] {
+        assert!(out.stderr.contains(&needle), "no {needle:?} in\n{out}");
+    }
+    assert!(!out.stderr.contains("checksum"), "{out}");
+    fs.free_everything();
+    let out = version();
+    assert_success(&out);
+    assert_eq!(out.stdout, expected_version());
 }

@@ -170,7 +170,7 @@ fn as_nobody(base: &Command) -> Command {
     cmd
 }
 
-fn skip_loudly(what: &str, why: &str) {
+pub(crate) fn skip_loudly(what: &str, why: &str) {
     eprintln!(
         "\n\n==== SKIPPED: {what} ====\n{why}\nMounting a filesystem (tmpfs; ext4 on a loop device) needs root and a \
          kernel that lets this container mount.\n\n"
@@ -412,12 +412,12 @@ fn the_handover_reads_the_shims_record_and_fetches_a_damaged_launcher_again() {
 // ---- 8. locks ----
 
 /// A tmpfs mounted for one test; unmounted on drop.
-struct Tmpfs {
+pub(crate) struct Tmpfs {
     dir: tempfile::TempDir,
 }
 
 impl Tmpfs {
-    fn mount(options: &str) -> Result<Tmpfs, String> {
+    pub(crate) fn mount(options: &str) -> Result<Tmpfs, String> {
         let dir = tempfile::Builder::new().prefix("tmpfs-").tempdir().unwrap();
         sh(Command::new("mount")
             .args(["-t", "tmpfs", "-o", options, "tmpfs"])
@@ -425,7 +425,7 @@ impl Tmpfs {
         Ok(Tmpfs { dir })
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
@@ -437,7 +437,7 @@ impl Tmpfs {
     }
 
     /// Fills it with a ballast file so that about `free` bytes are left (in whole pages, as tmpfs counts).
-    fn leave_free(&self, free: u64) {
+    pub(crate) fn leave_free(&self, free: u64) {
         let ballast = self.path().join("ballast");
         let _ = fs::remove_file(&ballast);
         let mut file = fs::File::create(&ballast).unwrap();
@@ -458,7 +458,7 @@ impl Tmpfs {
         );
     }
 
-    fn free_everything(&self) {
+    pub(crate) fn free_everything(&self) {
         let _ = fs::remove_file(self.path().join("ballast"));
     }
 }
