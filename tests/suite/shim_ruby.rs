@@ -584,3 +584,36 @@ fn a_ruby_only_root_calls_a_full_disk_a_full_disk() {
     assert_success(&out);
     assert_eq!(out.stdout, expected_version());
 }
+
+#[test]
+fn a_ruby_only_root_tunnels_https_through_the_https_proxy_with_credentials() {
+    let pki = Pki::new();
+    let app = App::new(&lockfile(Bundler::V269, Some(&own_version())));
+    let server = Server::start(&world().root);
+    server.require_basic_auth("deploy", SECRET);
+    let tls = TlsServer::start(&pki, server.addr(), false);
+    let proxy = Proxy::start_with_auth("proxyuser", SECRET);
+    let root = RubyRoot::new(Shell::Dash);
+    let mut cmd = root.launcher_version(&app, &server);
+    cmd.env("BUNDLE_MIRROR__ALL", tls.url())
+        .env("BUNDLE_127__0__0__1", format!("deploy:{SECRET}"))
+        .env("SSL_CERT_FILE", pki.ca_pem())
+        .env("https_proxy", proxy.url_with_auth("proxyuser", SECRET));
+    let out = run_bounded(cmd);
+    assert_success(&out);
+    assert_eq!(out.stdout, expected_version());
+    assert_no_secret(&root, &out);
+    let tunnels: Vec<_> = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "CONNECT" && r.target == tls.addr().to_string())
+        .collect();
+    assert_eq!(tunnels.len(), 1, "{:?}", proxy.requests());
+    assert!(tunnels[0].allowed && tunnels[0].proxy_authorization.is_some());
+    let authorized = server
+        .requests()
+        .iter()
+        .filter(|r| r.path == host_gem_path() && r.header("authorization").is_some())
+        .count();
+    assert_eq!(authorized, 1, "{:?}", server.requests());
+}
