@@ -385,6 +385,13 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     }
 }
 
+/// `path` with `suffix` appended to its last component: a file kept beside another (`gem.sha256`, `binary.ok`).
+pub fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 /// A short, stable hex key of the given parts.
 pub fn key_of<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
     let mut h = Sha256::new();

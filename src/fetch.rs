@@ -629,22 +629,11 @@ fn cached(cache: &Cache, sha256: &[u8; 32]) -> Cached {
         path,
         why: format!("it cannot be read: {e}"),
     };
-    let mut file = match File::open(&path) {
-        Ok(file) => file,
+    let actual = match crate::record::sha256_file(&path) {
+        Ok(actual) => actual,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Cached::Absent,
         Err(e) => return damaged(path, e),
     };
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => hasher.update(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return damaged(path, e),
-        }
-    }
-    let actual: [u8; 32] = hasher.finalize().into();
     if actual != *sha256 {
         return Cached::Damaged {
             path,

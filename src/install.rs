@@ -271,8 +271,8 @@ fn run(
     let state = feeder.state.into_inner().unwrap_or_else(|e| e.into_inner());
     for job in &state.jobs {
         let _ = fs::remove_dir_all(&job.staging);
-        let _ = fs::remove_file(beside(&job.staging, ".log"));
-        let _ = fs::remove_file(beside(&job.staging, ".err"));
+        let _ = fs::remove_file(cache::beside(&job.staging, ".log"));
+        let _ = fs::remove_file(cache::beside(&job.staging, ".err"));
     }
     result.map(|installed| (installed, state.deferred))
 }
@@ -416,21 +416,14 @@ fn store(unit: &Unit, staging: &Path) -> Result<()> {
     }
 }
 
-/// The installer's `<staging>.log` (the gem's output) or `<staging>.err` (its short failure) beside a unit.
-fn beside(dir: &Path, suffix: &str) -> PathBuf {
-    let mut s = dir.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
 /// Keeps the failed gem's log and explains the failure.
 fn install_failure(cache: &Cache, unit: &Unit, staging: &Path, build: bool, hint: &str) -> Error {
-    let log = fs::read_to_string(beside(staging, ".log")).unwrap_or_default();
+    let log = fs::read_to_string(cache::beside(staging, ".log")).unwrap_or_default();
     let kept = cache.logs().join(format!("{}.log", unit.full_name));
     let saved = fs::create_dir_all(cache.logs())
         .and_then(|_| fs::write(&kept, &log))
         .is_ok();
-    let summary = fs::read_to_string(beside(staging, ".err"))
+    let summary = fs::read_to_string(cache::beside(staging, ".err"))
         .ok()
         .filter(|s| !s.trim().is_empty())
         .unwrap_or_else(|| {

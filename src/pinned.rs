@@ -358,34 +358,20 @@ impl Write for Hashing<'_> {
 /// `<binary>.ok`: the record of a cached launcher, one line `SIZE SHA256`. The shim (`src/shim.sh`,
 /// `check_launcher`) reads and writes the same file.
 fn record_path(binary: &Path) -> PathBuf {
-    let mut name = binary.as_os_str().to_owned();
-    name.push(".ok");
-    PathBuf::from(name)
+    cache::beside(binary, ".ok")
 }
 
 fn record_text(len: u64, sha256: &[u8; 32]) -> String {
     format!("{len} {}\n", hex::encode(sha256))
 }
 
-/// Writes the record of `binary` durably: a temporary file, flushed, renamed in, the directory flushed.
+/// Writes the record of `binary` durably (a temporary file, flushed, renamed in, the directory flushed).
 fn write_record(cache: &Cache, binary: &Path, len: u64, sha256: &[u8; 32]) -> Result<()> {
-    let record = record_path(binary);
-    let tmp = cache.temp_path("launcher-record")?;
-    let result = (|| {
-        let mut file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(Error::io("creating", &tmp))?;
-        file.write_all(record_text(len, sha256).as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(Error::io("writing", &tmp))?;
-        cache::publish(&tmp, &record)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    cache::write_atomic(
+        cache,
+        &record_path(binary),
+        record_text(len, sha256).as_bytes(),
+    )
 }
 
 /// Whether `binary` is what its record says was verified: the size, as the shim checks it on every start, and the
@@ -421,19 +407,9 @@ fn check_record(binary: &Path) -> std::result::Result<(), String> {
         (Ok(binary), Ok(record)) => binary > record,
         _ => true,
     };
-    if newer {
-        let mut hasher = Sha256::new();
-        let mut file = File::open(binary).map_err(|e| e.to_string())?;
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match file.read(&mut buf).map_err(|e| e.to_string())? {
-                0 => break,
-                n => hasher.update(&buf[..n]),
-            }
-        }
-        if <[u8; 32]>::from(hasher.finalize()) != sha256 {
-            return Err("it changed after it was verified".to_string());
-        }
+    // The full digest only when the binary changed after its record: the size check is the cheap one.
+    if newer && crate::record::sha256_file(binary).map_err(|e| e.to_string())? != sha256 {
+        return Err("it changed after it was verified".to_string());
     }
     Ok(())
 }

@@ -206,11 +206,12 @@ fn digest(path: &Path) -> std::io::Result<(File, [u8; 32])> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
-        hasher.update(&buf[..n]);
     }
     Ok((file, hasher.finalize().into()))
 }

@@ -510,9 +510,7 @@ fn fetch<'a>(rest: &[&'a str]) -> Vec<&'a str> {
 
 /// Where a built gem's digest is kept: beside it, written when it was built.
 fn digest_of(gem: &Path) -> PathBuf {
-    let mut name = gem.as_os_str().to_owned();
-    name.push(".sha256");
-    PathBuf::from(name)
+    cache::beside(gem, ".sha256")
 }
 
 /// Whether the built gem is still what was built: its digest, kept beside it, matches its content.
