@@ -924,8 +924,16 @@ fn path_source_whose_gemspec_disagrees_with_the_lockfile_says_to_relock() {
     assert!(launcher.env_dirs().is_empty());
 }
 
-#[test]
-fn a_gem_built_from_git_that_was_damaged_since_is_built_again_not_installed() {
+/// kamal installed from a git revision over file://, and the gem built from it; the rest is kept alive with it.
+struct BuiltFromGit {
+    _repos: Repos,
+    _server: Server,
+    _app: App,
+    launcher: Launcher,
+    built: PathBuf,
+}
+
+fn installed_from_git() -> BuiltFromGit {
     let repos = kamal_repos(false);
     let server = Server::start(&fixtures().dir);
     let remote = repos.file_url("kamal.git");
@@ -936,42 +944,49 @@ fn a_gem_built_from_git_that_was_damaged_since_is_built_again_not_installed() {
     let launcher = Launcher::new(app.path());
     assert_locked_kamal_runs(&launcher);
     let built = git_revisions(&launcher)[0].join("kamal-2.7.0.gem");
-    let good = fs::read(&built).unwrap();
+    BuiltFromGit {
+        _repos: repos,
+        _server: server,
+        _app: app,
+        launcher,
+        built,
+    }
+}
+
+#[test]
+fn a_gem_built_from_git_that_was_damaged_since_is_built_again_not_installed() {
+    let BuiltFromGit {
+        launcher, built, ..
+    } = &installed_from_git();
+    let good = fs::read(built).unwrap();
     // Half of it, as a crash or a bad copy leaves it; the installed kamal goes too, so that it is installed again.
-    fs::write(&built, &good[..good.len() / 2]).unwrap();
-    for unit in kamal_units(&launcher) {
+    fs::write(built, &good[..good.len() / 2]).unwrap();
+    for unit in kamal_units(launcher) {
         fs::remove_dir_all(unit).unwrap();
     }
-    let out = run(&launcher, &["install"]);
+    let out = run(launcher, &["install"]);
     assert_success(&out);
     assert_eq!(
-        fs::read(&built).unwrap().len(),
+        fs::read(built).unwrap().len(),
         good.len(),
         "the damaged gem was not built again"
     );
-    assert_locked_kamal_runs(&launcher);
+    assert_locked_kamal_runs(launcher);
 }
 
 #[test]
 fn a_gem_built_from_git_is_built_once_and_reused() {
-    let repos = kamal_repos(false);
-    let server = Server::start(&fixtures().dir);
-    let remote = repos.file_url("kamal.git");
-    let app = App::with_lockfile(
-        &server.url(),
-        &git_lockfile(&server, &remote, &repos.first, ""),
-    );
-    let launcher = Launcher::new(app.path());
-    assert_locked_kamal_runs(&launcher);
-    let built = git_revisions(&launcher)[0].join("kamal-2.7.0.gem");
-    let before = fs::metadata(&built).unwrap().modified().unwrap();
+    let BuiltFromGit {
+        launcher, built, ..
+    } = &installed_from_git();
+    let before = fs::metadata(built).unwrap().modified().unwrap();
     // Installing again needs the built gem: the intact one is used as it is, not built again.
-    for unit in kamal_units(&launcher) {
+    for unit in kamal_units(launcher) {
         fs::remove_dir_all(unit).unwrap();
     }
-    assert_success(&run(&launcher, &["install"]));
+    assert_success(&run(launcher, &["install"]));
     assert_eq!(
-        fs::metadata(&built).unwrap().modified().unwrap(),
+        fs::metadata(built).unwrap().modified().unwrap(),
         before,
         "built again"
     );
