@@ -8,6 +8,7 @@
 //! suite runs as root (see tests/suite/cache.rs). Where mounting is refused they say so loudly and skip that part.
 
 use crate::support;
+use crate::support::power::{free_bytes, skip_loudly};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -261,24 +262,6 @@ fn run_ok(cmd: &mut Command) -> Result<(), String> {
 
 fn sync(path: &Path) {
     let _ = Command::new("sync").arg("-f").arg(path).status();
-}
-
-/// Free bytes for root (reserved blocks included: the suite runs as root).
-fn free_bytes(path: &Path) -> u64 {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a NUL-terminated path and `st` a valid out-pointer.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    assert_eq!(rc, 0, "statvfs {}", path.display());
-    st.f_bfree * st.f_frsize
-}
-
-/// Says loudly that a disk-full case could not run here and why; the other cases still do.
-fn skip_loudly(what: &str, why: &str) {
-    eprintln!(
-        "\n\n==== SKIPPED: {what} ====\n{why}\nMounting a small filesystem needs root and a kernel that lets this \
-         container mount (tmpfs; ext4 on a loop device).\n\n"
-    );
 }
 
 /// Runs `install` with less room than it needs, several times, each time leaving free a larger part of what is

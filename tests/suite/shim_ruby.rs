@@ -10,7 +10,7 @@
 use crate::pinned_launcher::{
     App, Bundler, SECRET, SHIM_TOOLS, host_gem_path, lockfile, own_version, toolbox, world,
 };
-use crate::shim_trust::{Tmpfs, skip_loudly};
+use crate::support::power::{Tmpfs, skip_loudly};
 use crate::support::{
     Fault, Output, Server, assert_success, entries,
     proxy::Proxy,

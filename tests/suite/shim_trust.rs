@@ -22,10 +22,9 @@ use crate::support::{
     which,
 };
 
-use crate::support::power::{Disk, run as sh};
+use crate::support::power::{Disk, Tmpfs, skip_loudly};
 use std::ffi::OsString;
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, chown, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -170,25 +169,7 @@ fn as_nobody(base: &Command) -> Command {
     cmd
 }
 
-pub(crate) fn skip_loudly(what: &str, why: &str) {
-    eprintln!(
-        "\n\n==== SKIPPED: {what} ====\n{why}\nMounting a filesystem (tmpfs; ext4 on a loop device) needs root and a \
-         kernel that lets this container mount.\n\n"
-    );
-}
-
 // ---- 1. a power loss right after a successful run ----
-
-fn unmount(path: &Path) {
-    let ok = Command::new("umount")
-        .arg(path)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        // Something still holds it (a failed test's leftover process): detach it lazily.
-        let _ = Command::new("umount").arg("-l").arg(path).status();
-    }
-}
 
 #[test]
 fn a_power_loss_right_after_the_first_run_leaves_a_launcher_that_runs() {
@@ -410,73 +391,6 @@ fn the_handover_reads_the_shims_record_and_fetches_a_damaged_launcher_again() {
 }
 
 // ---- 8. locks ----
-
-/// A tmpfs mounted for one test; unmounted on drop.
-pub(crate) struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    pub(crate) fn mount(options: &str) -> Result<Tmpfs, String> {
-        let dir = tempfile::Builder::new().prefix("tmpfs-").tempdir().unwrap();
-        sh(Command::new("mount")
-            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
-            .arg(dir.path()))?;
-        Ok(Tmpfs { dir })
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn remount(&self, options: &str) {
-        sh(Command::new("mount")
-            .args(["-o", &format!("remount,{options}")])
-            .arg(self.path()))
-        .unwrap();
-    }
-
-    /// Fills it with a ballast file so that about `free` bytes are left (in whole pages, as tmpfs counts).
-    pub(crate) fn leave_free(&self, free: u64) {
-        let ballast = self.path().join("ballast");
-        let _ = fs::remove_file(&ballast);
-        let mut file = fs::File::create(&ballast).unwrap();
-        let chunk = vec![0x5a; 64 * 1024];
-        let mut written = 0u64;
-        for size in [64 * 1024, 4096, 512] {
-            while let Ok(n @ 1..) = file.write(&chunk[..size]) {
-                written += n as u64;
-            }
-        }
-        file.set_len(written.saturating_sub(free.div_ceil(4096) * 4096))
-            .unwrap();
-        drop(file);
-        let left = free_bytes(self.path());
-        assert!(
-            left >= free / 2 && left <= free + 256 * 1024,
-            "asked for {free} bytes free, got {left}"
-        );
-    }
-
-    pub(crate) fn free_everything(&self) {
-        let _ = fs::remove_file(self.path().join("ballast"));
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        unmount(self.path());
-    }
-}
-
-fn free_bytes(path: &Path) -> u64 {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a NUL-terminated path and `st` a valid out-pointer.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    assert_eq!(rc, 0, "statvfs {}", path.display());
-    st.f_bfree * st.f_frsize
-}
 
 /// The version directory of `cache`, made as a run that got that far would have made it.
 fn version_dir(cache: &Path) -> PathBuf {

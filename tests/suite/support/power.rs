@@ -1,9 +1,11 @@
 //! A power loss, simulated: an ext4 filesystem on a loop device whose journal commits every second, so that a
 //! rename reaches the disk long before delayed data does (ext4 writes data back after 30 s), and a copy of its
 //! image taken once the journal has committed what a run did: the disk as the boot after a power loss finds it.
-//! Mounting needs root; [`Disk::new`] says why it cannot where it cannot, and the caller skips loudly.
+//! Mounting needs root; [`Disk::new`] says why it cannot where it cannot, and the caller skips loudly
+//! ([`skip_loudly`]). Also a small [`Tmpfs`] to fill up (full disks, no inodes, read-only mounts).
 
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -102,15 +104,99 @@ impl Disk {
 
 impl Drop for Disk {
     fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(self.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            // Something still holds it (a failed test's leftover process): detach it lazily.
-            let _ = Command::new("umount").arg("-l").arg(self.path()).status();
-        }
+        unmount(self.path());
     }
+}
+
+/// A tmpfs mounted for one test; unmounted on drop.
+pub struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// A tmpfs mounted with `options` (`size=16m,mode=0755`, …).
+    pub fn mount(options: &str) -> Result<Tmpfs, String> {
+        let dir = tempfile::Builder::new().prefix("tmpfs-").tempdir().unwrap();
+        run(Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir.path()))?;
+        Ok(Tmpfs { dir })
+    }
+
+    /// Where it is mounted.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Mounts it again with other options (read-only, fewer inodes).
+    pub fn remount(&self, options: &str) {
+        run(Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(self.path()))
+        .unwrap();
+    }
+
+    /// Fills it with a ballast file so that about `free` bytes are left (in whole pages, as tmpfs counts).
+    pub fn leave_free(&self, free: u64) {
+        let ballast = self.path().join("ballast");
+        let _ = fs::remove_file(&ballast);
+        let mut file = fs::File::create(&ballast).unwrap();
+        let chunk = vec![0x5a; 64 * 1024];
+        let mut written = 0u64;
+        for size in [64 * 1024, 4096, 512] {
+            while let Ok(n @ 1..) = file.write(&chunk[..size]) {
+                written += n as u64;
+            }
+        }
+        file.set_len(written.saturating_sub(free.div_ceil(4096) * 4096))
+            .unwrap();
+        drop(file);
+        let left = free_bytes(self.path());
+        assert!(
+            left >= free / 2 && left <= free + 256 * 1024,
+            "asked for {free} bytes free, got {left}"
+        );
+    }
+
+    /// Removes the ballast.
+    pub fn free_everything(&self) {
+        let _ = fs::remove_file(self.path().join("ballast"));
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        unmount(self.path());
+    }
+}
+
+/// Free bytes for root (reserved blocks included: the suite runs as root).
+pub fn free_bytes(path: &Path) -> u64 {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `st` a valid out-pointer.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    assert_eq!(rc, 0, "statvfs {}", path.display());
+    st.f_bfree * st.f_frsize
+}
+
+/// Unmounts, lazily when something still holds it (a failed test's leftover process).
+pub fn unmount(path: &Path) {
+    let ok = Command::new("umount")
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        // Something still holds it (a failed test's leftover process): detach it lazily.
+        let _ = Command::new("umount").arg("-l").arg(path).status();
+    }
+}
+
+pub fn skip_loudly(what: &str, why: &str) {
+    eprintln!(
+        "\n\n==== SKIPPED: {what} ====\n{why}\nMounting a filesystem (tmpfs; ext4 on a loop device) needs root and a \
+         kernel that lets this container mount.\n\n"
+    );
 }
 
 /// Runs a command to completion; its stderr is the error when it fails.
