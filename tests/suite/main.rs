@@ -33,3 +33,4 @@ mod shim_ruby;
 mod shim_trust;
 mod signals;
 mod sources;
+mod tier;

@@ -1,7 +1,7 @@
 //! `bin/kamal` on a machine where nothing is installed: the launcher ships as platform gems, the app's
-//! lockfile pins one (real Bundler locks it: Debian's 2.3 without CHECKSUMS, the vendored 2.6.9 with them), and
-//! the shim fetches, verifies and caches it with sh tools only. A launcher of another version hands over to
-//! the pinned one. Everything is served from a loopback gem server with a compact index.
+//! lockfile pins one (real Bundler locks it: this machine's own, 2.3 or 2.5, without CHECKSUMS, the vendored 2.6.9
+//! with them), and the shim fetches, verifies and caches it with sh tools only. A launcher of another version
+//! hands over to the pinned one. Everything is served from a loopback gem server with a compact index.
 
 use crate::support;
 
@@ -139,8 +139,9 @@ pub(crate) fn host_gem_path() -> String {
 /// Which Bundler writes the lockfile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Bundler {
-    /// Debian's 2.3: no CHECKSUMS, one platform.
-    Debian,
+    /// This machine's `bundle`, which writes no CHECKSUMS and locks one platform: Debian 12's 2.3, or in the
+    /// trixie tier Ruby 3.3's own 2.5 (scripts/trixie-root).
+    System,
     /// The vendored 2.6.9: CHECKSUMS, several platforms.
     V269,
 }
@@ -168,7 +169,7 @@ pub(crate) fn lockfile(bundler: Bundler, launcher: Option<&str>) -> String {
     }
     fs::write(dir.path().join("Gemfile"), gemfile).unwrap();
     let mut cmd = match bundler {
-        Bundler::Debian => {
+        Bundler::System => {
             let mut c = clean_command("bundle");
             c.arg("lock");
             c
@@ -391,8 +392,8 @@ fn the_shim_fetches_verifies_caches_and_runs_then_needs_no_network() {
 #[cfg(target_os = "linux")]
 #[test]
 fn the_shim_works_under_busybox_with_its_own_wget_and_tools() {
-    // Bundler 2.3 writes no CHECKSUMS: the digest comes from the source's compact index.
-    let app = App::new(&lockfile(Bundler::Debian, Some(&own_version())));
+    // This machine's Bundler writes no CHECKSUMS: the digest comes from the source's compact index.
+    let app = App::new(&lockfile(Bundler::System, Some(&own_version())));
     let server = Server::start(&world().root);
     let busybox = which("busybox").expect("busybox is not installed (apt-get install busybox)");
     let mut applets = SHIM_TOOLS.to_vec();
@@ -412,8 +413,8 @@ fn the_shim_works_under_busybox_with_its_own_wget_and_tools() {
 }
 
 #[test]
-fn a_bundler_23_lockfile_without_checksums_is_verified_through_the_compact_index() {
-    let app = App::new(&lockfile(Bundler::Debian, Some(&own_version())));
+fn a_lockfile_without_checksums_is_verified_through_the_compact_index() {
+    let app = App::new(&lockfile(Bundler::System, Some(&own_version())));
     let server = Server::start(&world().root);
     let mut cmd = app.shim(&["dash"], &system_path(), &server);
     cmd.arg("version");
@@ -489,7 +490,7 @@ fn a_tampered_launcher_gem_is_refused_with_and_without_checksums() {
     tampered.extend_from_slice(b"tampered");
     let expected = support::sha256_hex(&real);
     let actual = support::sha256_hex(&tampered);
-    for bundler in [Bundler::V269, Bundler::Debian] {
+    for bundler in [Bundler::V269, Bundler::System] {
         let app = App::new(&lockfile(bundler, Some(&own_version())));
         let server = Server::start(&world().root);
         server.set_fault(&host_gem_path(), Fault::Body(tampered.clone()));
@@ -519,7 +520,7 @@ fn a_tampered_launcher_gem_is_refused_with_and_without_checksums() {
 
 #[test]
 fn no_checksum_known_is_refused_unless_unverified_is_allowed_with_a_warning() {
-    let app = App::new(&lockfile(Bundler::Debian, Some(&own_version())));
+    let app = App::new(&lockfile(Bundler::System, Some(&own_version())));
     let server = Server::start(&world().root);
     // The index answers, and lists no version: the one case where running unverified is the way on.
     server.set_fault(
@@ -564,7 +565,7 @@ fn no_checksum_known_is_refused_unless_unverified_is_allowed_with_a_warning() {
 
     // A source without an index (404) is a source problem: said as one, and never answered by switching
     // verification off; knowingly allowed, the launcher still runs unverified.
-    let app = App::new(&lockfile(Bundler::Debian, Some(&own_version())));
+    let app = App::new(&lockfile(Bundler::System, Some(&own_version())));
     server.set_fault("/info/kamal-launcher", Fault::Status(404));
     let mut cmd = app.shim(&["dash"], &system_path(), &server);
     cmd.env("KAMAL_LAUNCHER_CLI", "1").arg("--version");
@@ -744,7 +745,7 @@ fn without_a_pin_the_shim_behaves_as_before_and_says_how_to_pin() {
 
 #[test]
 fn the_shim_is_posix_sh_that_shellcheck_accepts() {
-    let app = App::new(&lockfile(Bundler::Debian, None));
+    let app = App::new(&lockfile(Bundler::System, None));
     let shellcheck =
         which("shellcheck").expect("shellcheck is not installed (apt-get install shellcheck)");
     let out = run({

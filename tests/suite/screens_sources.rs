@@ -213,14 +213,14 @@ fn allow_unverified_is_offered_only_when_the_index_answered_and_warned_once() {
 }
 
 /// The pinned launcher, fetched by a launcher of another version (src/pinned.rs) from a source whose index
-/// answers 404 (Bundler 2.3's lockfile has no CHECKSUMS): the same diagnosis as for any gem.
+/// answers 404 (this machine's Bundler writes no CHECKSUMS): the same diagnosis as for any gem.
 #[test]
 fn the_handover_to_the_pinned_launcher_gets_the_same_diagnosis() {
     let world = pinned_launcher::world();
     let server = Server::start(&world.root);
     server.set_fault("/info/kamal-launcher", Fault::Status(404));
     let app = pinned_launcher::App::new(&pinned_launcher::lockfile(
-        Bundler::Debian,
+        Bundler::System,
         Some(pinned_launcher::STAND_IN),
     ));
     assert_screens("sources_pinned_index_404", |look| {
@@ -270,7 +270,7 @@ fn the_shim_fetching_the_pinned_launcher_gets_the_same_diagnosis() {
     server.set_fault("/info/kamal-launcher", Fault::Status(404));
     let down = format!("http://127.0.0.1:{}/", closed_port());
     let own = pinned_launcher::own_version();
-    let app = pinned_launcher::App::new(&pinned_launcher::lockfile(Bundler::Debian, Some(&own)));
+    let app = pinned_launcher::App::new(&pinned_launcher::lockfile(Bundler::System, Some(&own)));
     let shim = |mirror: &str| {
         let mut cmd = app.shim(&["dash"], &pinned_launcher::system_path(), &server);
         cmd.env("BUNDLE_MIRROR__ALL", mirror)
@@ -322,7 +322,7 @@ fn the_shims_diagnosis_is_the_same_with_every_downloader() {
         let down = format!("http://127.0.0.1:{}/", closed_port());
         let run = |mirror: &str| {
             let app =
-                pinned_launcher::App::new(&pinned_launcher::lockfile(Bundler::Debian, Some(&own)));
+                pinned_launcher::App::new(&pinned_launcher::lockfile(Bundler::System, Some(&own)));
             let mut cmd = app.shim(shell, &path, &server);
             cmd.env("BUNDLE_MIRROR__ALL", mirror)
                 .env("BUNDLE_RETRY", "1")

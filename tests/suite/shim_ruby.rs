@@ -214,8 +214,8 @@ fn a_ruby_only_root_fetches_verifies_and_runs_the_pinned_launcher() {
 
 #[test]
 fn a_ruby_only_root_verifies_through_the_compact_index_without_checksums() {
-    // Bundler 2.3 writes no CHECKSUMS: the index is read with Ruby too.
-    let app = App::new(&lockfile(Bundler::Debian, Some(&own_version())));
+    // This machine's Bundler writes no CHECKSUMS: the index is read with Ruby too.
+    let app = App::new(&lockfile(Bundler::System, Some(&own_version())));
     let server = Server::start(&world().root);
     let root = RubyRoot::new(Shell::Dash);
     let out = run_bounded(root.launcher_version(&app, &server));
@@ -337,7 +337,7 @@ fn a_ruby_only_root_refuses_a_tampered_launcher_gem() {
     let actual = crate::support::sha256_hex(&tampered);
     for (shell, bundler) in [
         (Shell::Dash, Bundler::V269),
-        (Shell::Dash, Bundler::Debian),
+        (Shell::Dash, Bundler::System),
         (Shell::BusyBox, Bundler::V269),
     ] {
         if shell == Shell::BusyBox && !cfg!(target_os = "linux") {
@@ -410,7 +410,7 @@ fn a_ruby_only_root_trusts_ssl_cert_file_and_never_follows_https_down_to_http() 
         ("SSL_CERT_FILE", pki.ca_pem()),
         ("SSL_CERT_DIR", pki.ca_dir()),
     ] {
-        let app = App::new(&lockfile(Bundler::Debian, Some(&own_version())));
+        let app = App::new(&lockfile(Bundler::System, Some(&own_version())));
         let server = Server::start(&world().root);
         server.require_basic_auth("deploy", SECRET);
         let tls = TlsServer::start(&pki, server.addr(), false);

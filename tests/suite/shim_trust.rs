@@ -597,9 +597,9 @@ fn a_download_that_stops_mid_body_gives_up_as_the_launcher_does() {
 
 #[test]
 fn credentials_for_an_https_source_keep_https_and_are_never_printed() {
-    // With CHECKSUMS only the gem is fetched; without (Bundler 2.3), the compact index gives the checksum: it must
+    // With CHECKSUMS only the gem is fetched; without (this machine's Bundler), the compact index gives the checksum: it must
     // come over https too.
-    for bundler in [Bundler::V269, Bundler::Debian] {
+    for bundler in [Bundler::V269, Bundler::System] {
         let app = App::new(&lockfile(bundler, Some(&own_version())));
         let server = Server::start(&world().root);
         server.require_basic_auth("deploy", SECRET);
@@ -621,7 +621,7 @@ fn credentials_for_an_https_source_keep_https_and_are_never_printed() {
             "{bundler:?}: spoke plain http to the https port:\n{out}"
         );
         let mut wanted = vec![host_gem_path()];
-        if bundler == Bundler::Debian {
+        if bundler == Bundler::System {
             wanted.push("/info/kamal-launcher".to_string());
         }
         // Every request reached the server through TLS (one per handshake), with the credentials.
