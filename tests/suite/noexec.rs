@@ -1,0 +1,1 @@
+//! A cache on a noexec mount: detected once, said with the fix, and checked by doctor.
