@@ -71,23 +71,80 @@ pub fn select<'a>(
     })
 }
 
-/// What to download for each gem of the closure that comes from a gem server.
-pub fn requests(lock: &Lockfile, closure: &Closure<'_>) -> Vec<GemRequest> {
-    closure
-        .gems
-        .iter()
-        .filter_map(|g| match &lock.sources[g.spec.source].kind {
-            SourceKind::Gem { remotes } => Some(GemRequest {
-                name: g.spec.name.to_owned(),
-                version: g.spec.version.to_string(),
-                platform: g.spec.platform.to_owned(),
-                full_name: g.spec.full_name(),
-                remotes: remotes.clone(),
-                expected: g.sha256,
-            }),
-            _ => None,
-        })
-        .collect()
+/// What to download for each gem of the closure that comes from a gem server. A source or mirror that is not an
+/// http(s) URL is refused here, before anything is fetched: `-o…`, `--config=…` or `file://…` is a typo or an
+/// attack, and is never requested nor handed on.
+pub fn requests(
+    located: &Located,
+    lock: &Lockfile,
+    closure: &Closure<'_>,
+    settings: &BundlerSettings,
+) -> Result<Vec<GemRequest>> {
+    let mut checked = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for g in &closure.gems {
+        let source = &lock.sources[g.spec.source];
+        let SourceKind::Gem { remotes } = &source.kind else {
+            continue;
+        };
+        if checked.insert(g.spec.source) {
+            check_remotes(located, source.line, remotes, settings)?;
+        }
+        out.push(GemRequest {
+            name: g.spec.name.to_owned(),
+            version: g.spec.version.to_string(),
+            platform: g.spec.platform.to_owned(),
+            full_name: g.spec.full_name(),
+            remotes: remotes.clone(),
+            expected: g.sha256,
+        });
+    }
+    Ok(out)
+}
+
+/// Each remote of a GEM block (its `remote:` lines follow the header at `header_line`), and each mirror set for
+/// it, must be an http(s) URL.
+fn check_remotes(
+    located: &Located,
+    header_line: usize,
+    remotes: &[String],
+    settings: &BundlerSettings,
+) -> Result<()> {
+    let is_http = |s: &str| {
+        url::Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+    };
+    for (i, remote) in remotes.iter().enumerate() {
+        if !is_http(remote) {
+            return Err(Error::Server {
+                scope: crate::error::Scope::Source,
+                message: format!(
+                    "{}:{}: the gem source `{}` is not an http(s) URL",
+                    located.path.display(),
+                    header_line + 1 + i,
+                    crate::error::redact_url(remote)
+                ),
+                hint: "fix the Gemfile's `source` line (e.g. source \"https://rubygems.org\") and run `bundle lock`"
+                    .into(),
+            });
+        }
+        for mirror in settings.mirrors_for(&crate::error::redact_url(remote)) {
+            if !is_http(&mirror.uri) {
+                return Err(Error::Server {
+                    scope: crate::error::Scope::Source,
+                    message: format!(
+                        "the mirror `{}` for {} ({}) is not an http(s) URL",
+                        crate::error::redact_url(&mirror.uri),
+                        crate::error::redact_url(remote),
+                        mirror.from
+                    ),
+                    hint:
+                        "set the mirror to the http(s) URL of a gem server, or remove the setting"
+                            .into(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The environment's key: the closure as locked (names, versions, platforms, sources, checksums), what
@@ -261,7 +318,7 @@ pub fn prepare(
         },
         sourced,
     )?;
-    let requests = requests(lock, closure);
+    let requests = requests(s.located, lock, closure, settings)?;
     let key = env_dir
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());

@@ -60,6 +60,8 @@ pub struct Mirror {
     /// `mirror.<uri>.fallback_timeout`: when set, the mirror is used only if it accepts a TCP connection
     /// within this time; otherwise the next candidate (finally the source itself) is used.
     pub fallback_timeout: Option<Duration>,
+    /// The setting that names it, as the user wrote it (`BUNDLE_MIRROR__ALL in the environment`).
+    pub from: String,
 }
 
 /// Bundler's `Mirror::DEFAULT_FALLBACK_TIMEOUT`, what `fallback_timeout: true` means.
@@ -204,7 +206,11 @@ impl BundlerSettings {
                     continue;
                 };
                 // Layers are walked lowest precedence first, so a higher layer overwrites.
-                *slot = Some(value.as_str());
+                *slot = Some(Found {
+                    value: value.as_str(),
+                    key: key.as_str(),
+                    origin: &layer.origin,
+                });
             }
         }
         let (own, own_timeout) = match own {
@@ -214,9 +220,11 @@ impl BundlerSettings {
         [(all, all_timeout), (own, own_timeout)]
             .into_iter()
             .filter_map(|(uri, timeout)| {
+                let uri = uri?;
                 Some(Mirror {
-                    uri: normalize_uri(uri?),
-                    fallback_timeout: timeout.and_then(parse_fallback_timeout),
+                    uri: normalize_uri(uri.value),
+                    fallback_timeout: timeout.map(|t| t.value).and_then(parse_fallback_timeout),
+                    from: uri.describe(),
                 })
             })
             .collect()

@@ -75,7 +75,7 @@ pub fn run(
                     root.spec.version
                 ),
             );
-            let requests = requests(&lock, &closure);
+            let requests = requests(located, &lock, &closure, &settings)?;
             // The root gem's Ruby requirement: installed, else downloaded (by the lockfile's checksum or the
             // cached index's), else what its source's index says (read below).
             let downloaded = root

@@ -33,7 +33,7 @@ pub fn run(s: &Session<'_, '_>, json: bool, platform: Option<&str>) -> Result<()
     };
     let force_ruby = s.settings.flag("force_ruby_platform") || platform == Some("ruby");
     let closure = select(s.located, s.lock, &s.opts.gem, &local, force_ruby)?;
-    let requests = requests(s.lock, &closure);
+    let requests = requests(s.located, s.lock, &closure, s.settings)?;
     let sums = fetch::known_checksums(s.cache, s.settings, &requests, s.opts.offline);
     // By name, not by a search per gem: a hostile lockfile with a huge closure must stay linear.
     let by_name: std::collections::HashMap<&str, (&fetch::GemRequest, &plan::Digest)> = requests

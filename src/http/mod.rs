@@ -481,6 +481,16 @@ fn redirect_target(current: &Url, code: u16, location: Option<&str>) -> Result<U
             redact_url(next.as_str())
         )));
     }
+    // What was asked over https must not arrive over plain http, where anyone on the way can change it (the
+    // checksum catches changed gems, not changed indexes without one). A user who wants plain http says so by
+    // making the http:// URL the source or a mirror.
+    if current.scheme() == "https" && next.scheme() == "http" {
+        return Err(HttpError::Other(format!(
+            "{current} redirects to {}: from https down to plain http, which is refused; if that server only \
+             serves plain http, make its http:// URL the source or a mirror (BUNDLE_MIRROR__ALL)",
+            redact_url(next.as_str())
+        )));
+    }
     // Credentials a server puts in a Location are not ours to send, and must not be printed.
     let _ = next.set_username("");
     let _ = next.set_password(None);
@@ -556,5 +566,18 @@ mod tests {
         };
         assert!(!msg.contains("secret"), "{msg}");
         assert!(redirect_target(&current, 301, None).is_err());
+    }
+
+    #[test]
+    fn https_is_never_followed_down_to_http() {
+        let current = Url::parse("https://a/gems/x.gem").unwrap();
+        let Err(HttpError::Other(msg)) =
+            redirect_target(&current, 302, Some("http://a/gems/x.gem"))
+        else {
+            panic!("followed https down to http")
+        };
+        assert!(msg.contains("plain http, which is refused"), "{msg}");
+        let up = redirect_target(&current, 302, Some("https://b/x.gem")).unwrap();
+        assert_eq!(up.as_str(), "https://b/x.gem");
     }
 }

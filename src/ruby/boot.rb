@@ -23,19 +23,25 @@ rescue SystemCallError
 end
 # Compiled bytecode, cached across runs (the technique bootsnap made standard): Ruby asks `load_iseq` for every
 # file it loads; a cached iseq is used only when the file's path, size and mtime and this Ruby's revision and
-# platform all match (not the inode: a cache restored in CI gets new ones), and its payload matches the CRC stored
-# with it. Ruby's loader trusts its input and aborts with [BUG] on a damaged payload, so nothing unchecked reaches
-# it; a damaged entry is compiled again and replaced. Any error falls back to Ruby's own loading.
+# platform all match (not the inode, nor sub-second times in the store: a cache restored in CI gets new inodes,
+# and tar keeps whole seconds), and its payload matches the CRC stored with it. Ruby's loader trusts its input and
+# aborts with [BUG] on a damaged payload, so nothing unchecked reaches it; a damaged entry is compiled again and
+# replaced. Any error falls back to Ruby's own loading.
 module KamalLauncherBytecode
   DIR = File.expand_path("../../bytecode/#{RUBY_ENGINE}-#{RUBY_VERSION}-#{RUBY_REVISION}-#{RUBY_PLATFORM}", __dir__)
   # Starts every entry. Entries of the previous format begin with their source's path instead, so they never
   # match and are rewritten; a change to the format changes this.
   FORMAT = "kamal-launcher iseq 2\0".b
+  STORE = "#{File.expand_path("../../store", __dir__)}/"
 
   # An entry is FORMAT, the stamp, the payload's CRC-32 (4 bytes, big-endian), the payload (`to_binary`).
   def self.fetch(path)
     stat = File.stat(path)
-    stamp = "#{FORMAT}#{path}\0#{stat.size}\0#{stat.mtime.to_i}.#{stat.mtime.nsec}\0".b
+    # Files in the store never change (a change is damage, which `install` finds by their records), so whole
+    # seconds do there: what CI caches are made with (tar's default format, zip) keeps no more. Elsewhere (a PATH
+    # gem being edited) the exact time.
+    mtime = path.start_with?(STORE) ? stat.mtime.to_i : "#{stat.mtime.to_i}.#{stat.mtime.nsec}"
+    stamp = "#{FORMAT}#{path}\0#{stat.size}\0#{mtime}\0".b
     file = File.join(DIR, "#{Zlib.crc32(path).to_s(16)}-#{File.basename(path)}.iseq")
     data = begin
       File.binread(file)

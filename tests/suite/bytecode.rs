@@ -123,3 +123,62 @@ fn torn_bytecode_files_are_recompiled() {
     }
     assert_repaired(&launcher, &good);
 }
+
+/// Each cached bytecode file and its inode: a file compiled again is renamed in, so it has another.
+fn inodes(launcher: &Launcher) -> Vec<(PathBuf, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    iseq_files(launcher)
+        .into_iter()
+        .map(|f| {
+            let ino = fs::metadata(&f).unwrap().ino();
+            (f, ino)
+        })
+        .collect()
+}
+
+/// A CI cache restore gives every file a new inode and, through tar's default format, whole-second times, but
+/// keeps paths, sizes and contents: the bytecode cached before it is used as it is, nothing is compiled again
+/// (issue 21: before, each restored runner compiled everything on its first run).
+#[test]
+fn a_cache_restored_by_cp_or_tar_uses_its_bytecode_without_compiling_again() {
+    let server = serve();
+    let app = App::new(&Lock::new(server.url()));
+    let launcher = Launcher::new(app.path());
+    let good = filled(&launcher);
+    let cache = launcher.cache_path().to_path_buf();
+    let saved = cache.with_extension("saved");
+    fs::rename(&cache, &saved).unwrap();
+    let archive = cache.with_extension("tar");
+    for (how, restore) in [
+        (
+            "cp -a",
+            format!("cp -a '{}' '{}'", saved.display(), cache.display()),
+        ),
+        (
+            "tar",
+            format!(
+                "tar -C '{s}' -cf '{a}' . && mkdir '{c}' && tar -C '{c}' -xpf '{a}'",
+                s = saved.display(),
+                a = archive.display(),
+                c = cache.display()
+            ),
+        ),
+    ] {
+        let _ = fs::remove_dir_all(&cache);
+        let status = std::process::Command::new("sh")
+            .args(["-c", &restore])
+            .status()
+            .unwrap();
+        assert!(status.success(), "{restore}");
+        let restored = inodes(&launcher);
+        assert_eq!(restored.len(), good.len(), "{how}");
+        let out = run(&launcher, &["exec", "--", "specs"]);
+        assert_success(&out);
+        assert!(out.stdout_lines().contains(&"ext=hello from C"), "{out}");
+        assert_eq!(
+            inodes(&launcher),
+            restored,
+            "{how}: bytecode was compiled again after the restore\n{out}"
+        );
+    }
+}

@@ -702,3 +702,69 @@ fn compact_index_with_unknown_keys_and_lines_is_understood() {
     assert_success(&out);
     assert_eq!(gem_paths(&server), small_gems());
 }
+
+// ---- what is not https stays out ----
+
+/// An https source that redirects to plain http is refused: the bytes would cross the network unprotected
+/// (issue 21). Nothing is asked of the plain server and nothing is installed.
+#[test]
+fn an_https_source_redirecting_down_to_plain_http_is_refused() {
+    let pki = Pki::new();
+    let server = serve();
+    let tls = TlsServer::start(&pki, server.addr(), false);
+    let plain = serve();
+    for path in SMALL_GEMS {
+        server.set_fault(
+            path,
+            Fault::Redirect(format!("{}{}", plain.url(), &path[1..])),
+        );
+    }
+    let app = App::new(&Lock::new(tls.url()));
+    let launcher = Launcher::new(app.path()).env("SSL_CERT_FILE", pki.ca_pem());
+    let out = install_small(&launcher);
+    assert_failure(&out);
+    assert_mentions(&out, &["plain http", "refused", &plain.url()]);
+    assert!(
+        plain.requests().is_empty(),
+        "followed https down to http: {:?}",
+        plain.requests()
+    );
+    assert!(
+        launcher.store_units().is_empty(),
+        "{:?}",
+        launcher.store_units()
+    );
+
+    // Plain http chosen by the user (the source's or a mirror's own http:// URL) is theirs to choose.
+    let out = install_small(&launcher.clone().env("BUNDLE_MIRROR__ALL", plain.url()));
+    assert_success(&out);
+    assert_eq!(gem_paths(&plain), small_gems());
+}
+
+/// A source or mirror that is not an http(s) URL (`-o…`, `--config=…`, `ftp://`) is refused before anything is
+/// fetched, naming the lockfile line or the setting, with the fix (issue 21).
+#[test]
+fn a_source_or_mirror_that_is_not_an_http_url_is_refused_by_name() {
+    let server = serve();
+    for remote in ["-o/tmp/owned", "ftp://127.0.0.1/gems/"] {
+        let app = App::new(&Lock::new(remote.to_string()));
+        let out = install_small(&Launcher::new(app.path()));
+        assert_failure(&out);
+        assert_mentions(
+            &out,
+            &[
+                "Gemfile.lock:2",
+                remote,
+                "not an http(s) URL",
+                "bundle lock",
+            ],
+        );
+    }
+    let app = App::new(&Lock::new(server.url()));
+    for mirror in ["--config=/tmp/x", "file:///tmp/gems"] {
+        let out = install_small(&Launcher::new(app.path()).env("BUNDLE_MIRROR__ALL", mirror));
+        assert_failure(&out);
+        assert_mentions(&out, &[mirror, "BUNDLE_MIRROR__ALL", "not an http(s) URL"]);
+    }
+    assert!(server.requests().is_empty(), "{:?}", server.requests());
+}
