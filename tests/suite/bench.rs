@@ -10,8 +10,17 @@ use support::{App, Launcher, Lock, Server, assert_success, fixtures, require_rub
 
 /// Runs hyperfine over named commands and returns each one's median seconds.
 fn hyperfine(runs: usize, prepare: Option<&str>, commands: &[(&str, String)]) -> Vec<f64> {
+    let each: Vec<(&str, Option<&str>, String)> = commands
+        .iter()
+        .map(|(name, command)| (*name, prepare, command.clone()))
+        .collect();
+    hyperfine_each(runs, &each)
+}
+
+/// Runs hyperfine over named commands, each with its own prepare step, and returns each one's median seconds.
+fn hyperfine_each(runs: usize, commands: &[(&str, Option<&str>, String)]) -> Vec<f64> {
     // Each command once, outside hyperfine, so that a failing one shows its own output.
-    for (name, command) in commands {
+    for (name, prepare, command) in commands {
         let script = match prepare {
             Some(p) => format!("{p} && {command}"),
             None => command.clone(),
@@ -37,12 +46,15 @@ fn hyperfine(runs: usize, prepare: Option<&str>, commands: &[(&str, String)]) ->
     ])
     .arg("--export-json")
     .arg(&json);
-    match prepare {
-        // A prepare step needs a shell; hyperfine subtracts the shell's own start-up time.
-        Some(p) => cmd.args(["--prepare", p]),
-        None => cmd.arg("-N"),
-    };
-    for (name, command) in commands {
+    if commands.iter().all(|(_, prepare, _)| prepare.is_none()) {
+        cmd.arg("-N");
+    } else {
+        // A prepare step needs a shell; hyperfine subtracts the shell's own start-up time. One per command.
+        for (_, prepare, _) in commands {
+            cmd.args(["--prepare", prepare.unwrap_or("true")]);
+        }
+    }
+    for (name, _, command) in commands {
         cmd.args(["-n", name, command]);
     }
     let status = cmd.status().expect("hyperfine (apt-get install hyperfine)");
@@ -761,5 +773,63 @@ fn bench_ruby_behind_a_shim() {
         medians[0] * 1e3,
         medians[1] * 1e3,
         (medians[1] - medians[0]) * 1e3
+    );
+}
+
+/// Issue 21: a CI cache restore (tar: new inodes, whole-second times) starts as warm as the cache it was saved
+/// from. The real kamal 2.12.0, `kamal version`: the cache as it was; the same cache restored from a tar archive
+/// before every run, at the same path; and, for what a restore that invalidated the bytecode cost, restored
+/// without its bytecode.
+#[test]
+#[ignore = "benchmark: run scripts/bench"]
+fn bench_restored_cache() {
+    require_ruby();
+    assert!(which("hyperfine").is_some(), "install hyperfine");
+    let real = support::real::real_kamal();
+    let launcher = Launcher::new(real.app.path());
+    for _ in 0..2 {
+        assert_success(&launcher.clone().args(["exec", "--", "version"]).run());
+    }
+    let cache = launcher.cache_path().to_path_buf();
+    let archive = tempfile::tempdir().unwrap();
+    let tar = archive.path().join("cache.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&cache)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bin = env!("CARGO_BIN_EXE_kamal-launcher");
+    let run = format!(
+        "env KAMAL_LAUNCHER_CACHE_DIR={} {bin} --lockfile {} exec -- version",
+        sh_quote(&cache),
+        sh_quote(&real.lockfile())
+    );
+    let restore = format!(
+        "rm -rf {c} && mkdir {c} && tar -C {c} -xpf {t}",
+        c = sh_quote(&cache),
+        t = sh_quote(&tar)
+    );
+    let without_bytecode = format!(
+        "{restore} && rm -rf {}",
+        sh_quote(&cache.join("v2/bytecode"))
+    );
+    let medians = hyperfine_each(
+        30,
+        &[
+            ("as saved", Some("true"), run.clone()),
+            ("restored from tar", Some(&restore), run.clone()),
+            ("restored, bytecode lost", Some(&without_bytecode), run),
+        ],
+    );
+    println!(
+        "\nRESTORED: as saved {:.1} ms, restored from tar {:.1} ms ({:+.1} ms), restored without bytecode {:.1} ms",
+        medians[0] * 1e3,
+        medians[1] * 1e3,
+        (medians[1] - medians[0]) * 1e3,
+        medians[2] * 1e3
     );
 }

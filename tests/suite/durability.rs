@@ -240,3 +240,39 @@ fn a_damaged_ruby_probe_memo_is_probed_again_not_believed() {
         "another environment was installed"
     );
 }
+
+/// Issue 21: ed25519's native extension emptied in the store. net-ssh rescues the LoadError, so kamal would
+/// run on with ed25519 keys silently unusable; `install` verifies every file of the environment's gems, says
+/// what is damaged and builds it again, after which the extension loads.
+#[test]
+fn an_emptied_native_extension_is_found_by_install_and_built_again() {
+    let real = support::real::real_kamal();
+    let launcher = Launcher::new(real.app.path());
+    assert_success(&launcher.clone().args(["exec", "--", "version"]).run());
+    let so = support::built_extension(&launcher, "ed25519");
+    let require = |path: &Path| {
+        support::clean_command("ruby")
+            .args(["-e", &format!("require {:?}", path.to_str().unwrap())])
+            .output()
+            .unwrap()
+    };
+    assert!(require(&so).status.success());
+    let good = fs::read(&so).unwrap();
+    fs::write(&so, b"").unwrap();
+    // The fault bites: Ruby cannot load what is left.
+    assert!(!require(&so).status.success());
+
+    let out = launcher.clone().arg("install").run();
+    assert_success(&out);
+    assert!(
+        out.stderr.contains("damaged")
+            && out.stderr.contains("ed25519")
+            && out.stderr.contains("repairing"),
+        "install did not say it repairs ed25519:\n{out}"
+    );
+    let so = support::built_extension(&launcher, "ed25519");
+    assert!(!fs::read(&so).unwrap().is_empty() && !good.is_empty());
+    assert!(require(&so).status.success(), "{out}");
+    let again = launcher.clone().arg("install").run();
+    assert!(again.stderr.contains("already installed"), "{again}");
+}

@@ -8,8 +8,6 @@ use crate::pinned_launcher::{
 use crate::support::{self, Launcher, Server, assert_success, clean_command};
 use support::real::{REAL_KAMAL_VERSION, real_kamal};
 
-use std::path::{Path, PathBuf};
-
 /// What `ruby -e CODE` prints, trimmed.
 fn ruby(code: &str) -> String {
     let out = clean_command("ruby").args(["-e", code]).output().unwrap();
@@ -52,20 +50,6 @@ fn this_machine_runs_the_tier_it_names() {
     }
 }
 
-/// Files under `dir` whose names end with `suffix`.
-fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() && !path.is_symlink() {
-            found.extend(files_ending(&path, suffix));
-        } else if path.to_string_lossy().ends_with(suffix) {
-            found.push(path);
-        }
-    }
-    found
-}
-
 /// The real kamal 2.12.0 closure (native extensions built against this Ruby's headers), locked by this machine's
 /// Bundler: a cold install from an empty cache, then a warm start that needs no network.
 #[test]
@@ -77,17 +61,8 @@ fn the_real_kamal_installs_cold_then_runs_warm() {
     assert_eq!(cold.stdout, format!("{REAL_KAMAL_VERSION}\n"), "{cold}");
 
     // The two native extensions of the closure load into this Ruby.
-    for gem in ["ed25519-", "bcrypt_pbkdf-"] {
-        let unit = launcher
-            .store_unit_dirs()
-            .into_iter()
-            .find(|dir| dir.file_name().unwrap().to_string_lossy().starts_with(gem))
-            .unwrap_or_else(|| panic!("no {gem} in {:?}", launcher.store_unit_dirs()));
-        let built = files_ending(&unit, &format!(".{}", std::env::consts::DLL_EXTENSION))
-            .into_iter()
-            .chain(files_ending(&unit, ".bundle"))
-            .next()
-            .unwrap_or_else(|| panic!("{gem}: no extension built under {}", unit.display()));
+    for gem in ["ed25519", "bcrypt_pbkdf"] {
+        let built = support::built_extension(&launcher, gem);
         ruby(&format!("require {:?}", built.to_str().unwrap()));
     }
 

@@ -83,3 +83,37 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(bytes))
 }
+
+/// Files under `dir` (symlinks not followed) whose names end with `suffix`.
+pub fn files_ending(dir: &std::path::Path, suffix: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() && !path.is_symlink() {
+            found.extend(files_ending(&path, suffix));
+        } else if path.to_string_lossy().ends_with(suffix) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// The native extension a gem's installed unit (`store/<abi>/<gem>-…`) built, as Ruby names it on this OS.
+pub fn built_extension(launcher: &Launcher, gem: &str) -> PathBuf {
+    let prefix = format!("{gem}-");
+    let unit = launcher
+        .store_unit_dirs()
+        .into_iter()
+        .find(|dir| {
+            dir.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&prefix)
+        })
+        .unwrap_or_else(|| panic!("no {gem} in {:?}", launcher.store_unit_dirs()));
+    files_ending(&unit, &format!(".{}", std::env::consts::DLL_EXTENSION))
+        .into_iter()
+        .chain(files_ending(&unit, ".bundle"))
+        .next()
+        .unwrap_or_else(|| panic!("{gem}: no extension built under {}", unit.display()))
+}
