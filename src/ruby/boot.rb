@@ -107,11 +107,28 @@ units = manifest.map { |dir, _| File.expand_path(dir, base) }
 # Only the locked gems (and Ruby's default gems) are visible; the environment variables are left alone.
 Gem.use_paths(base, units)
 
+REPAIR_HINT = "  hint: `kamal-launcher install` (through bin/kamal: `KAMAL_LAUNCHER_CLI=1 bin/kamal install`) " \
+              "checks every installed file and repairs what is damaged"
+
+# A file of the store that Ruby cannot load (it no longer parses, or an extension is cut short) is damage in the
+# cache, not kamal's bug: said as such, with the command that repairs it, instead of a backtrace into the cache.
+# Anything else is kamal's own error and is raised as it is.
+def kamal_launcher_damaged(error)
+  store = KamalLauncherBytecode::STORE
+  file = case error
+         when SyntaxError then (error.respond_to?(:path) && error.path) || error.message[/\A(.+?):\d+:/, 1]
+         when LoadError then error.message[/#{Regexp.escape(store)}\S+/o]
+         end
+  raise error unless file&.start_with?(store)
+  detail = error.message.lines.first.to_s.strip.delete_prefix("#{file}:").sub(/\A(\d+):\s*/, 'line \\1: ')
+  abort "kamal-launcher: #{file}, in kamal-launcher's cache, cannot be loaded (#{error.class}: #{detail})\n" \
+        "#{REPAIR_HINT}"
+end
+
 specs = manifest.map do |dir, full|
   path = File.expand_path("#{dir}/specifications/#{full}.gemspec", base)
   Gem::Specification.load(path) or
-    abort "kamal-launcher: cannot load #{path}\n  hint: `kamal-launcher install` (through bin/kamal: " \
-          "`KAMAL_LAUNCHER_CLI=1 bin/kamal install`) repairs the environment"
+    abort "kamal-launcher: #{path}, in kamal-launcher's cache, cannot be loaded\n#{REPAIR_HINT}"
 end
 # Dependencies come first, so every gem finds its locked dependencies already active and RubyGems never
 # chooses a version itself (not even a newer default gem).
@@ -126,4 +143,8 @@ unless root.executables.include?(exe)
         "  hint: choose one with --exe NAME (through bin/kamal: KAMAL_LAUNCHER_EXE=NAME)"
 end
 $0 = root.bin_file(exe)
-load $0
+begin
+  load $0
+rescue SyntaxError, LoadError => e
+  kamal_launcher_damaged(e)
+end

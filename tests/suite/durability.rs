@@ -276,3 +276,35 @@ fn an_emptied_native_extension_is_found_by_install_and_built_again() {
     let again = launcher.clone().arg("install").run();
     assert!(again.stderr.contains("already installed"), "{again}");
 }
+
+/// Issue 21: a Ruby file or a gemspec in the store that no longer parses (a flipped byte, a file cut short) is
+/// named as a damaged file in the launcher's cache, with the command that repairs it, instead of a raw Ruby
+/// backtrace that never mentions the cache; `install` then repairs it.
+#[test]
+fn a_damaged_ruby_file_or_gemspec_is_named_as_cache_damage_with_the_fix() {
+    let server = serve();
+    for what in ["exe/kamal", "gemspec"] {
+        let (_app, launcher) = installed(&server);
+        let path = unit_file(&launcher, "kamal", what);
+        let good = fs::read(&path).unwrap();
+        fs::write(&path, "def broken(\n").unwrap();
+        let out = version(&launcher);
+        assert!(!out.status.success(), "{what}: {out}");
+        assert!(
+            out.stderr.contains(&path.display().to_string())
+                && out.stderr.contains("kamal-launcher's cache")
+                && out.stderr.contains("kamal-launcher install"),
+            "{what}: the damage is not named as such:\n{out}"
+        );
+        assert!(
+            !out.stderr.contains("\tfrom "),
+            "{what}: a raw backtrace:\n{out}"
+        );
+        let repaired = launcher.clone().arg("install").run();
+        assert_success(&repaired);
+        assert_eq!(fs::read(&path).unwrap(), good, "{what}: {repaired}");
+        let out = version(&launcher);
+        assert_success(&out);
+        assert_eq!(out.stdout.trim(), kamal_version());
+    }
+}
