@@ -535,15 +535,12 @@ fn a_stalled_download_times_out_after_bundle_timeout() {
     let server = serve();
     server.set_fault(SMALL_GEMS[0], Fault::StallAfter(100));
     let app = App::new(&Lock::new(server.url()));
-    let started = std::time::Instant::now();
     let out = install_small(&Launcher::new(app.path()).env("BUNDLE_TIMEOUT", "1"));
     assert_failure(&out);
-    assert_mentions(&out, &["BUNDLE_TIMEOUT", "after 100 bytes", SMALL_GEMS[0]]);
-    // Well under the 10 s default: the setting, not the default, bounded the wait.
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(8),
-        "{:?}",
-        started.elapsed()
+    // The setting, not the 10 s default, bounded the wait (said, not timed: a loaded machine is slow).
+    assert_mentions(
+        &out,
+        &["nothing arrived for 1s", "BUNDLE_TIMEOUT", "after 100 bytes", SMALL_GEMS[0]],
     );
 }
 
