@@ -461,10 +461,12 @@ mod tests {
                 Mirror {
                     uri: "http://all/".into(),
                     fallback_timeout: Some(Duration::from_millis(100)),
+                    from: "BUNDLE_MIRROR__ALL in the environment".into(),
                 },
                 Mirror {
                     uri: "http://one/".into(),
                     fallback_timeout: Some(Duration::from_secs(2)),
+                    from: "BUNDLE_MIRROR__HTTPS://RUBYGEMS__ORG/ in the environment".into(),
                 },
             ]
         );
