@@ -479,6 +479,13 @@ fn cache_check(cache: &Cache) -> Check {
     let probe = dir.join(format!(".doctor-{}", std::process::id()));
     let result = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&probe, b""));
     let _ = std::fs::remove_file(&probe);
+    // Writable, but nothing built there could run: native extensions would fail to build, then to load.
+    let exec = dir.join(format!(".doctor-{}-exec", std::process::id()));
+    if result.is_ok()
+        && let Err(noexec) = crate::trust::check_exec(&exec, dir)
+    {
+        return Check::fail("Cache", noexec.to_string(), noexec.fix());
+    }
     match result {
         Ok(()) => Check::pass(
             "Cache",

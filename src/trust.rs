@@ -11,6 +11,10 @@
 //! private group (group name = user name, gid = the effective gid: Ubuntu's umask 002 convention). Deeper
 //! directories need no check: only whoever may write their parent can create or replace them.
 //!
+//! A cache where nothing may run is refused too: on a filesystem mounted `noexec` (a common hardening of /tmp and
+//! CI mounts) native extensions fail to build and, once installed, fail to load ([`check_exec`],
+//! [`check_mounted_exec`]).
+//!
 //! This module uses nothing else in the crate, so that `error.rs` can carry its error.
 
 use std::fs::{self, DirBuilder, Metadata};
@@ -35,9 +39,14 @@ pub enum Reason {
     WorldWritable,
 }
 
-/// Why the cache cannot be trusted.
+/// Why the cache cannot be used: another user could change it, or nothing in it may run.
 #[derive(Debug)]
 pub enum Distrust {
+    /// The cache is on a filesystem mounted `noexec`: native extensions built there cannot be loaded.
+    NoExec {
+        /// The cache directory.
+        path: PathBuf,
+    },
     /// A directory on the cache's path that another user could change.
     Untrusted {
         /// The directory.
@@ -66,7 +75,7 @@ impl std::error::Error for Distrust {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Distrust::Unreadable { source, .. } => Some(source),
-            Distrust::Untrusted { .. } => None,
+            Distrust::Untrusted { .. } | Distrust::NoExec { .. } => None,
         }
     }
 }
@@ -74,6 +83,12 @@ impl std::error::Error for Distrust {
 impl std::fmt::Display for Distrust {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Distrust::NoExec { path } => write!(
+                f,
+                "refusing to use the cache: {} is on a filesystem mounted noexec, where the native extensions kamal \
+                 needs (ed25519, bcrypt_pbkdf) can be neither built nor loaded",
+                path.display()
+            ),
             Distrust::Unreadable { path, source } => write!(
                 f,
                 "refusing to use the cache: cannot read the owner and permissions of {}: {source}",
@@ -120,6 +135,15 @@ impl Distrust {
             "set KAMAL_LAUNCHER_CACHE_DIR to a directory of your own"
         };
         match self {
+            Distrust::NoExec { .. } => format!(
+                "set KAMAL_LAUNCHER_CACHE_DIR{} to a directory on a filesystem that allows executables, such as one \
+                 in your home directory (hardened /tmp and CI scratch mounts often do not)",
+                if crate::invocation::flags_are_ours() {
+                    " (or --cache-dir)"
+                } else {
+                    ""
+                }
+            ),
             Distrust::Unreadable { path, .. } => format!(
                 "check the permissions of {}, or {elsewhere}",
                 path.display()
@@ -210,6 +234,100 @@ pub fn check(dir: &Path, layout: &str, top_level: &[&str]) -> Result<(), Distrus
         }
     }
     Ok(())
+}
+
+/// Checks that files in the cache `dir` may run, by asking the kernel about `probe`, a path in the cache's private
+/// temporary area (same filesystem): a tiny file is written there with mode 0755 and `access(X_OK)` asked of it,
+/// which a `noexec` mount answers with `EACCES` on Linux and macOS alike (even for root), the same refusal that
+/// `mmap(PROT_EXEC)` of a native extension meets. Writes a file: for the cold path, once, before anything is
+/// built. A probe that cannot be written says nothing (whatever writes there next reports why).
+pub fn check_exec(probe: &Path, dir: &Path) -> Result<(), Distrust> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o755)
+        .open(probe);
+    if written.is_err() {
+        return Ok(());
+    }
+    drop(written);
+    let refused = std::ffi::CString::new(probe.as_os_str().as_bytes()).is_ok_and(|c| {
+        // SAFETY: `c` is a NUL-terminated path that outlives the call.
+        let rc = unsafe { libc::access(c.as_ptr(), libc::X_OK) };
+        rc != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EACCES)
+    });
+    let _ = fs::remove_file(probe);
+    if refused {
+        return Err(Distrust::NoExec {
+            path: dir.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// The warm path's check that `path` (an installed environment) is not on a `noexec` mount: its mount flags, one
+/// `statvfs`/`statfs` call that writes nothing (a read-only restored cache must still run) and costs what one of
+/// [`check`]'s `stat` calls does. Creating and probing a file as [`check_exec`] does is too much for every start;
+/// and no file the warm path already knows is executable. Where the mount flags cannot be read this way, only the
+/// cold path's probe guards. `dir` is the cache directory, for the message.
+pub fn check_mounted_exec(path: &Path, dir: &Path) -> Result<(), Distrust> {
+    if mounted_noexec(path) {
+        return Err(Distrust::NoExec {
+            path: dir.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether `path`'s filesystem is mounted `noexec` (`false` when that cannot be told).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn mounted_noexec(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: all-zero bytes are a valid `statvfs`; it is only read after the call filled it.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `st` a valid out-pointer.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    rc == 0 && st.f_flag & libc::ST_NOEXEC != 0
+}
+
+/// Whether `path`'s filesystem is mounted `noexec` (`false` when that cannot be told). macOS and the BSDs report
+/// it in `statfs`'s flags, not `statvfs`'s.
+#[cfg(any(
+    target_vendor = "apple",
+    target_os = "freebsd",
+    target_os = "dragonfly",
+    target_os = "openbsd"
+))]
+fn mounted_noexec(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: all-zero bytes are a valid `statfs`; it is only read after the call filled it.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `st` a valid out-pointer.
+    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    let noexec = u64::from(st.f_flags) & (libc::MNT_NOEXEC as u64) != 0;
+    rc == 0 && noexec
+}
+
+/// Elsewhere the mount flags are not read: the cold path's probe ([`check_exec`]) still guards.
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_vendor = "apple",
+    target_os = "freebsd",
+    target_os = "dragonfly",
+    target_os = "openbsd"
+)))]
+fn mounted_noexec(_path: &Path) -> bool {
+    false
 }
 
 /// Checks `path`, creating it (mode 0755) when missing; `false` when it is still missing.

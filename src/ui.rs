@@ -1,5 +1,6 @@
 //! The launcher's own output. stdout belongs to kamal, so everything here goes to stderr: progress on a
-//! terminal, nothing off a terminal unless asked (`-v`), warnings and errors always.
+//! terminal (off one, a plain line now and then while a long install runs, for CI logs), details when asked
+//! (`-v`), warnings and errors always.
 
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
@@ -62,21 +63,25 @@ impl Ui {
     }
 
     fn line(&self, msg: &str) {
-        // A message printed while a progress line is drawn takes the line's place; the line is drawn again below
-        // it at the next tick.
-        let mut screen = screen();
-        let mut err = std::io::stderr().lock();
-        if screen.drawn {
-            let _ = write!(err, "\r{ERASE_LINE}");
-            screen.drawn = false;
-        }
-        let _ = writeln!(err, "{msg}");
+        write_line(msg);
     }
 
     /// `text` in bold and the SGR colour `code` (`"32"`: green) when colour is on for stderr.
     pub fn paint(&self, text: &str, code: &str) -> String {
         painted(text, &format!("1;{code}"), self.color)
     }
+}
+
+/// Writes `msg` and a newline to stderr. A message printed while a progress line is drawn takes the line's place;
+/// the line is drawn again below it at the next tick.
+fn write_line(msg: &str) {
+    let mut screen = screen();
+    let mut err = std::io::stderr().lock();
+    if screen.drawn {
+        let _ = write!(err, "\r{ERASE_LINE}");
+        screen.drawn = false;
+    }
+    let _ = writeln!(err, "{msg}");
 }
 
 /// `text` with the SGR attributes `sgr` (`"32"`, `"1;31"`) when `color`, else as it is: for output that goes
@@ -91,13 +96,17 @@ pub fn painted(text: &str, sgr: &str, color: bool) -> String {
 
 /// A live progress display on stderr, one line: what is being done (labels aligned), a bar, done out of a total
 /// known from the start, bytes for downloads, a spinner and the gems being worked on (a native extension's build
-/// named as such). Draws only on a terminal (with `-v`, each event is a line instead); stops and clears itself
-/// when dropped. The line never reaches the terminal's last column, with room left for the `^C` the terminal
+/// named as such). Draws only on a terminal; off one (a CI log), a plain line every [`LOG_INTERVAL`] says the
+/// same and the rate, so a long install is never silent, while one that ends sooner prints nothing (with `-v`,
+/// each event is a line too). Stops and clears itself when dropped. The line never reaches the terminal's last column, with room left for the `^C` the terminal
 /// echoes; an interrupt clears it for good and says what was kept ([`interrupt_report`]).
 pub struct Progress<'a> {
     ui: &'a Ui,
     state: std::sync::Arc<Mutex<ProgressState>>,
     ticker: Option<std::thread::JoinHandle<()>>,
+    /// Dropped to wake the log reporter at once (it waits for its next line on the other end), so that the end of
+    /// a display never waits for a tick.
+    stop: Option<std::sync::mpsc::Sender<()>>,
 }
 
 #[derive(Default)]
@@ -126,6 +135,34 @@ static SCREEN: Mutex<Screen> = Mutex::new(Screen { drawn: false });
 
 fn screen() -> std::sync::MutexGuard<'static, Screen> {
     SCREEN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How often a progress display off a terminal says where it is: often enough that a CI log shows a slow or
+/// stalled install moving (or not), as Bundler's and cargo's do, rarely enough that a fast one says nothing.
+const LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// When this process's first progress display started: lines off a terminal fall due every [`LOG_INTERVAL`] from
+/// it, whichever display is showing (downloads, then installs), and say how long the whole has taken.
+static FIRST_SHOWN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// The interval between progress lines off a terminal. `KAMAL_LAUNCHER_PROGRESS_INTERVAL` (`1s`, `500ms`, or
+/// seconds) exists for tests, which cannot wait 30 s for a line; anything unreadable leaves the default.
+fn log_interval() -> std::time::Duration {
+    std::env::var("KAMAL_LAUNCHER_PROGRESS_INTERVAL")
+        .ok()
+        .and_then(|v| parse_interval(v.trim()))
+        .unwrap_or(LOG_INTERVAL)
+}
+
+fn parse_interval(text: &str) -> Option<std::time::Duration> {
+    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 0.001)
+    } else {
+        (text.strip_suffix('s').unwrap_or(text), 1.0)
+    };
+    let secs = number.trim().parse::<f64>().ok()? * scale;
+    // Below 10 ms the log would be nothing but progress lines.
+    (secs.is_finite() && secs >= 0.01).then(|| std::time::Duration::from_secs_f64(secs))
 }
 
 /// Erases the whole current line (the cursor stays where it is: `\r` first).
@@ -188,10 +225,60 @@ impl Ui {
                 }
             })
         });
+        let mut stop = None;
+        let ticker = ticker.or_else(|| {
+            (!self.tty && self.level >= Level::Normal).then(|| {
+                let (sender, stopped) = std::sync::mpsc::channel();
+                stop = Some(sender);
+                let state = state.clone();
+                let color = self.color;
+                std::thread::spawn(move || log_progress(&state, &stopped, color))
+            })
+        });
         Progress {
             ui: self,
             state,
             ticker,
+            stop,
+        }
+    }
+}
+
+/// Off a terminal: a line every [`log_interval`] from the first display's start, by the newest live display (the
+/// one a terminal would show), until `stopped` says the display ended (its sender is dropped).
+fn log_progress(
+    state: &Mutex<ProgressState>,
+    stopped: &std::sync::mpsc::Receiver<()>,
+    color: bool,
+) {
+    use std::sync::mpsc::RecvTimeoutError;
+    use std::time::Instant;
+    let interval = log_interval();
+    let first = *FIRST_SHOWN.get_or_init(Instant::now);
+    // The rate is over the last interval, not the whole: a download that stalled says 0 B/s at once.
+    let mut last = (Instant::now(), 0u64);
+    loop {
+        let since = first.elapsed();
+        let ticks = since.as_nanos() / interval.as_nanos().max(1) + 1;
+        let due = first + interval * u32::try_from(ticks).unwrap_or(u32::MAX);
+        match stopped.recv_timeout(due.saturating_duration_since(Instant::now())) {
+            Err(RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        let s = state.lock().unwrap_or_else(|e| e.into_inner());
+        if s.stopped {
+            return;
+        }
+        let now = Instant::now();
+        let rate = (s.bytes.saturating_sub(last.1) as f64
+            / now.duration_since(last.0).as_secs_f64().max(0.001)) as u64;
+        last = (now, s.bytes);
+        let newest = LIVE_BARS.lock().unwrap_or_else(|e| e.into_inner()).last() == Some(&s.id);
+        // Once interrupted, the handler's line is the last word.
+        if newest && !crate::children::interrupted() {
+            let line = s.log_line(first.elapsed(), rate, color);
+            drop(s);
+            write_line(&line);
         }
     }
 }
@@ -238,6 +325,52 @@ fn fit(line: &str, width: usize) -> String {
 static LIVE_BARS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
 
 impl ProgressState {
+    /// The line for a log (off a terminal), `elapsed` since the first display started, with the download rate of
+    /// the last interval: `Downloading: 3 of 23 gems, 412.0 KiB at 1.0 KiB/s; waiting on net-ssh, ed25519
+    /// (1m30s elapsed)`. Plain text of any length: a log does not wrap, and `\r` would garble it.
+    fn log_line(&self, elapsed: std::time::Duration, rate: u64, color: bool) -> String {
+        let mut line = format!(
+            "{}: {} of {}",
+            painted(self.verb, "1;32", color),
+            self.done,
+            count(self.total, "gem", "gems")
+        );
+        if self.verb == "Downloading" {
+            line.push_str(&format!(
+                ", {} at {}/s",
+                human_bytes(self.bytes),
+                human_bytes(rate)
+            ));
+        }
+        let (mut native, mut others) = (Vec::new(), Vec::new());
+        for name in &self.active {
+            match self.shown.get(name) {
+                Some((shown, true)) => native.push(shown.as_str()),
+                Some((shown, false)) => others.push(shown.as_str()),
+                None => others.push(name.as_str()),
+            }
+        }
+        if !native.is_empty() {
+            line.push_str(&format!(
+                "; building {} (native extension{})",
+                native.join(", "),
+                if native.len() == 1 { "" } else { "s" }
+            ));
+        }
+        if !others.is_empty() {
+            // A download waits on its server; anything else is being worked on here.
+            let doing = match self.verb {
+                "Downloading" => "waiting on",
+                "Installing" => "installing",
+                "Building" => "building",
+                _ => "working on",
+            };
+            line.push_str(&format!("; {doing} {}", others.join(", ")));
+        }
+        line.push_str(&format!(" ({} elapsed)", clock(elapsed)));
+        line
+    }
+
     /// The line for a terminal `width` columns wide (see [`fit`]); with `color`, the label is painted.
     fn render(&self, width: usize, color: bool) -> String {
         const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
@@ -413,6 +546,7 @@ impl Drop for Progress<'_> {
             .unwrap_or_else(|e| e.into_inner())
             .retain(|&live| live != id);
         self.update(|s| s.stopped = true);
+        drop(self.stop.take());
         if let Some(t) = self.ticker.take() {
             let _ = t.join();
             let mut screen = screen();
@@ -441,6 +575,16 @@ fn past_tense(verb: &str) -> &'static str {
         "Installing" => "installed",
         "Building" => "built",
         _ => "finished",
+    }
+}
+
+/// A duration as a log says it, to the second: `45s`, `1m30s`, `1h02m`.
+fn clock(elapsed: std::time::Duration) -> String {
+    let secs = elapsed.as_secs();
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
+        _ => format!("{}h{:02}m", secs / 3600, secs % 3600 / 60),
     }
 }
 
@@ -561,6 +705,41 @@ mod tests {
             painted.replace("\x1b[1;32m", "").replace("\x1b[0m", ""),
             inst
         );
+    }
+
+    #[test]
+    fn log_lines_say_what_is_done_left_and_waited_on() {
+        let mut downloading = state("Downloading", 3, 23);
+        downloading.bytes = 412 * 1024;
+        downloading.active = vec!["net-ssh-7.3.3".into(), "ed25519-1.4.0".into()];
+        for (full, name) in [("net-ssh-7.3.3", "net-ssh"), ("ed25519-1.4.0", "ed25519")] {
+            downloading.shown.insert(full.into(), (name.into(), false));
+        }
+        assert_eq!(
+            downloading.log_line(std::time::Duration::from_secs(90), 1024, false),
+            "Downloading: 3 of 23 gems, 412.0 KiB at 1.0 KiB/s; waiting on net-ssh, ed25519 (1m30s elapsed)"
+        );
+        let mut installing = state("Installing", 22, 23);
+        installing.active = vec!["thor-1.5.0".into(), "bigdecimal-4.1.2".into()];
+        installing
+            .shown
+            .insert("bigdecimal-4.1.2".into(), ("bigdecimal".into(), true));
+        assert_eq!(
+            installing.log_line(std::time::Duration::from_secs(3725), 0, false),
+            "Installing: 22 of 23 gems; building bigdecimal (native extension); installing thor-1.5.0 (1h02m elapsed)"
+        );
+        assert_eq!(clock(std::time::Duration::from_millis(59_999)), "59s");
+        assert_eq!(
+            parse_interval("1s"),
+            Some(std::time::Duration::from_secs(1))
+        );
+        assert_eq!(
+            parse_interval("250ms"),
+            Some(std::time::Duration::from_millis(250))
+        );
+        assert_eq!(parse_interval("2"), Some(std::time::Duration::from_secs(2)));
+        assert_eq!(parse_interval("0"), None);
+        assert_eq!(parse_interval("soon"), None);
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub fn run(s: &Session<'_, '_>, args: Option<&[OsString]>) -> Result<()> {
         ui.summary(&format!("{} {}: {gems} {what}", root.name, root.version));
     };
     if installed {
+        // A cache that became noexec (remounted, restored onto a hardened mount) would run kamal without its
+        // native extensions, whose load failure net-ssh swallows: said here, by one statvfs, not found out later.
+        crate::trust::check_mounted_exec(&env_dir, cache.dir())?;
         cache::touch(&env_dir.join("last-used"));
         if args.is_none() {
             // `install` read every installed file back against its record (`Depth::Full`).
@@ -58,6 +61,9 @@ pub fn run(s: &Session<'_, '_>, args: Option<&[OsString]>) -> Result<()> {
             ));
         }
     } else {
+        // Once, before anything is built: on a noexec mount a native build fails in misleading words ("lack of
+        // necessary libraries"), or succeeds and never loads.
+        crate::trust::check_exec(&cache.temp_path("exec-probe")?, cache.dir())?;
         let started = std::time::Instant::now();
         let summary = prepare(s, &ruby, &info, &closure, &sourced, &env_dir)?;
         let took = started.elapsed().as_secs_f64();
