@@ -225,6 +225,8 @@ impl Ui {
                 }
             })
         });
+        // The clock starts with the first display, not with its reporter thread.
+        FIRST_SHOWN.get_or_init(std::time::Instant::now);
         let mut stop = None;
         let ticker = ticker.or_else(|| {
             (!self.tty && self.level >= Level::Normal).then(|| {
@@ -274,11 +276,15 @@ fn log_progress(
             / now.duration_since(last.0).as_secs_f64().max(0.001)) as u64;
         last = (now, s.bytes);
         let newest = LIVE_BARS.lock().unwrap_or_else(|e| e.into_inner()).last() == Some(&s.id);
-        // Once interrupted, the handler's line is the last word.
-        if newest && !crate::children::interrupted() {
+        if newest {
             let line = s.log_line(first.elapsed(), rate, color);
             drop(s);
-            write_line(&line);
+            // Once interrupted, the handler's line is the last word: asked under the screen's lock, which the
+            // handler takes to write that line, so that no progress line can follow it.
+            let _screen = screen();
+            if !crate::children::interrupted() {
+                let _ = writeln!(std::io::stderr().lock(), "{line}");
+            }
         }
     }
 }
