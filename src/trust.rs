@@ -244,15 +244,21 @@ pub fn check(dir: &Path, layout: &str, top_level: &[&str]) -> Result<(), Distrus
 pub fn check_exec(probe: &Path, dir: &Path) -> Result<(), Distrust> {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
+    // A probe left by a killed run under a reused name must not make this one say nothing.
+    let _ = fs::remove_file(probe);
     let written = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o755)
-        .open(probe);
+        .mode(0o700)
+        .open(probe)
+        // Set again after creating: the umask applies to the mode given at creation, and a probe left without
+        // its execute bits would be refused on any filesystem.
+        .and_then(|file| file.set_permissions(fs::Permissions::from_mode(0o755)));
     if written.is_err() {
+        let _ = fs::remove_file(probe);
         return Ok(());
     }
-    drop(written);
     let refused = std::ffi::CString::new(probe.as_os_str().as_bytes()).is_ok_and(|c| {
         // SAFETY: `c` is a NUL-terminated path that outlives the call.
         let rc = unsafe { libc::access(c.as_ptr(), libc::X_OK) };
