@@ -89,13 +89,17 @@ read_lockfile() {
   ' "$@"
 }
 
+# HOME only when it is absolute, as the launcher reads it (cache.rs): a relative one would put the cache (and the
+# places a launcher is looked for) under whichever directory bin/kamal was started from, the repository often.
+case ${HOME:-} in /*) home=$HOME ;; *) home="" ;; esac
+
 # The launcher's cache directory, by the launcher's own rules: KAMAL_LAUNCHER_CACHE_DIR, cache_dir in the
 # app's .kamal-launcher.toml or the user's config.toml (read with the lockfile), else XDG_CACHE_HOME, else ~/.cache.
 app_toml=$app/.kamal-launcher.toml
 [ -f "$app_toml" ] || app_toml=/dev/null
 case ${XDG_CONFIG_HOME:-} in
   /*) user_toml=$XDG_CONFIG_HOME/kamal-launcher/config.toml ;;
-  *) user_toml=${HOME:-/nonexistent}/.config/kamal-launcher/config.toml ;;
+  *) user_toml=${home:-/nonexistent}/.config/kamal-launcher/config.toml ;;
 esac
 user_toml=${KAMAL_LAUNCHER_CONFIG:-$user_toml}
 [ -f "$user_toml" ] || user_toml=/dev/null
@@ -106,7 +110,7 @@ cache_dir() {
     ?*) cache=$PWD/$cache ;;
     *) case ${XDG_CACHE_HOME:-} in
          /*) cache=$XDG_CACHE_HOME/kamal-launcher ;;
-         *) cache=${HOME:+$HOME/.cache/kamal-launcher} ;;
+         *) cache=${home:+$home/.cache/kamal-launcher} ;;
        esac ;;
   esac
 }
@@ -167,7 +171,7 @@ judge() {
 }
 
 # inspect DIR [FILE...]: exits with the reason unless DIR, every directory above it (symlinks resolved) and each
-# FILE in it pass judge; sets inspected_size to the first FILE's size; fails when they cannot all be read (a FILE
+# FILE in it pass judge; sets inspected_size and inspected_mode to the first FILE's; fails when they cannot all be read (a FILE
 # a concurrent run just removed). One `ls` does it, run from DIR so that no path it prints can hold a newline:
 # this is a warm start's only fork besides finding the app.
 inspect() {
@@ -186,11 +190,12 @@ inspect() {
     LC_ALL=C exec ls -lndL "$@"
   ) || return 1
   inspected_size=""
+  inspected_mode=""
   bad=""
   while IFS=' ' read -r mode links uid gid size rest; do
     [ -n "$mode" ] || continue
     entry=${rest##* }
-    [ "$entry" != "${1:-}" ] || inspected_size=$size
+    [ "$entry" != "${1:-}" ] || { inspected_size=$size; inspected_mode=$mode; }
     judge "$mode" "$uid" "$gid" "$inspected/$entry" && continue
     # The one to name is the directory nearest the root: fixing it is what makes the rest trustworthy.
     if [ -n "$bad" ]; then
@@ -261,7 +266,7 @@ check_launcher() {
   damage=""
   rec_size=""
   rec_sha=""
-  [ -f "$1" ] && [ -x "$1" ] || return 1
+  [ -f "$1" ] || return 1
   # Unreadable (a concurrent run replacing it): taken as missing, so the caller waits for that run's lock.
   if [ -f "$1.ok" ]; then
     inspect "${1%/*}" "${1##*/}" "${1##*/}.ok" || return 1
@@ -272,6 +277,16 @@ check_launcher() {
     elif [ "$1" -nt "$1.ok" ]; then
       damage="it changed after it was verified"
     else
+      case $inspected_mode in
+        ???[xs]* | ??????[xs]* | ?????????[xt]*) ;;
+        *)
+          damage="it is not executable (mode $inspected_mode)"
+          rec_sha=""
+          return 1
+          ;;
+      esac
+      # Its x bits set, yet not executable: a noexec mount. `[ -x ]` is a builtin, so the warm path forks no more.
+      [ -x "$1" ] || noexec "$1"
       return 0
     fi
   else
@@ -279,6 +294,12 @@ check_launcher() {
     damage="nothing records that it was verified (a run interrupted, or a crash before it reached the disk)"
   fi
   return 1
+}
+
+# noexec BIN: stops with why BIN cannot run though its mode allows it (exec would fail with 126 on every run).
+noexec() {
+  die "cannot run $1: the cache is on a filesystem mounted noexec, where no program may run
+  hint: set KAMAL_LAUNCHER_CACHE_DIR to a directory on a filesystem that allows executables"
 }
 
 # The warm path: a memo in the cache, newer than the lockfile, names the pinned version, and its launcher checks
@@ -332,10 +353,10 @@ fi
 if [ -z "$launcher" ]; then
   # install.sh's prefix, /usr/local, Homebrew, cargo install, and RubyGems' bin directories (gem install
   # --user-install, GEM_HOME, Homebrew's Ruby): a pattern that matches nothing stays as written and fails -x.
-  for candidate in "${HOME:-/nonexistent}/.local/bin/kamal-launcher" /usr/local/bin/kamal-launcher \
-    /opt/homebrew/bin/kamal-launcher "${CARGO_HOME:-${HOME:-/nonexistent}/.cargo}/bin/kamal-launcher" \
-    "${GEM_HOME:-/nonexistent}/bin/kamal-launcher" "${HOME:-/nonexistent}"/.gem/ruby/*/bin/kamal-launcher \
-    "${HOME:-/nonexistent}"/.local/share/gem/ruby/*/bin/kamal-launcher \
+  for candidate in "${home:-/nonexistent}/.local/bin/kamal-launcher" /usr/local/bin/kamal-launcher \
+    /opt/homebrew/bin/kamal-launcher "${CARGO_HOME:-${home:-/nonexistent}/.cargo}/bin/kamal-launcher" \
+    "${GEM_HOME:-/nonexistent}/bin/kamal-launcher" "${home:-/nonexistent}"/.gem/ruby/*/bin/kamal-launcher \
+    "${home:-/nonexistent}"/.local/share/gem/ruby/*/bin/kamal-launcher \
     /opt/homebrew/lib/ruby/gems/*/bin/kamal-launcher /usr/local/lib/ruby/gems/*/bin/kamal-launcher; do
     if [ -x "$candidate" ]; then
       launcher=$candidate
@@ -587,11 +608,18 @@ fetch() {
   fi
   fetch_needed=$(awk 'tolower($1) == "content-length:" && $2 + 0 > 0 { n = $2 + 0 } END { if (n) print n }' \
     "$f_headers" 2>/dev/null) || fetch_needed=""
-  # curl says only what went wrong; wget says much else (headers, progress), so only its lines of failure.
+  # curl says only what went wrong; wget says much else, so all but its noise: headers and progress (indented), a
+  # try's URL, steps that went well. Words for failures are not listed: each wget has its own ("No data
+  # received.", "connection closed prematurely"), and a list would lose the next one. Each reason said once.
   fetch_reason=$(
     if [ "$f_headers" = "$fetch_err" ]; then
-      grep -iE 'error|fail|timed out|refused|unable|cannot|can.t|giving up|no space|denied|not found' \
-        "$fetch_err"
+      awk '
+        /^[ \t]/ || /^--[0-9]/ || /^[ \t]*$/ { next }
+        /^(Connecting to|Resolving|Saving to|saving to|Length:|Retrying\.|Reusing existing|HTTP request sent)/ &&
+          !/fail|refused|error|timed out|[Nn]o data|closed/ { next }
+        { sub(/^HTTP request sent, awaiting response\.\.\. */, ""); sub(/^[0-9-]+ [0-9:]+ (\([^)]*\) - )?/, "")
+          if (!seen[$0]++) print }
+      ' "$fetch_err"
     else
       sed -n p "$fetch_err"
     fi 2>/dev/null | sed -e 's#://[^/@ ]*@#://#g' -e 's/^/    /' | head -n 3
@@ -731,10 +759,10 @@ no_room() {
 }
 
 # Bundler's settings for the source URL $1: app .bundle/config over the environment over ~/.bundle/config.
-# Prints nine lines: the mirror (the first of mirror.all, mirror.<source>, mirror.<host>), its
+# Prints ten lines: the mirror (the first of mirror.all, mirror.<source>, mirror.<host>), its
 # fallback_timeout, the mirror's and the source's credentials (userinfo in the URL, else the setting for the
 # full URI, else for the host), the source's URL without credentials (its scheme kept), `timeout` in whole seconds
-# and in tenths, `retry`, and a final ".". Unset or unreadable, timeout and retry are Bundler's 10 and 3, as the
+# and in tenths, `retry`, where the mirror was set (the variable, or the key and its file), and a final ".". Unset or unreadable, timeout and retry are Bundler's 10 and 3, as the
 # launcher reads them.
 source_settings() {
   app_config=$app/${BUNDLE_APP_CONFIG:-.bundle}/config
@@ -767,29 +795,33 @@ source_settings() {
       v = substr($0, index($0, ": ") + 2); sub(/^[ \t]+/, "", v); sub(/[ \t]+$/, "", v)
       if (v ~ /^".*"$/) { v = substr(v, 2, length(v) - 2); gsub(/\\"/, "\"", v) }
       else if (v ~ /^\047.*\047$/) v = substr(v, 2, length(v) - 2)
-      file_set[layer, dotted(k)] = v; keys[dotted(k)] = 1
+      file_set[layer, dotted(k)] = v; keys[dotted(k)] = 1; file_from[layer, dotted(k)] = k " in " FILENAME
     }
     END {
       # Lowest precedence first: the user file, the environment, the app file.
-      for (k in keys) if ((1, k) in file_set) set[k] = file_set[1, k]
-      for (e in ENVIRON) if (e ~ /^BUNDLE_/) set[dotted(e)] = ENVIRON[e]
-      for (k in keys) if ((2, k) in file_set) set[k] = file_set[2, k]
+      for (k in keys) if ((1, k) in file_set) { set[k] = file_set[1, k]; from[k] = file_from[1, k] }
+      for (e in ENVIRON) if (e ~ /^BUNDLE_/) { set[dotted(e)] = ENVIRON[e]; from[dotted(e)] = e }
+      for (k in keys) if ((2, k) in file_set) { set[k] = file_set[2, k]; from[k] = file_from[2, k] }
       want = tolower(slash(bare(remote))); sub(/\/$/, "", want)
       h = host(remote)
       for (k in set) {
         if (k !~ /^mirror\./) continue
         t = (k ~ /\.fallback_timeout$/); m = k; sub(/\.fallback_timeout$/, "", m); m = mirror_key(m)
         if (m == "all") slot = "all"; else if (m == want) slot = "own"; else if (m == h) slot = "host"; else continue
-        if (t) timeout[slot] = set[k]; else mirror[slot] = set[k]
+        if (t) timeout[slot] = set[k]; else { mirror[slot] = set[k]; mirror_from[slot] = from[k] }
       }
-      if (!("own" in mirror) && ("host" in mirror)) { mirror["own"] = mirror["host"]; if ("host" in timeout) timeout["own"] = timeout["host"] }
+      if (!("own" in mirror) && ("host" in mirror)) {
+        mirror["own"] = mirror["host"]; mirror_from["own"] = mirror_from["host"]
+        if ("host" in timeout) timeout["own"] = timeout["host"]
+      }
       chosen = ("all" in mirror) ? "all" : (("own" in mirror) ? "own" : "")
       m = chosen == "" ? "" : slash(mirror[chosen])
       print (m == "" ? "" : bare(m)); print (chosen == "" ? "" : timeout[chosen])
       print (m == "" ? "" : cred(m)); print cred(remote); print slash(bare(remote))
       t = ("timeout" in set && set["timeout"] ~ /^[ \t]*[0-9]*\.?[0-9]+[ \t]*$/ && set["timeout"] + 0 > 0) ? set["timeout"] + 0 : 10
       print (t == int(t) ? t : int(t) + 1); print int(t * 10 + 0.999)
-      print (("retry" in set) && set["retry"] ~ /^[ \t]*[0-9]+[ \t]*$/ ? set["retry"] + 0 : 3); print "."
+      print (("retry" in set) && set["retry"] ~ /^[ \t]*[0-9]+[ \t]*$/ ? set["retry"] + 0 : 3)
+      print (chosen == "" ? "" : mirror_from[chosen]); print "."
     }
   ' "$user_config" "$app_config"
 }
@@ -797,15 +829,20 @@ source_settings() {
 # take_lock: returns 0 holding $dir/.lock, 1 when another run cached the launcher meanwhile. The lock is a symlink
 # naming its holder as pid@host, made atomically; one whose holder is gone is broken: a pid this host no longer
 # runs, or this very pid (the lock a container's pid 1 left, found by the next container's pid 1). A lock that
-# cannot be made at all (not writable, read-only, no inodes) is said at once. Whether a holder on another host (a
-# shared home directory), or a reused pid, still runs cannot be told: the wait is bounded by 60 times Bundler's
-# timeout, past what a download under that timeout takes, then the lock is taken over. Were its holder alive
-# after all, both would publish a whole, verified binary by rename.
+# cannot be made at all (not writable, read-only, no inodes) is said at once. A pid alone cannot say whether its
+# holder still runs: a new PID namespace reuses it (tini as pid 1), and another host's cannot be asked. What can be
+# seen is progress: a live holder writes its download into $dir/.tmp.<holder>, and gives up itself once nothing
+# arrives for BUNDLE_TIMEOUT (retries included, a few times that). So a holder whose work directory has not changed
+# for 3 times that and 2 s more is taken over, and none is waited for past 60 times BUNDLE_TIMEOUT. Were its holder
+# alive after all, both would publish a whole, verified binary by rename.
 take_lock() {
   lockf=$dir/.lock
   host=$(uname -n 2>/dev/null) || host=""
   me=$$@${host:-localhost}
   waited=0
+  quiet=0
+  seen=""
+  told=""
   while ! made=$(LC_ALL=C ln -s "$me" "$lockf" 2>&1); do
     case $made in
       *"File exists"*) ;;
@@ -830,18 +867,62 @@ take_lock() {
         ;;
     esac
     if [ -n "$gone" ]; then
-      rm -f "$lockf"
+      break_lock "pid $holder_pid on $holder_host, which holds it, is gone"
       continue
+    fi
+    if [ -z "$told" ]; then
+      told=1
+      say "waiting for pid $holder_pid on $holder_host, which holds $lockf and is fetching kamal-launcher $pin"
     fi
     if [ "$waited" -ge $((timeout_tenths * 60)) ]; then
       say "$lockf has been held by pid $holder_pid on $holder_host for $((waited / 10))s, longer than a download may take (60 times BUNDLE_TIMEOUT); taking it over"
-      rm -f "$lockf"
+      break_lock "pid $holder_pid on $holder_host has held it for $((waited / 10))s, longer than a download may take"
+      stale_work=$dir/.tmp.$holder
       waited=0
+      quiet=0
       continue
+    fi
+    # Once a second, the holder's work directory (names and sizes: the download growing) and the lock itself.
+    if [ $((waited % 10)) = 0 ]; then
+      if ! sample="$holder $(LC_ALL=C ls -lnA "$dir/.tmp.$holder" 2>/dev/null)"; then
+        # Another user's (private) work directory shows no progress to see: only the 60 times bound applies.
+        [ ! -d "$dir/.tmp.$holder" ] || sample="unreadable $waited"
+      fi
+      if [ "$sample" != "$seen" ]; then
+        seen=$sample
+        quiet=$waited
+      elif [ $((waited - quiet)) -ge $((timeout_tenths * 3 + 20)) ]; then
+        if [ -d "$dir/.tmp.$holder" ]; then
+          still="nothing in its download, $dir/.tmp.$holder, has changed"
+        else
+          still="it has not started a download"
+        fi
+        say "$lockf has been held by pid $holder_pid on $holder_host, and $still for $(((waited - quiet) / 10))s (3 times BUNDLE_TIMEOUT and more): that pid is not a bin/kamal still fetching (a container's pid reused, or a run killed); taking it over"
+        break_lock "pid $holder_pid on $holder_host, which holds it, has not fetched anything for $(((waited - quiet) / 10))s"
+        stale_work=$dir/.tmp.$holder
+        waited=0
+        quiet=0
+        seen=""
+        continue
+      fi
     fi
     if sleep 0.1 2>/dev/null; then waited=$((waited + 1)); else sleep 1; waited=$((waited + 10)); fi
   done
   return 0
+}
+
+# break_lock WHY: removes $lockf, a stale lock (WHY says why it is). In a shared directory (sticky, 1777) only its
+# owner or root may, so another user's is named with the fix rather than left to rm's own words.
+break_lock() {
+  rm -f "$lockf" 2>/dev/null && return 0
+  # Gone meanwhile (its holder finished): nothing to remove.
+  [ -L "$lockf" ] || return 0
+  lock_line=$(LC_ALL=C ls -ldn "$lockf" 2>/dev/null) || lock_line=""
+  read -r _ _ lock_owner _ <<EOF
+$lock_line
+EOF
+  die "cannot remove the stale lock $lockf: $1, but the lock belongs to ${lock_owner:+uid $lock_owner, }another user, and only they or root may remove it from $dir
+  hint: ask them to run bin/kamal again (or remove it: rm $lockf), or set KAMAL_LAUNCHER_CACHE_DIR to a directory of your own"
 }
 
 # release_lock: removes the lock if it is still this run's (a lock broken as stale may have been taken since).
@@ -875,7 +956,13 @@ $fetch_reason"
 # Downloads, verifies and caches the pinned launcher; on return "$pinned" is a complete, verified binary, on disk
 # with its record.
 fetch_pinned() {
-  [ -n "$cache" ] || die "HOME is not set, so there is no cache to fetch kamal-launcher into; set KAMAL_LAUNCHER_CACHE_DIR"
+  if [ -z "$cache" ]; then
+    # The launcher's words (error.rs, NoCacheDir), and what a relative HOME is taken for.
+    unset_home="HOME is not set"
+    [ -z "${HOME:-}" ] || unset_home="HOME (\"$HOME\") is not an absolute path"
+    die "no cache directory: $unset_home (nor XDG_CACHE_HOME), so the default ~/.cache/kamal-launcher has no place to go
+  hint: set KAMAL_LAUNCHER_CACHE_DIR to the directory the cache should live in (or set cache_dir in .kamal-launcher.toml)"
+  fi
   platforms=$(kl_platforms) || die "no prebuilt kamal-launcher exists for $(uname -sm); build it with \`cargo install kamal-launcher\` and set KAMAL_LAUNCHER_BIN to it"
   [ -n "$remote" ] || die "kamal-launcher $pin is not locked from a GEM source in $lock, so there is nothing to download; install it and set KAMAL_LAUNCHER_BIN"
   dir=${pinned%/*}
@@ -886,9 +973,20 @@ fetch_pinned() {
   inspect "$dir" ||
     die "cannot read who owns $dir, or a directory above it; set KAMAL_LAUNCHER_CACHE_DIR to a directory of your own"
   { read -r mirror; read -r mirror_fallback; read -r mirror_cred; read -r source_cred; read -r source_base
-    read -r timeout; read -r timeout_tenths; read -r retries; } <<EOF
+    read -r timeout; read -r timeout_tenths; read -r retries; read -r mirror_from; } <<EOF
 $(source_settings "$remote")
 EOF
+  # Anything else would reach curl, wget or Ruby as an option (`-o…`, `--config=…`) or another scheme.
+  case $source_base in
+    http://?* | https://?*) ;;
+    *) die "the GEM source of kamal-launcher $pin, \"$(redact "$remote")\" (the remote: line in $lock), is not an http(s) URL, so there is nothing to download it from
+  hint: fix that line (\`bundle lock\` writes it from the Gemfile's source), or install kamal-launcher and set KAMAL_LAUNCHER_BIN" ;;
+  esac
+  case $mirror in
+    '' | http://?* | https://?*) ;;
+    *) die "the mirror for $(redact "$source_base"), \"$(redact "$mirror")\" (set by $mirror_from), is not an http(s) URL
+  hint: set it to the mirror's http(s) URL, or remove it" ;;
+  esac
   base=${mirror:-$source_base}
   cred=$mirror_cred
   [ -n "$mirror" ] || cred=$source_cred
@@ -908,6 +1006,8 @@ EOF
   for old in "$dir"/.tmp.*; do
     [ -e "$old" ] || continue
     owner=${old##*/.tmp.}
+    # The one of the holder whose lock was taken over is stale whatever its pid now names.
+    [ "$old" != "${stale_work:-}" ] || owner=""
     case $owner in
       *@*)
         [ "${owner#*@}" = "${host:-localhost}" ] || continue
@@ -916,7 +1016,8 @@ EOF
         fi
         ;;
     esac
-    rm -rf "$old"
+    # Another user's, in a shared (sticky) directory, is theirs to remove.
+    rm -rf "$old" 2>/dev/null || true
   done
   fetch_err=$work/err
   made=$(LC_ALL=C mkdir -m 700 "$work" 2>&1) || {
@@ -1018,6 +1119,12 @@ $fetch_reason"
     die "$(redact "$url") holds no libexec/kamal-launcher; is it a kamal-launcher platform gem?"
   fi
   chmod 755 "$bin"
+  # BusyBox's `[ -x ]` as root reads the mode alone: running it once tells a noexec mount (126) on any shell.
+  ran=0
+  [ ! -x "$bin" ] || "$bin" --version >/dev/null 2>&1 </dev/null || ran=$?
+  if ! [ -x "$bin" ] || [ "$ran" = 126 ]; then
+    noexec "$pinned"
+  fi
   size=$(($(wc -c <"$bin")))
   digest=$(sha256 "$bin")
   # On disk before it is published, published before it is recorded: a crash at any point leaves either no
