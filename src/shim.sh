@@ -739,9 +739,10 @@ sha256() {
   fi
 }
 
-# no_room WHAT NEEDED: stops with a message saying so when the disk holding $dir has less room than WHAT needs
-# (NEEDED bytes; when that is unknown, when the tools' own words were that the disk is full), so that a full disk
-# is not reported as a gem or network problem.
+# no_room WHAT NEEDED [WORDS]: stops with a message saying so when the disk holding $dir has less room than WHAT
+# needs (NEEDED bytes; when that is unknown, when the tools' own words, WORDS or $fetch_err, were that the disk is
+# full), so that a full disk is not reported as a gem or network problem. "No space left" with bytes free is a
+# filesystem out of inodes: freeing bytes would not help, so that is what is said.
 no_room() {
   free=$(LC_ALL=C df -Pk "$dir" 2>/dev/null | awk 'NR == 2 && $4 ~ /^[0-9]+$/ { printf "%.0f\n", $4 * 1024 }') ||
     free=""
@@ -749,13 +750,28 @@ no_room() {
   if [ -n "$2" ] && [ "$2" -gt 0 ]; then
     [ "$free" -lt "$2" ] || return 0
     need="$1 needs $2 bytes there, and $free are free"
-  elif grep -qE 'No space left|Disk quota|Failure writing|write error' "$fetch_err" 2>/dev/null; then
+  elif { printf '%s\n' "${3:-}"; cat "$fetch_err" 2>/dev/null; } |
+    grep -qE 'No space left|Disk quota|Failure writing|write error'; then
+    if inodes_out; then
+      die "the filesystem holding $dir has run out of inodes: $1 could not create a file there, though $free bytes are free
+  hint: remove files from that filesystem (freeing bytes will not help), or set KAMAL_LAUNCHER_CACHE_DIR to a directory on another one"
+    fi
     need="$1 could not write there, and $free bytes are free"
   else
     return 0
   fi
   die "the disk holding $dir is full: $need
   hint: free some space there, or set KAMAL_LAUNCHER_CACHE_DIR to a directory on a disk with room"
+}
+
+# inodes_out: whether the filesystem holding $dir has no inode left. `df -i` is not POSIX, but GNU's, BusyBox's and
+# macOS's have it: the column is IFree (GNU), ifree (macOS), or the fourth after "Inodes" (BusyBox); without it,
+# this says no.
+inodes_out() {
+  ifree=$(LC_ALL=C df -Pi "$dir" 2>/dev/null | awk '
+    NR == 1 { for (i = 1; i <= NF; i++) if (tolower($i) == "ifree") c = i; if (!c && $2 == "Inodes") c = 4 }
+    NR == 2 && c && $c ~ /^[0-9]+$/ { print $c }') || ifree=""
+  [ "$ifree" = 0 ]
 }
 
 # Bundler's settings for the source URL $1: app .bundle/config over the environment over ~/.bundle/config.
@@ -846,6 +862,10 @@ take_lock() {
   while ! made=$(LC_ALL=C ln -s "$me" "$lockf" 2>&1); do
     case $made in
       *"File exists"*) ;;
+      *"No space left"*) if inodes_out; then die "cannot create the lock $lockf: ${made##*: }: the filesystem holding $dir has run out of inodes (freeing bytes will not help)
+  hint: remove files from that filesystem, or set KAMAL_LAUNCHER_CACHE_DIR to a directory of your own on another one"; fi
+        die "cannot create the lock $lockf: ${made##*: }
+  hint: free some space there, or set KAMAL_LAUNCHER_CACHE_DIR to a directory of your own on a disk with room" ;;
       *) die "cannot create the lock $lockf: ${made##*: }
   hint: set KAMAL_LAUNCHER_CACHE_DIR to a directory of your own that you can write to" ;;
     esac
@@ -1020,8 +1040,9 @@ EOF
     rm -rf "$old" 2>/dev/null || true
   done
   fetch_err=$work/err
-  made=$(LC_ALL=C mkdir -m 700 "$work" 2>&1) || {
-    no_room "fetching kamal-launcher" ""
+  # The first file too: a filesystem out of inodes may still have made the directory.
+  made=$(LC_ALL=C mkdir -m 700 "$work" 2>&1 && { : >"$fetch_err"; } 2>&1) || {
+    no_room "fetching kamal-launcher" "" "$made"
     die "cannot create $work: ${made##*: }"
   }
   # Bytes still those verified, only their time changed (a copy, a restore): nothing to download.

@@ -630,3 +630,74 @@ fn every_downloader_says_why_a_download_failed_never_a_credential() {
         }
     }
 }
+
+// ---- 9e. a filesystem out of inodes ----
+
+#[test]
+fn a_filesystem_out_of_inodes_is_said_so_not_called_a_full_disk() {
+    let fs = match Tmpfs::mount("size=16m,nr_inodes=64,mode=0755") {
+        Ok(fs) => fs,
+        Err(why) => return skip_loudly("a cache without inodes", &why),
+    };
+    let app = App::new(&lockfile(Bundler::V269, Some(&own_version())));
+    let server = Server::start(&world().root);
+    let cache = fs.path().join("cache");
+    let dir = version_dir(&cache);
+    let mut ballast = Vec::new();
+    for i in 0.. {
+        let file = fs.path().join(format!("inode-{i}"));
+        if fs::File::create(&file).is_err() {
+            break;
+        }
+        ballast.push(file);
+    }
+    let run = || {
+        let mut cmd = launcher_version(&app, &["dash"], &system_path(), &server);
+        cmd.env("KAMAL_LAUNCHER_CACHE_DIR", &cache);
+        run_bounded(cmd)
+    };
+    let check = |label: &str, out: &Output, needles: &[String]| {
+        assert_eq!(out.code(), Some(1), "{label}: {out}");
+        for needle in needles {
+            assert!(
+                out.stderr.contains(needle),
+                "{label}: no {needle:?} in\n{out}"
+            );
+        }
+        assert!(!out.stderr.contains("is full"), "{label}: {out}");
+        assert!(
+            out.stderr
+                .contains("KAMAL_LAUNCHER_CACHE_DIR to a directory of your own on another one")
+                || out
+                    .stderr
+                    .contains("KAMAL_LAUNCHER_CACHE_DIR to a directory on another one"),
+            "{label}: {out}"
+        );
+        assert_eq!(server.count(&host_gem_path()), 0, "{label}");
+    };
+
+    // Not an inode left: the lock cannot be made.
+    check(
+        "no inode",
+        &run(),
+        &[format!(
+            "cannot create the lock {}/.lock: No space left on device: the filesystem holding {} has run out of inodes",
+            dir.display(),
+            dir.display()
+        )],
+    );
+
+    // Two: the lock and the work directory are made, the first file in it is not.
+    for file in ballast.iter().rev().take(2) {
+        fs::remove_file(file).unwrap();
+    }
+    check(
+        "two inodes",
+        &run(),
+        &[format!(
+            "the filesystem holding {} has run out of inodes: fetching kamal-launcher could not create a file there, though",
+            dir.display()
+        )],
+    );
+    assert_eq!(entries(&dir), Vec::<String>::new(), "left behind");
+}
