@@ -520,6 +520,11 @@ exit(status)
 # size the server announced, if it did.
 fetch() {
   f_url=$1
+  # The callers check where each URL came from; whatever calls this, a URL is never a tool's option.
+  case $f_url in
+    http://?* | https://?*) ;;
+    *) die "refusing to download $(redact "$f_url"): it is not an http(s) URL" ;;
+  esac
   f_cred=$2
   f_out=$3
   fetch_err=$work/err
