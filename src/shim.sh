@@ -171,9 +171,9 @@ judge() {
 }
 
 # inspect DIR [FILE...]: exits with the reason unless DIR, every directory above it (symlinks resolved) and each
-# FILE in it pass judge; sets inspected_size and inspected_mode to the first FILE's; fails when they cannot all be read (a FILE
-# a concurrent run just removed). One `ls` does it, run from DIR so that no path it prints can hold a newline:
-# this is a warm start's only fork besides finding the app.
+# FILE in it pass judge; sets inspected_size and inspected_mode to the first FILE's; fails when they cannot all be
+# read (a FILE a concurrent run just removed). One `ls` does it, run from DIR so that no path it prints can hold a
+# newline: this is a warm start's only fork besides finding the app.
 inspect() {
   inspected=$1
   shift
@@ -368,7 +368,8 @@ fi
 @PLATFORM_FUNCTIONS@
 # redact URL: the URL without user:password@, for messages.
 redact() {
-  echo "$1" | sed 's#^\([a-zA-Z][a-zA-Z0-9+.-]*://\)[^/@]*@#\1#'
+  # printf, not echo: a value such as "-n" or one holding a backslash is printed as it is.
+  printf '%s\n' "$1" | sed 's#^\([a-zA-Z][a-zA-Z0-9+.-]*://\)[^/@]*@#\1#'
 }
 
 # flush PATH: puts a file's bytes (or a directory's entries) on the disk before what depends on them. Filesystems
@@ -783,8 +784,8 @@ inodes_out() {
 # Prints ten lines: the mirror (the first of mirror.all, mirror.<source>, mirror.<host>), its
 # fallback_timeout, the mirror's and the source's credentials (userinfo in the URL, else the setting for the
 # full URI, else for the host), the source's URL without credentials (its scheme kept), `timeout` in whole seconds
-# and in tenths, `retry`, where the mirror was set (the variable, or the key and its file), and a final ".". Unset or unreadable, timeout and retry are Bundler's 10 and 3, as the
-# launcher reads them.
+# and in tenths, `retry`, where the mirror was set (the variable, or the key and its file), and a final ".". Unset
+# or unreadable, timeout and retry are Bundler's 10 and 3, as the launcher reads them.
 source_settings() {
   app_config=$app/${BUNDLE_APP_CONFIG:-.bundle}/config
   case ${BUNDLE_APP_CONFIG:-} in /*) app_config=$BUNDLE_APP_CONFIG/config ;; esac
@@ -867,10 +868,14 @@ take_lock() {
   while ! made=$(LC_ALL=C ln -s "$me" "$lockf" 2>&1); do
     case $made in
       *"File exists"*) ;;
-      *"No space left"*) if inodes_out; then die "cannot create the lock $lockf: ${made##*: }: the filesystem holding $dir has run out of inodes (freeing bytes will not help)
-  hint: remove files from that filesystem, or set KAMAL_LAUNCHER_CACHE_DIR to a directory of your own on another one"; fi
+      *"No space left"*)
+        if inodes_out; then
+          die "cannot create the lock $lockf: ${made##*: }: the filesystem holding $dir has run out of inodes (freeing bytes will not help)
+  hint: remove files from that filesystem, or set KAMAL_LAUNCHER_CACHE_DIR to a directory of your own on another one"
+        fi
         die "cannot create the lock $lockf: ${made##*: }
-  hint: free some space there, or set KAMAL_LAUNCHER_CACHE_DIR to a directory of your own on a disk with room" ;;
+  hint: free some space there, or set KAMAL_LAUNCHER_CACHE_DIR to a directory of your own on a disk with room"
+        ;;
       *) die "cannot create the lock $lockf: ${made##*: }
   hint: set KAMAL_LAUNCHER_CACHE_DIR to a directory of your own that you can write to" ;;
     esac
