@@ -40,6 +40,14 @@ pub const TOP_LEVEL: &[&str] = &[
     "logs",
 ];
 
+/// How long a bytecode entry's temporary file must have been left untouched before [`Cache::sweep`] takes it for
+/// a dead writer's.
+pub const BYTECODE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// The file whose presence says an entry is complete: an installed gem's or an environment's record
+/// (`record.rs`), a pinned launcher's (`pinned.rs`). [`remove_entry`] removes it first.
+pub const RECORD: &str = ".kamal-launcher-record";
+
 /// A cache rooted at a user-visible directory.
 #[derive(Debug, Clone)]
 pub struct Cache {
@@ -164,8 +172,11 @@ impl Cache {
         Ok(dir)
     }
 
-    /// Removes temporary areas whose owners died (killed, crashed, power loss); live owners hold their lock.
+    /// Removes temporary areas whose owners died (killed, crashed, power loss), which live owners hold their
+    /// lock on, and the temporary files of bytecode writers long gone. Not for the warm path: it reads
+    /// directories.
     pub fn sweep(&self) {
+        self.sweep_bytecode();
         let tmp = self.root.join("tmp");
         let Ok(entries) = fs::read_dir(&tmp) else {
             return;
@@ -181,6 +192,37 @@ impl Cache {
             if file.try_lock().is_ok() {
                 let _ = fs::remove_dir_all(path.with_extension(""));
                 let _ = fs::remove_file(&path);
+            }
+        }
+    }
+
+    /// Removes what `boot.rb` leaves when killed between creating an entry's temporary file (`*.iseq.<hex>.tmp`,
+    /// beside the entry) and renaming it: a live writer is done within milliseconds, so one untouched for
+    /// [`BYTECODE_TEMP_AGE`] belongs to a dead run. The warm path itself never looks (it must stay fast).
+    fn sweep_bytecode(&self) {
+        let Some(cutoff) = std::time::SystemTime::now().checked_sub(BYTECODE_TEMP_AGE) else {
+            return;
+        };
+        let Ok(rubies) = fs::read_dir(self.root.join("bytecode")) else {
+            return;
+        };
+        for ruby in rubies.flatten() {
+            let Ok(files) = fs::read_dir(ruby.path()) else {
+                continue;
+            };
+            for file in files.flatten() {
+                let name = file.file_name();
+                let name = name.to_string_lossy();
+                if !(name.ends_with(".tmp") && name.contains(".iseq.")) {
+                    continue;
+                }
+                let old = file
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t < cutoff);
+                if old {
+                    let _ = fs::remove_file(file.path());
+                }
             }
         }
     }
@@ -219,12 +261,36 @@ impl Cache {
         let dir = self.root.join("locks");
         fs::create_dir_all(&dir).map_err(Error::io("creating the cache directory", &dir))?;
         let path = dir.join(format!("{name}.lock"));
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(Error::io("opening the lock file", &path))?;
+        let opened = open_lock(&path);
+        if !opened.as_ref().is_err_and(|_| not_a_lock_file(&path)) {
+            return Ok((
+                opened.map_err(Error::io("opening the lock file", &path))?,
+                path,
+            ));
+        }
+        // Its name is taken by something else (a directory, a symlink, left by a tool or a hand): never a lock
+        // anyone holds, since locks are opened without following links. Removed under a lock on the directory,
+        // so that two launchers repairing at once never remove the lock file one of them has just created.
+        let guard = File::open(&dir).map_err(Error::io("opening", &dir))?;
+        guard.lock().map_err(Error::io("locking", &dir))?;
+        if not_a_lock_file(&path) {
+            let removed = match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_dir() => fs::remove_dir_all(&path),
+                Ok(_) => fs::remove_file(&path),
+                Err(e) => Err(e),
+            };
+            match removed {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::Io {
+                        action: "removing what stands where a lock file belongs,",
+                        path,
+                        source: e,
+                    });
+                }
+                _ => {}
+            }
+        }
+        let file = open_lock(&path).map_err(Error::io("opening the lock file", &path))?;
         Ok((file, path))
     }
 
@@ -232,6 +298,28 @@ impl Cache {
     pub fn root(&self) -> &Path {
         &self.root
     }
+}
+
+/// Opens (creating) a lock file, never through a symlink: one planted in `locks/` must not make the launcher
+/// create or lock a file elsewhere. Non-blocking, so that a FIFO in its place fails instead of hanging.
+fn open_lock(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if file.metadata()?.is_file() {
+        Ok(file)
+    } else {
+        Err(std::io::Error::from_raw_os_error(libc::EISDIR))
+    }
+}
+
+/// Whether something other than a regular file has the lock file's name.
+fn not_a_lock_file(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|meta| !meta.is_file())
 }
 
 /// This process's private temporary area.
@@ -371,17 +459,85 @@ pub fn publish(staged: &Path, dest: &Path) -> Result<()> {
     sync_dir(dest.parent().unwrap_or(Path::new(".")))
 }
 
+/// Removes a published entry (an environment, an installed gem, a download, a git revision, a pinned launcher)
+/// so that no run ever takes what is left of it for whole: renamed into this process's temporary area at once,
+/// then deleted there. Where a directory cannot be renamed (an overlayfs lower layer, i.e. a cache baked into a
+/// container image, answers EXDEV) it is deleted in place, its record first, made durable before anything else
+/// goes: a run that meets it half deleted finds no record, takes it for damaged and rebuilds it. `action` says
+/// what the removal is for, in errors.
+pub fn remove_entry(cache: &Cache, path: &Path, action: &'static str) -> Result<()> {
+    let trash = cache.temp_path("trash")?;
+    match fs::rename(path, &trash) {
+        Ok(()) => remove_any(&trash).map_err(Error::io("removing", &trash)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            remove_in_place(path).map_err(Error::io(action, path))
+        }
+        Err(e) => Err(Error::io(action, path)(e)),
+    }
+}
+
+/// Deletes `path` where it is: first what says it is complete (a record, a pinned launcher's `*.ok`), flushed,
+/// then the rest. Another launcher removing the same entry at the same time is no error.
+fn remove_in_place(path: &Path) -> std::io::Result<()> {
+    let gone = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    };
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) => return gone(e),
+    };
+    if !meta.is_dir() {
+        return fs::remove_file(path).or_else(gone);
+    }
+    let entries = match fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(e) => return gone(e),
+    };
+    let mut marked = false;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let seal = name == RECORD || name.as_encoded_bytes().ends_with(b".ok");
+        if seal && entry.file_type().is_ok_and(|t| !t.is_dir()) {
+            fs::remove_file(entry.path()).or_else(gone)?;
+            marked = true;
+        }
+    }
+    if marked {
+        // Durable before the rest goes: after a power loss the record must not be back beside missing files.
+        flush_dir(path)?;
+    }
+    // std's removal never follows a symlink inside the tree.
+    fs::remove_dir_all(path).or_else(gone)
+}
+
+/// Removes a file or a whole tree (never following a symlink).
+fn remove_any(path: &Path) -> std::io::Result<()> {
+    if fs::symlink_metadata(path)?.is_dir() {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    }
+}
+
 /// Flushes a directory's entries (a rename into it, a new file) to disk.
 pub fn sync_dir(dir: &Path) -> Result<()> {
+    flush_dir(dir).map_err(|e| Error::Io {
+        action: "flushing to disk",
+        path: dir.to_path_buf(),
+        source: e,
+    })
+}
+
+fn flush_dir(dir: &Path) -> std::io::Result<()> {
     match File::open(dir).and_then(|d| d.sync_all()) {
-        Ok(()) => Ok(()),
         // Some filesystems cannot flush a directory by itself; their renames are as durable as they get.
         Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOTSUP)) => Ok(()),
-        Err(e) => Err(Error::Io {
-            action: "flushing to disk",
-            path: dir.to_path_buf(),
-            source: e,
-        }),
+        other => other,
     }
 }
 

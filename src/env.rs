@@ -36,10 +36,8 @@ pub fn assemble(cache: &Cache, dest: &Path, plan: &EnvPlan) -> Result<bool> {
         return Ok(false);
     }
     if fs::symlink_metadata(dest).is_ok() {
-        // A damaged environment: move it out of the way, atomically.
-        let broken = cache.temp_path("broken-env")?;
-        fs::rename(dest, &broken).map_err(Error::io("replacing the damaged environment", dest))?;
-        let _ = fs::remove_dir_all(&broken);
+        // A damaged environment goes out of the way, never seen half removed.
+        cache::remove_entry(cache, dest, "replacing the damaged environment")?;
     }
     let staging = cache.temp_path("env")?;
     let result = (|| {
@@ -109,15 +107,25 @@ pub enum Unusable {
     Damaged(Damage),
 }
 
-/// Checks an environment against its record (and, with [`Depth::Full`], its gems against theirs).
+/// Checks an environment against its record (and, with [`Depth::Full`], its gems against theirs; with
+/// [`Depth::Own`], only that each gem is still a directory with a record, one `lstat` each).
 pub fn check(env: &Path, depth: Depth) -> std::result::Result<(), Unusable> {
     if fs::symlink_metadata(env).is_err() {
         return Err(Unusable::Missing);
     }
     record::verify(env).map_err(Unusable::Damaged)?;
-    if depth == Depth::Full {
-        for unit in units(env) {
+    for unit in units(env) {
+        if depth == Depth::Full {
             record::verify(&unit).map_err(Unusable::Damaged)?;
+        } else if !fs::symlink_metadata(unit.join(record::RECORD)).is_ok_and(|m| m.is_file()) {
+            // A gem removed or replaced (by a symlink, a file) would fail inside Ruby on every run, where the
+            // launcher can no longer repair it: said here, it is rebuilt. Its content is `install`'s to check.
+            return Err(Unusable::Damaged(
+                record::verify(&unit).err().unwrap_or_else(|| Damage {
+                    path: unit.join(record::RECORD),
+                    problem: "missing".into(),
+                }),
+            ));
         }
     }
     Ok(())

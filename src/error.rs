@@ -180,10 +180,15 @@ impl Error {
     /// Wraps an I/O error with what was being done and where.
     pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
         let path = path.into();
-        move |source| Error::Io {
-            action,
-            path,
-            source,
+        move |source| {
+            if source.raw_os_error() == Some(libc::ENOSPC) {
+                note_no_space(&path);
+            }
+            Error::Io {
+                action,
+                path,
+                source,
+            }
         }
     }
 
@@ -336,6 +341,24 @@ fn io_hint(action: &str, path: &Path, err: &io::Error) -> Option<String> {
     } else {
         format!(", {}", another_cache())
     };
+    let choose_elsewhere = if invocation::flags_are_ours() {
+        "--cache-dir DIR or KAMAL_LAUNCHER_CACHE_DIR"
+    } else {
+        "KAMAL_LAUNCHER_CACHE_DIR=DIR"
+    };
+    let inodes = (err.raw_os_error() == Some(libc::ENOSPC))
+        .then(|| inodes_were_exhausted(existing_ancestor(path)))
+        .flatten();
+    if let Some(free) = inodes {
+        return Some(format!(
+            "the filesystem holding {} has run out of inodes (one per file or directory), with {} free: \
+             remove files there that are not needed ({} removes what is unused) and run again, or choose a \
+             cache directory on another filesystem with {choose_elsewhere}. Nothing half-written was kept",
+            existing_ancestor(path).display(),
+            crate::ui::human_bytes(free),
+            invocation::command("cache prune"),
+        ));
+    }
     match err.raw_os_error()? {
         libc::ENOSPC | libc::EDQUOT => Some(format!(
             "the disk holding {} is full{}: free some space ({} removes what is unused) and run again, or \
@@ -347,11 +370,7 @@ fn io_hint(action: &str, path: &Path, err: &io::Error) -> Option<String> {
                 ""
             },
             invocation::command("cache prune"),
-            if invocation::flags_are_ours() {
-                "--cache-dir DIR or KAMAL_LAUNCHER_CACHE_DIR"
-            } else {
-                "KAMAL_LAUNCHER_CACHE_DIR=DIR"
-            }
+            choose_elsewhere
         )),
         libc::EROFS => Some(format!(
             "{} is on a read-only filesystem{elsewhere}",
@@ -386,6 +405,57 @@ fn io_hint(action: &str, path: &Path, err: &io::Error) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// Filesystems (by device) found without a free inode when an ENOSPC was met, with the bytes they had free:
+/// the hint is written after the failed work is cleaned up, which frees inodes again.
+static NO_INODES: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
+
+/// Notes, at the moment an ENOSPC is met at `path`, whether its filesystem ran out of inodes rather than bytes,
+/// for the hint ([`Error::io`] does it; call it where an ENOSPC error is made by hand).
+pub fn note_no_space(path: &Path) {
+    let at = existing_ancestor(path);
+    if let (Some(free), Ok(meta)) = (inodes_exhausted(at), at.metadata()) {
+        use std::os::unix::fs::MetadataExt;
+        let mut noted = NO_INODES.lock().unwrap_or_else(|e| e.into_inner());
+        noted.push((meta.dev(), free));
+    }
+}
+
+/// [`inodes_exhausted`] now, or when an ENOSPC was noted on the same filesystem.
+fn inodes_were_exhausted(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    inodes_exhausted(path).or_else(|| {
+        let dev = path.metadata().ok()?.dev();
+        let noted = NO_INODES.lock().unwrap_or_else(|e| e.into_inner());
+        noted
+            .iter()
+            .rev()
+            .find(|(d, _)| *d == dev)
+            .map(|(_, free)| *free)
+    })
+}
+
+/// The bytes still free on `path`'s filesystem when it has no inode left for a new file (a disk "full" with
+/// room to spare, which freeing space alone does not fix); `None` otherwise, or when the filesystem does not
+/// count inodes (it reports none at all). `statvfs` is POSIX: the same on macOS.
+fn inodes_exhausted(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs only writes into the zeroed struct it is given, and `c` is NUL-terminated.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    #[allow(clippy::useless_conversion)] // the field types differ between systems
+    let (files, ffree, favail) = (
+        u64::from(st.f_files),
+        u64::from(st.f_ffree),
+        u64::from(st.f_favail),
+    );
+    #[allow(clippy::useless_conversion)]
+    let free = u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize));
+    (files > 0 && (ffree == 0 || favail == 0) && free > 0).then_some(free)
 }
 
 /// The path itself if it exists, else its nearest ancestor that does: the directory that refused the write.

@@ -68,6 +68,10 @@ pub fn clean(cache: &Cache, dry_run: bool) -> Result<Report> {
     // warm path records no use of them.
     for dir in ["rubies", "index", "logs", "bytecode", "launchers"] {
         let path = cache.root().join(dir);
+        // One pinned launcher at a time: removed in place (an image layer), each loses its record first.
+        for entry in read_dir(&path).unwrap_or_default() {
+            let _ = remove_tree(cache, &entry);
+        }
         if path.exists() {
             let _ = remove_tree(cache, &path);
         }
@@ -227,11 +231,9 @@ fn size_of(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Moves a tree out of sight atomically, then deletes it: nobody ever sees it half-removed.
+/// Removes an entry so that nobody ever takes what is left of it for whole ([`crate::cache::remove_entry`]).
 fn remove_tree(cache: &Cache, path: &Path) -> Result<()> {
-    let trash = cache.temp_path("trash")?;
-    fs::rename(path, &trash).map_err(Error::io("removing", path))?;
-    fs::remove_dir_all(&trash).map_err(Error::io("removing", &trash))
+    crate::cache::remove_entry(cache, path, "removing")
 }
 
 #[cfg(test)]

@@ -104,12 +104,9 @@ impl Feeder<'_> {
                 return Ok(());
             }
             // What is there is not what was installed (a crash before it reached the disk, a damaged or
-            // planted file): it goes, atomically, and the gem is installed again.
+            // planted file): it goes, never seen half removed, and the gem is installed again.
             Err(_) if fs::symlink_metadata(&unit.dir).is_ok() => {
-                let broken = self.cache.temp_path("broken-unit")?;
-                fs::rename(&unit.dir, &broken)
-                    .map_err(Error::io("replacing the damaged installed gem", &unit.dir))?;
-                let _ = fs::remove_dir_all(&broken);
+                cache::remove_entry(self.cache, &unit.dir, "replacing the damaged installed gem")?;
             }
             Err(_) => {}
         }
@@ -348,6 +345,7 @@ fn drive(
             Some("no-space") if failure.is_none() => {
                 progress.abandoned(&unit.full_name);
                 // Nothing could be written to explain it, and there is no room for a log: say where and why.
+                crate::error::note_no_space(&staging);
                 failure = Some(Error::Io {
                     action: "installing a gem into",
                     path: unit.dir.clone(),

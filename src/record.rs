@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 
 /// The record's file name inside the entry it describes.
-pub const RECORD: &str = ".kamal-launcher-record";
+pub const RECORD: &str = crate::cache::RECORD;
 /// The record's first line; another format is damage, which a rebuild repairs.
 const HEADER: &str =
     "# kamal-launcher record 1: d|f|l SIZE SHA256|TARGET PATH, every entry but this file";
@@ -85,13 +85,35 @@ pub fn verify(dir: &Path) -> std::result::Result<(), Damage> {
         path,
         problem: problem.to_string(),
     };
+    // An entry is always a directory of its own, never reached through a link: a symlink in its place (dangling
+    // or not) is damage, said as such rather than as whatever reading through it gives.
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(damage(
+                dir.to_path_buf(),
+                "a symlink where the installed directory belongs",
+            ));
+        }
+        Ok(meta) if !meta.is_dir() => {
+            return Err(damage(
+                dir.to_path_buf(),
+                "a file where the installed directory belongs",
+            ));
+        }
+        _ => {}
+    }
     let record = dir.join(RECORD);
     let text = match fs::read(&record) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(damage(record, "missing (an interrupted or older install)"));
         }
-        Err(e) => return Err(damage(record, &format!("unreadable: {e}"))),
+        Err(e) => {
+            return Err(damage(
+                record,
+                &format!("unreadable: {}", crate::error::os_text(&e)),
+            ));
+        }
     };
     let expected = parse(&text).ok_or_else(|| damage(record.clone(), "damaged"))?;
     let actual = scan(dir, false).map_err(|e| damage(dir.to_path_buf(), &e.to_string()))?;
@@ -126,7 +148,12 @@ pub fn verify(dir: &Path) -> std::result::Result<(), Damage> {
                     Ok(_) => {
                         return Err(damage(path, "its content changed since it was installed"));
                     }
-                    Err(e) => return Err(damage(path, &format!("unreadable: {e}"))),
+                    Err(e) => {
+                        return Err(damage(
+                            path,
+                            &format!("unreadable: {}", crate::error::os_text(&e)),
+                        ));
+                    }
                 }
             }
             _ => return Err(damage(path, "not what was installed there")),

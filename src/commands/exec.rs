@@ -54,6 +54,9 @@ pub fn run(s: &Session<'_, '_>, args: Option<&[OsString]>) -> Result<()> {
         crate::trust::check_mounted_exec(&env_dir, cache.dir())?;
         cache::touch(&env_dir.join("last-used"));
         if args.is_none() {
+            // What crashed runs left (temporary areas, bytecode being written) goes here and on the cold
+            // path, never on the warm one.
+            cache.sweep();
             // `install` read every installed file back against its record (`Depth::Full`).
             said(format!(
                 "already installed and intact in {}",
