@@ -505,6 +505,34 @@ fn another_users_stale_lock_or_files_in_a_shared_cache_are_said_never_a_raw_rm_e
     assert!(!out.stderr.contains("rm: "), "a raw rm error:\n{out}");
     assert_eq!(server.count(&host_gem_path()), 0);
 
+    // root's run is alive (or its pid is), its work directory private: no progress can be seen, so uid 65534
+    // waits for the absolute bound (60 times BUNDLE_TIMEOUT, 6 s here), not for a silent holder's.
+    let sleeper = Sleeper::start();
+    let alive = format!("{}@{}", sleeper.0.id(), hostname());
+    fs::remove_file(&lock).unwrap();
+    symlink(&alive, &lock).unwrap();
+    let private = dir.join(format!(".tmp.{alive}"));
+    fs::create_dir(&private).unwrap();
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
+    let mut waiting = launcher_version(&app, &["dash"], &system_path(), &server);
+    waiting
+        .env("KAMAL_LAUNCHER_CACHE_DIR", cache.path())
+        .env("HOME", home.path())
+        .env("BUNDLE_TIMEOUT", "0.1");
+    let out = run_bounded(as_nobody(&waiting));
+    assert_eq!(out.code(), Some(1), "{out}");
+    for needle in [
+        format!("waiting for pid {}", sleeper.0.id()),
+        "longer than a download may take (60 times BUNDLE_TIMEOUT)".to_string(),
+        format!("cannot remove the stale lock {}", lock.display()),
+    ] {
+        assert!(out.stderr.contains(&needle), "no {needle:?} in\n{out}");
+    }
+    assert!(!out.stderr.contains("3 times BUNDLE_TIMEOUT"), "{out}");
+    assert!(!out.stderr.contains("rm: "), "a raw rm error:\n{out}");
+    fs::remove_dir(&private).unwrap();
+    drop(sleeper);
+
     // Once the lock is gone, root's private work directory, left behind, is root's to sweep: it is passed by.
     fs::remove_file(&lock).unwrap();
     let work = dir.join(format!(".tmp.{stale}"));
