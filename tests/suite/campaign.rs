@@ -6,7 +6,9 @@
 //! - `install` succeeds, and afterwards the warm run is quiet and right, and every environment and installed gem
 //!   matches its record: nothing damaged is left taken as done.
 //!
-//! The table is fault × where; `where` selects files of the filled cache by kind. Figures are printed (run with
+//! The table is fault × where; `where` selects files of the filled cache by kind. Issue 21 added whole
+//! environments and gems replaced by dangling symlinks or directories, damaged lock files, and temporary files
+//! left by killed runs. Figures are printed (run with
 //! `--nocapture`) and reported in the README's RELIABILITY section.
 
 use crate::support;
@@ -32,6 +34,12 @@ enum Fault {
     Removed,
     /// A file that was never installed, beside it.
     Planted,
+    /// Replaced by a symlink to nowhere: a partial restore, an image layer gone (issue 21).
+    Dangling,
+    /// Replaced by an empty directory (issue 21).
+    Directory,
+    /// A temporary file of a run killed mid-write, beside it, an hour old (issue 21).
+    LeftBehind,
 }
 
 impl Fault {
@@ -62,7 +70,41 @@ impl Fault {
             // is a fault here, found and removed by `install`. Code planted on purpose needs write access to the
             // cache, which `trust.rs` refuses to anybody but its owner (tests/suite/cache_trust.rs).
             Fault::Planted => fs::write(path.with_file_name("planted.rb"), "# planted\n").unwrap(),
+            Fault::Dangling => {
+                remove_any(path);
+                std::os::unix::fs::symlink(path.with_extension("gone"), path).unwrap();
+            }
+            Fault::Directory => {
+                remove_any(path);
+                fs::create_dir(path).unwrap();
+            }
+            Fault::LeftBehind => {
+                let left = Fault::left_behind(path);
+                fs::write(&left, "half an entry").unwrap();
+                let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+                fs::File::options()
+                    .write(true)
+                    .open(&left)
+                    .unwrap()
+                    .set_modified(hour_ago)
+                    .unwrap();
+            }
         }
+    }
+
+    /// Where [`Fault::LeftBehind`] puts its file: the name `boot.rb` gives its temporary files.
+    fn left_behind(path: &Path) -> PathBuf {
+        let mut name = path.file_name().unwrap().to_os_string();
+        name.push(".0123456789abcdef.tmp");
+        path.with_file_name(name)
+    }
+}
+
+fn remove_any(path: &Path) {
+    if path.is_dir() && !path.is_symlink() {
+        fs::remove_dir_all(path).unwrap();
+    } else {
+        fs::remove_file(path).unwrap();
     }
 }
 
@@ -137,9 +179,22 @@ fn rows(root: &Path, full: bool) -> Vec<Row> {
     };
     let all = [Emptied, Flipped, Truncated, Removed, Planted];
     for env in entries(&root.join("envs")) {
+        add(
+            "environment (whole)",
+            &[Dangling, Directory],
+            &PathBuf::from("envs").join(&env),
+            &[],
+        );
         for file in files(root, &root.join("envs").join(env)) {
             add("environment", &all, &file, &[]);
         }
+    }
+    // One lock per gem, one per environment: every lock is the same code path.
+    for lock in files(root, &root.join("locks"))
+        .iter()
+        .step_by(if full { 1 } else { 16 })
+    {
+        add("lock file", &[Emptied, Dangling, Directory], lock, &[]);
     }
     let store = root.join("store");
     let mut downloads_of: BTreeMap<String, PathBuf> = BTreeMap::new();
@@ -155,6 +210,12 @@ fn rows(root: &Path, full: bool) -> Vec<Row> {
             if !sampled(&unit) {
                 continue;
             }
+            add(
+                "installed gem (whole)",
+                &[Dangling],
+                dir.strip_prefix(root).unwrap(),
+                &[],
+            );
             let pick = |suffix: &str| {
                 unit_files
                     .iter()
@@ -232,7 +293,12 @@ fn rows(root: &Path, full: bool) -> Vec<Row> {
     let bytecode = files(root, &root.join("bytecode"));
     // The same code path for each file: a sample keeps the campaign within its time.
     for file in bytecode.iter().step_by(if full { 10 } else { 150 }) {
-        add("bytecode", &[Emptied, Flipped, Truncated], file, &[]);
+        add(
+            "bytecode",
+            &[Emptied, Flipped, Truncated, LeftBehind],
+            file,
+            &[],
+        );
     }
     rows
 }
@@ -309,6 +375,9 @@ fn run_row(row: &Row) -> Result<Warm, String> {
     let install = launcher.clone().arg("install").run();
     if !install.status.success() {
         return Err(format!("install did not repair: {}", install.stderr.trim()));
+    }
+    if row.fault == Fault::LeftBehind && Fault::left_behind(&root.join(&row.file)).exists() {
+        return Err("install left the temporary file of a killed run behind".to_string());
     }
     let after = launcher.clone().args(["exec", "--", "version"]).run();
     if after.code() != Some(0)
