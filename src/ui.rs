@@ -331,6 +331,19 @@ fn fit(line: &str, width: usize) -> String {
 static LIVE_BARS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
 
 impl ProgressState {
+    /// The names of what is at work, as shown: native builds (which may take minutes), then the rest.
+    fn at_work(&self) -> (Vec<&str>, Vec<&str>) {
+        let (mut native, mut others) = (Vec::new(), Vec::new());
+        for name in &self.active {
+            match self.shown.get(name) {
+                Some((shown, true)) => native.push(shown.as_str()),
+                Some((shown, false)) => others.push(shown.as_str()),
+                None => others.push(name.as_str()),
+            }
+        }
+        (native, others)
+    }
+
     /// The line for a log (off a terminal), `elapsed` since the first display started, with the download rate of
     /// the last interval: `Downloading: 3 of 23 gems, 412.0 KiB at 1.0 KiB/s; waiting on net-ssh, ed25519
     /// (1m30s elapsed)`. Plain text of any length: a log does not wrap, and `\r` would garble it.
@@ -348,14 +361,7 @@ impl ProgressState {
                 human_bytes(rate)
             ));
         }
-        let (mut native, mut others) = (Vec::new(), Vec::new());
-        for name in &self.active {
-            match self.shown.get(name) {
-                Some((shown, true)) => native.push(shown.as_str()),
-                Some((shown, false)) => others.push(shown.as_str()),
-                None => others.push(name.as_str()),
-            }
-        }
+        let (native, others) = self.at_work();
         if !native.is_empty() {
             line.push_str(&format!(
                 "; building {} (native extension{})",
@@ -404,14 +410,7 @@ impl ProgressState {
             line.push_str(&format!("  {:>9}", human_bytes(self.bytes)));
         }
         if !self.active.is_empty() {
-            let (mut native, mut others) = (Vec::new(), Vec::new());
-            for name in &self.active {
-                match self.shown.get(name) {
-                    Some((shown, true)) => native.push(shown.as_str()),
-                    Some((shown, false)) => others.push(shown.as_str()),
-                    None => others.push(name.as_str()),
-                }
-            }
+            let (native, others) = self.at_work();
             // The names first: on a narrow terminal, the end of the line is what is cut.
             let mut what = String::new();
             if !native.is_empty() {

@@ -540,7 +540,12 @@ fn a_stalled_download_times_out_after_bundle_timeout() {
     // The setting, not the 10 s default, bounded the wait (said, not timed: a loaded machine is slow).
     assert_mentions(
         &out,
-        &["nothing arrived for 1s", "BUNDLE_TIMEOUT", "after 100 bytes", SMALL_GEMS[0]],
+        &[
+            "nothing arrived for 1s",
+            "BUNDLE_TIMEOUT",
+            "after 100 bytes",
+            SMALL_GEMS[0],
+        ],
     );
 }
 

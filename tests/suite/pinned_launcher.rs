@@ -324,6 +324,28 @@ pub(crate) fn with_launcher_on_path() -> (tempfile::TempDir, OsString) {
     (dir, path)
 }
 
+/// What `kamal-launcher --version` prints.
+pub(crate) fn expected_version() -> String {
+    format!("kamal-launcher {}\n", env!("CARGO_PKG_VERSION"))
+}
+
+/// `SHELL bin/kamal --version` through the launcher's own CLI: the shim's whole path, and no Ruby.
+pub(crate) fn launcher_version(
+    app: &App,
+    shell: &[&str],
+    path: &OsString,
+    server: &Server,
+) -> Command {
+    let mut cmd = app.shim(shell, path, server);
+    cmd.env("KAMAL_LAUNCHER_CLI", "1").arg("--version");
+    cmd
+}
+
+/// Runs to the end; a shim that hangs fails the test (its process group killed) instead of hanging the suite.
+pub(crate) fn run_bounded(cmd: Command) -> Output {
+    spawn(cmd).wait_timeout(Duration::from_secs(120))
+}
+
 pub(crate) fn run(cmd: Command) -> Output {
     spawn(cmd).wait()
 }

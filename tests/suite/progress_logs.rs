@@ -8,24 +8,10 @@ use crate::support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::time::{Duration, Instant};
 
+use crate::screens_progress::{HELD_MAKE, KAMAL_GEM, WAIT, wait_until};
 use support::screen::{Look, assert_screen, stable};
 use support::{App, Fault, Launcher, Lock, Running, Server, assert_success, fixtures};
-
-/// Generous bound for waits on events (a cold install builds a C extension).
-const WAIT: Duration = Duration::from_secs(120);
-
-/// The root gem's download, which the server stalls to hold the downloads' line.
-const KAMAL_GEM: &str = "/gems/kamal-2.7.0.gem";
-
-/// Stands in for `make` (RubyGems runs `$MAKE`): says it has started, waits for the test's go-ahead (a file), then
-/// runs the real make.
-const HELD_MAKE: &str = r#"#!/bin/sh
-: > "$KL_TEST_BUILDS/started"
-while [ ! -e "$KL_TEST_BUILDS/go" ]; do sleep 0.05; done
-exec "$KL_TEST_REAL_MAKE" "$@"
-"#;
 
 /// A cold `install` with its output going to pipes (a CI log), the root gem's download stalled by the server and
 /// the native build held until [`Held::go`].
@@ -72,15 +58,6 @@ impl Held {
 
     fn go(&self) {
         fs::write(self.builds.path().join("go"), "").unwrap();
-    }
-}
-
-/// Waits for something on the file system (a file appearing is the event).
-fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

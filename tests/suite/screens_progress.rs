@@ -19,17 +19,17 @@ use support::screen::{Look, assert_screen, stable};
 use support::{App, Fault, Launcher, Lock, Server, entries, fixtures};
 
 /// Generous bound for waits on events (a cold install builds a C extension).
-const WAIT: Duration = Duration::from_secs(120);
+pub(crate) const WAIT: Duration = Duration::from_secs(120);
 
 /// The terminal's height: the whole install fits on it.
 const ROWS: u16 = 24;
 
 /// The root gem's download, which the server stalls to hold the downloads' line.
-const KAMAL_GEM: &str = "/gems/kamal-2.7.0.gem";
+pub(crate) const KAMAL_GEM: &str = "/gems/kamal-2.7.0.gem";
 
 /// Stands in for `make` (RubyGems runs `$MAKE`): says it has started, waits for the test's go-ahead (a file), then
 /// runs the real make. RubyGems runs it for `clean`, the build and `install`: the first call holds them all.
-const HELD_MAKE: &str = r#"#!/bin/sh
+pub(crate) const HELD_MAKE: &str = r#"#!/bin/sh
 : > "$KL_TEST_BUILDS/started"
 while [ ! -e "$KL_TEST_BUILDS/go" ]; do sleep 0.05; done
 exec "$KL_TEST_REAL_MAKE" "$@"
@@ -81,7 +81,7 @@ impl HeldBuild {
 }
 
 /// Waits for something on the file system (a file appearing is the event).
-fn wait_until(what: &str, done: impl Fn() -> bool) {
+pub(crate) fn wait_until(what: &str, done: impl Fn() -> bool) {
     let start = Instant::now();
     while !done() {
         assert!(start.elapsed() < WAIT, "timed out waiting for {what}");

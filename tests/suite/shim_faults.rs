@@ -7,13 +7,13 @@
 //! where this machine cannot mount.
 
 use crate::pinned_launcher::{
-    App, Bundler, SECRET, SHIM_TOOLS, digest_tool, host_gem_path, lockfile, own_version,
-    system_path, toolbox, world,
+    App, Bundler, SECRET, SHIM_TOOLS, digest_tool, expected_version, host_gem_path,
+    launcher_version, lockfile, own_version, run_bounded, system_path, toolbox, world,
 };
-use crate::shim_trust::Tool;
+use crate::shim_trust::{Tool, hostname};
 use crate::support::{
     Fault, Output, Server, assert_success, entries,
-    nobody::{NOBODY, add_mode},
+    nobody::{NOBODY, add_mode, command_as_nobody, require_root},
     power::{Tmpfs, skip_loudly},
     spawn,
 };
@@ -22,67 +22,17 @@ use std::ffi::OsString;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::os::unix::fs::{MetadataExt, PermissionsExt, chown, symlink};
+use std::os::unix::fs::{PermissionsExt, chown, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
-
-/// What `kamal-launcher --version` prints.
-fn expected_version() -> String {
-    format!("kamal-launcher {}\n", env!("CARGO_PKG_VERSION"))
-}
-
-/// `SHELL bin/kamal --version` through the launcher's own CLI: the shim's whole path, and no Ruby.
-fn launcher_version(app: &App, shell: &[&str], path: &OsString, server: &Server) -> Command {
-    let mut cmd = app.shim(shell, path, server);
-    cmd.env("KAMAL_LAUNCHER_CLI", "1").arg("--version");
-    cmd
-}
-
-/// Runs to the end; a shim that hangs fails the test (its process group killed) instead of hanging the suite.
-fn run_bounded(cmd: Command) -> Output {
-    spawn(cmd).wait_timeout(Duration::from_secs(120))
-}
-
-fn hostname() -> String {
-    let out = Command::new("uname").arg("-n").output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// The version directory of `cache`, made as a run that got that far would have made it.
 fn version_dir(cache: &Path) -> PathBuf {
     let dir = cache.join(format!("v2/launchers/{}", own_version()));
     fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn require_root() {
-    assert_eq!(
-        fs::metadata("/proc/self").expect("stat /proc/self").uid(),
-        0,
-        "this test changes owners and runs the shim as uid {NOBODY} with setpriv, which needs root"
-    );
-}
-
-/// The command, run as uid/gid 65534 with no supplementary groups.
-fn as_nobody(base: &Command) -> Command {
-    let mut cmd = Command::new("setpriv");
-    cmd.env_clear()
-        .arg(format!("--reuid={NOBODY}"))
-        .arg(format!("--regid={NOBODY}"))
-        .arg("--clear-groups")
-        .arg(base.get_program())
-        .args(base.get_args());
-    for (key, value) in base.get_envs() {
-        if let Some(value) = value {
-            cmd.env(key, value);
-        }
-    }
-    if let Some(dir) = base.get_current_dir() {
-        cmd.current_dir(dir);
-    }
-    cmd
 }
 
 /// A live process that is no bin/kamal (a pid a new container reused); killed on drop.
@@ -487,7 +437,7 @@ fn another_users_stale_lock_or_files_in_a_shared_cache_are_said_never_a_raw_rm_e
     let mut cmd = launcher_version(&app, &["dash"], &system_path(), &server);
     cmd.env("KAMAL_LAUNCHER_CACHE_DIR", cache.path())
         .env("HOME", home.path());
-    let out = run_bounded(as_nobody(&cmd));
+    let out = run_bounded(command_as_nobody(&cmd));
     assert_eq!(out.code(), Some(1), "{out}");
     for needle in [
         format!("cannot remove the stale lock {}", lock.display()),
@@ -519,7 +469,7 @@ fn another_users_stale_lock_or_files_in_a_shared_cache_are_said_never_a_raw_rm_e
         .env("KAMAL_LAUNCHER_CACHE_DIR", cache.path())
         .env("HOME", home.path())
         .env("BUNDLE_TIMEOUT", "0.1");
-    let out = run_bounded(as_nobody(&waiting));
+    let out = run_bounded(command_as_nobody(&waiting));
     assert_eq!(out.code(), Some(1), "{out}");
     for needle in [
         format!("waiting for pid {}", sleeper.0.id()),
@@ -539,7 +489,7 @@ fn another_users_stale_lock_or_files_in_a_shared_cache_are_said_never_a_raw_rm_e
     fs::create_dir(&work).unwrap();
     fs::write(work.join("gem"), b"partial").unwrap();
     fs::set_permissions(&work, fs::Permissions::from_mode(0o700)).unwrap();
-    let out = run_bounded(as_nobody(&cmd));
+    let out = run_bounded(command_as_nobody(&cmd));
     assert_success(&out);
     assert_eq!(out.stdout, expected_version(), "{out}");
     assert!(!out.stderr.contains("rm: "), "a raw rm error:\n{out}");

@@ -8,13 +8,13 @@
 //! given and execs the real Ruby, so that a test can read every command line a credential could have been on.
 
 use crate::pinned_launcher::{
-    App, Bundler, SECRET, SHIM_TOOLS, host_gem_path, lockfile, own_version, toolbox, world,
+    App, Bundler, SECRET, SHIM_TOOLS, expected_version, host_gem_path, lockfile, own_version,
+    run_bounded, toolbox, world,
 };
 use crate::support::power::{Tmpfs, skip_loudly};
 use crate::support::{
     Fault, Output, Server, assert_success, entries,
     proxy::Proxy,
-    spawn,
     tls::{Pki, TlsServer},
     which,
 };
@@ -23,7 +23,6 @@ use std::ffi::OsString;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
-use std::time::Duration;
 
 /// The shells the shim must work under, each with its own tools (BusyBox sh with BusyBox's applets).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,14 +139,6 @@ impl RubyRoot {
         cmd.env("KAMAL_LAUNCHER_CLI", "1").arg("--version");
         cmd
     }
-}
-
-fn expected_version() -> String {
-    format!("kamal-launcher {}\n", env!("CARGO_PKG_VERSION"))
-}
-
-fn run_bounded(cmd: Command) -> Output {
-    spawn(cmd).wait_timeout(Duration::from_secs(120))
 }
 
 fn gem_url(base: &str) -> String {

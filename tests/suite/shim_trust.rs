@@ -11,13 +11,13 @@
 //! and say so loudly where this machine cannot mount.
 
 use crate::pinned_launcher::{
-    App, BIN, Bundler, SECRET, SHIM_TOOLS, STAND_IN, digest_tool, host_gem_path, lockfile,
-    own_version, system_path, toolbox, with_launcher_on_path, world,
+    App, BIN, Bundler, SECRET, SHIM_TOOLS, STAND_IN, digest_tool, expected_version, host_gem_path,
+    launcher_version, lockfile, own_version, run_bounded, system_path, toolbox,
+    with_launcher_on_path, world,
 };
 use crate::support::{
     self, Fault, Output, Server, assert_success, entries,
-    nobody::{NOBODY, add_mode},
-    spawn,
+    nobody::{NOBODY, add_mode, command_as_nobody, require_root},
     tls::{Pki, TlsServer},
     which,
 };
@@ -29,23 +29,6 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, chown, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-/// What `kamal-launcher --version` prints.
-fn expected_version() -> String {
-    format!("kamal-launcher {}\n", env!("CARGO_PKG_VERSION"))
-}
-
-/// `SHELL bin/kamal --version` through the launcher's own CLI: the shim's whole path, and no Ruby.
-fn launcher_version(app: &App, shell: &[&str], path: &OsString, server: &Server) -> Command {
-    let mut cmd = app.shim(shell, path, server);
-    cmd.env("KAMAL_LAUNCHER_CLI", "1").arg("--version");
-    cmd
-}
-
-/// Runs to the end; a shim that hangs fails the test (its process group killed) instead of hanging the suite.
-fn run_bounded(cmd: Command) -> Output {
-    spawn(cmd).wait_timeout(Duration::from_secs(120))
-}
 
 /// The same command, run by a dash that first runs `prelude` and then execs it: `$$` in the prelude is the pid the
 /// shim will have.
@@ -136,37 +119,10 @@ impl Tool {
     }
 }
 
-fn hostname() -> String {
+/// This machine's name, as the shim writes it into its locks.
+pub(crate) fn hostname() -> String {
     let out = Command::new("uname").arg("-n").output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn require_root() {
-    assert_eq!(
-        fs::metadata("/proc/self").expect("stat /proc/self").uid(),
-        0,
-        "this test changes owners and runs the shim as uid {NOBODY} with setpriv, which needs root"
-    );
-}
-
-/// The command, run as uid/gid 65534 with no supplementary groups.
-fn as_nobody(base: &Command) -> Command {
-    let mut cmd = Command::new("setpriv");
-    cmd.env_clear()
-        .arg(format!("--reuid={NOBODY}"))
-        .arg(format!("--regid={NOBODY}"))
-        .arg("--clear-groups")
-        .arg(base.get_program())
-        .args(base.get_args());
-    for (key, value) in base.get_envs() {
-        if let Some(value) = value {
-            cmd.env(key, value);
-        }
-    }
-    if let Some(dir) = base.get_current_dir() {
-        cmd.current_dir(dir);
-    }
-    cmd
 }
 
 // ---- 1. a power loss right after a successful run ----
@@ -437,7 +393,7 @@ fn a_lock_that_cannot_be_made_is_said_at_once_never_waited_for() {
         .env("HOME", home.path());
     check(
         "another user's directory",
-        &run_bounded(as_nobody(&cmd)),
+        &run_bounded(command_as_nobody(&cmd)),
         &dir,
         "Permission denied",
     );
@@ -859,7 +815,7 @@ fn shared_cache_set_up_by_nobody() -> Shared {
     let mut cmd = launcher_version(&app, &["dash"], &system_path(), &server);
     cmd.env("KAMAL_LAUNCHER_CACHE_DIR", cache.path())
         .env("HOME", home.path());
-    let out = run_bounded(as_nobody(&cmd));
+    let out = run_bounded(command_as_nobody(&cmd));
     assert_success(&out);
     assert_eq!(fs::metadata(cache.path().join("v2")).unwrap().uid(), NOBODY);
     Shared {

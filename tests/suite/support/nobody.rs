@@ -66,3 +66,35 @@ pub fn as_nobody(launcher: &Launcher, home: &Path, program: &Path, args: &[&str]
     cmd.env("HOME", home);
     super::spawn(cmd).wait()
 }
+
+/// Panics unless this runs as root, which changing owners and running as [`NOBODY`] with setpriv needs.
+pub fn require_root() {
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata("/proc/self")
+            .expect("stat /proc/self")
+            .uid(),
+        0,
+        "this test changes owners and runs the shim as uid {NOBODY} with setpriv, which needs root"
+    );
+}
+
+/// The command, run as uid/gid 65534 with no supplementary groups.
+pub fn command_as_nobody(base: &std::process::Command) -> std::process::Command {
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.env_clear()
+        .arg(format!("--reuid={NOBODY}"))
+        .arg(format!("--regid={NOBODY}"))
+        .arg("--clear-groups")
+        .arg(base.get_program())
+        .args(base.get_args());
+    for (key, value) in base.get_envs() {
+        if let Some(value) = value {
+            cmd.env(key, value);
+        }
+    }
+    if let Some(dir) = base.get_current_dir() {
+        cmd.current_dir(dir);
+    }
+    cmd
+}
