@@ -833,3 +833,58 @@ fn bench_restored_cache() {
         medians[2] * 1e3
     );
 }
+
+/// The launcher's own time on the warm path against another build of it (`KAMAL_LAUNCHER_BASELINE=<binary>`, e.g.
+/// a release build of the commit before a change): the real kamal 2.12.0 closure installed, and a stand-in `ruby`
+/// that exits at once, so what is timed is the launcher up to its exec.
+#[test]
+#[ignore = "benchmark: run scripts/bench"]
+fn bench_warm_path_against_a_baseline() {
+    require_ruby();
+    assert!(which("hyperfine").is_some(), "install hyperfine");
+    let Some(baseline) = std::env::var_os("KAMAL_LAUNCHER_BASELINE") else {
+        eprintln!(
+            "bench_warm_path_against_a_baseline: set KAMAL_LAUNCHER_BASELINE=<binary> to run it"
+        );
+        return;
+    };
+    let real = support::real::real_kamal();
+    let launcher = Launcher::new(real.app.path());
+    assert_success(&launcher.clone().args(["exec", "--", "version"]).run());
+    let cache = launcher.cache_path().to_path_buf();
+    let (_dir, ruby) = stand_in_ruby(&cache);
+    let path = format!(
+        "{}:{}",
+        ruby.parent().unwrap().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let command = |bin: &Path| {
+        format!(
+            "env PATH={} KAMAL_LAUNCHER_CACHE_DIR={} {} --lockfile {} exec -- version",
+            sh_quote(Path::new(&path)),
+            sh_quote(&cache),
+            sh_quote(bin),
+            sh_quote(&real.lockfile())
+        )
+    };
+    let stand_in = format!("{} -e 0", sh_quote(&ruby));
+    let medians = hyperfine(
+        1000,
+        None,
+        &[
+            ("stand-in ruby", stand_in),
+            ("baseline", command(Path::new(&baseline))),
+            (
+                "this build",
+                command(Path::new(env!("CARGO_BIN_EXE_kamal-launcher"))),
+            ),
+        ],
+    );
+    println!(
+        "\nWARM PATH: stand-in {:.3} ms; baseline {:.3} ms; this build {:.3} ms ({:+.3} ms)",
+        medians[0] * 1e3,
+        medians[1] * 1e3,
+        medians[2] * 1e3,
+        (medians[2] - medians[1]) * 1e3
+    );
+}
