@@ -440,21 +440,15 @@ fn inodes_were_exhausted(path: &Path) -> Option<u64> {
 /// room to spare, which freeing space alone does not fix); `None` otherwise, or when the filesystem does not
 /// count inodes (it reports none at all). `statvfs` is POSIX: the same on macOS.
 fn inodes_exhausted(path: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statvfs only writes into the zeroed struct it is given, and `c` is NUL-terminated.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
+    let st = nix::sys::statvfs::statvfs(path).ok()?;
     #[allow(clippy::useless_conversion)] // the field types differ between systems
     let (files, ffree, favail) = (
-        u64::from(st.f_files),
-        u64::from(st.f_ffree),
-        u64::from(st.f_favail),
+        u64::from(st.files()),
+        u64::from(st.files_free()),
+        u64::from(st.files_available()),
     );
     #[allow(clippy::useless_conversion)]
-    let free = u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize));
+    let free = u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size()));
     (files > 0 && (ffree == 0 || favail == 0) && free > 0).then_some(free)
 }
 

@@ -242,7 +242,6 @@ pub fn check(dir: &Path, layout: &str, top_level: &[&str]) -> Result<(), Distrus
 /// `mmap(PROT_EXEC)` of a native extension meets. Writes a file: for the cold path, once, before anything is
 /// built. A probe that cannot be written says nothing (whatever writes there next reports why).
 pub fn check_exec(probe: &Path, dir: &Path) -> Result<(), Distrust> {
-    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::fs::PermissionsExt;
     // A probe left by a killed run under a reused name must not make this one say nothing.
@@ -259,11 +258,8 @@ pub fn check_exec(probe: &Path, dir: &Path) -> Result<(), Distrust> {
         let _ = fs::remove_file(probe);
         return Ok(());
     }
-    let refused = std::ffi::CString::new(probe.as_os_str().as_bytes()).is_ok_and(|c| {
-        // SAFETY: `c` is a NUL-terminated path that outlives the call.
-        let rc = unsafe { libc::access(c.as_ptr(), libc::X_OK) };
-        rc != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EACCES)
-    });
+    let refused = nix::unistd::access(probe, nix::unistd::AccessFlags::X_OK)
+        == Err(nix::errno::Errno::EACCES);
     let _ = fs::remove_file(probe);
     if refused {
         return Err(Distrust::NoExec {
@@ -290,15 +286,8 @@ pub fn check_mounted_exec(path: &Path, dir: &Path) -> Result<(), Distrust> {
 /// Whether `path`'s filesystem is mounted `noexec` (`false` when that cannot be told).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn mounted_noexec(path: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: all-zero bytes are a valid `statvfs`; it is only read after the call filled it.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a NUL-terminated path and `st` a valid out-pointer.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    rc == 0 && st.f_flag & libc::ST_NOEXEC != 0
+    use nix::sys::statvfs::{FsFlags, statvfs};
+    statvfs(path).is_ok_and(|st| st.flags().contains(FsFlags::ST_NOEXEC))
 }
 
 /// Whether `path`'s filesystem is mounted `noexec` (`false` when that cannot be told). macOS and the BSDs report

@@ -346,6 +346,36 @@ pub(crate) fn run_bounded(cmd: Command) -> Output {
     spawn(cmd).wait_timeout(Duration::from_secs(120))
 }
 
+/// The URL of this machine's launcher gem under a server (or mirror) base URL.
+pub(crate) fn gem_url(base: &str) -> String {
+    format!("{base}{}", &host_gem_path()[1..])
+}
+
+/// Nothing of the pinned launcher was left in `app`'s cache: no binary, no record, no temporary file.
+pub(crate) fn assert_nothing_cached(app: &App, what: &str) {
+    let dir = app.cached_launcher(&own_version());
+    let left = support::entries(dir.parent().unwrap());
+    assert!(left.is_empty(), "{what}: left behind {left:?}");
+}
+
+/// A run with `BUNDLE_TIMEOUT=1 BUNDLE_RETRY=1` whose download stalled gave up as the launcher does: exit 1,
+/// said with the setting, tried once more, nothing left in the cache.
+pub(crate) fn assert_gave_up_on_a_stall(what: &str, out: &Output, app: &App, server: &Server) {
+    assert_eq!(out.code(), Some(1), "{what}: {out}");
+    for needle in [
+        format!("could not download {}", gem_url(&server.url())),
+        "nothing arrived for 1s, after 2 attempts".to_string(),
+        "BUNDLE_TIMEOUT".to_string(),
+    ] {
+        assert!(
+            out.stderr.contains(&needle),
+            "{what}: no {needle:?} in\n{out}"
+        );
+    }
+    assert_eq!(server.count(&host_gem_path()), 2, "{what}: {out}");
+    assert_nothing_cached(app, what);
+}
+
 pub(crate) fn run(cmd: Command) -> Output {
     spawn(cmd).wait()
 }
@@ -422,8 +452,7 @@ fn the_shim_works_under_busybox_with_its_own_wget_and_tools() {
     applets.extend(["wget", "sha256sum"]);
     let bin = toolbox(&applets, Some(&busybox));
     let path = bin.path().as_os_str().to_owned();
-    let mut cmd = app.shim(&["busybox", "sh"], &path, &server);
-    cmd.env("KAMAL_LAUNCHER_CLI", "1").arg("--version");
+    let cmd = launcher_version(&app, &["busybox", "sh"], &path, &server);
     let out = run(cmd);
     assert_success(&out);
     assert_eq!(
@@ -456,8 +485,7 @@ fn eight_first_runs_at_once_all_succeed_with_one_download() {
     let path = system_path();
     let runs: Vec<_> = (0..8)
         .map(|_| {
-            let mut cmd = app.shim(&["dash"], &path, &server);
-            cmd.env("KAMAL_LAUNCHER_CLI", "1").arg("--version");
+            let cmd = launcher_version(&app, &["dash"], &path, &server);
             spawn(cmd)
         })
         .collect();
@@ -482,8 +510,7 @@ fn a_kill_9_mid_download_leaves_nothing_a_later_run_takes_for_done() {
     let app = App::new(&lockfile(Bundler::V269, Some(&own_version())));
     let server = Server::start(&world().root);
     server.set_fault(&host_gem_path(), Fault::StallAfter(4096));
-    let mut cmd = app.shim(&["dash"], &system_path(), &server);
-    cmd.env("KAMAL_LAUNCHER_CLI", "1").arg("--version");
+    let cmd = launcher_version(&app, &["dash"], &system_path(), &server);
     let running = spawn(cmd);
     server.wait_for_stalled(1, Duration::from_secs(60));
     running.signal_group("KILL");
@@ -494,8 +521,7 @@ fn a_kill_9_mid_download_leaves_nothing_a_later_run_takes_for_done() {
 
     server.clear_faults();
     server.release();
-    let mut cmd = app.shim(&["dash"], &system_path(), &server);
-    cmd.env("KAMAL_LAUNCHER_CLI", "1").arg("--version");
+    let cmd = launcher_version(&app, &["dash"], &system_path(), &server);
     let out = run(cmd);
     assert_success(&out);
     assert_eq!(
@@ -553,8 +579,7 @@ fn no_checksum_known_is_refused_unless_unverified_is_allowed_with_a_warning() {
             body: b"---\n".to_vec(),
         },
     );
-    let mut cmd = app.shim(&["dash"], &system_path(), &server);
-    cmd.env("KAMAL_LAUNCHER_CLI", "1").arg("--version");
+    let cmd = launcher_version(&app, &["dash"], &system_path(), &server);
     let out = run(cmd);
     assert_eq!(out.code(), Some(1), "{out}");
     assert!(
@@ -573,10 +598,8 @@ fn no_checksum_known_is_refused_unless_unverified_is_allowed_with_a_warning() {
     );
     assert!(!app.cached_launcher(&own_version()).exists());
 
-    let mut cmd = app.shim(&["dash"], &system_path(), &server);
-    cmd.env("KAMAL_LAUNCHER_CLI", "1")
-        .env("KAMAL_LAUNCHER_ALLOW_UNVERIFIED", "1")
-        .arg("--version");
+    let mut cmd = launcher_version(&app, &["dash"], &system_path(), &server);
+    cmd.env("KAMAL_LAUNCHER_ALLOW_UNVERIFIED", "1");
     let out = run(cmd);
     assert_success(&out);
     assert!(
@@ -589,8 +612,7 @@ fn no_checksum_known_is_refused_unless_unverified_is_allowed_with_a_warning() {
     // verification off; knowingly allowed, the launcher still runs unverified.
     let app = App::new(&lockfile(Bundler::System, Some(&own_version())));
     server.set_fault("/info/kamal-launcher", Fault::Status(404));
-    let mut cmd = app.shim(&["dash"], &system_path(), &server);
-    cmd.env("KAMAL_LAUNCHER_CLI", "1").arg("--version");
+    let cmd = launcher_version(&app, &["dash"], &system_path(), &server);
     let out = run(cmd);
     assert_eq!(out.code(), Some(1), "{out}");
     assert!(
@@ -605,10 +627,8 @@ fn no_checksum_known_is_refused_unless_unverified_is_allowed_with_a_warning() {
         !out.stderr.contains("KAMAL_LAUNCHER_ALLOW_UNVERIFIED"),
         "{out}"
     );
-    let mut cmd = app.shim(&["dash"], &system_path(), &server);
-    cmd.env("KAMAL_LAUNCHER_CLI", "1")
-        .env("KAMAL_LAUNCHER_ALLOW_UNVERIFIED", "1")
-        .arg("--version");
+    let mut cmd = launcher_version(&app, &["dash"], &system_path(), &server);
+    cmd.env("KAMAL_LAUNCHER_ALLOW_UNVERIFIED", "1");
     let out = run(cmd);
     assert_success(&out);
     assert!(
@@ -946,8 +966,7 @@ fn a_lockfile_without_this_machines_variant_falls_back_to_the_compact_index() {
     // The shim, with no launcher anywhere.
     let app = App::new(&without_host(&own_version()));
     let server = Server::start(&world().root);
-    let mut cmd = app.shim(&["dash"], &system_path(), &server);
-    cmd.env("KAMAL_LAUNCHER_CLI", "1").arg("--version");
+    let cmd = launcher_version(&app, &["dash"], &system_path(), &server);
     let out = run(cmd);
     assert_success(&out);
     assert_eq!(server.count("/info/kamal-launcher"), 1, "{out}");

@@ -8,12 +8,12 @@
 //! given and execs the real Ruby, so that a test can read every command line a credential could have been on.
 
 use crate::pinned_launcher::{
-    App, Bundler, SECRET, SHIM_TOOLS, expected_version, host_gem_path, lockfile, own_version,
-    run_bounded, toolbox, world,
+    App, Bundler, SECRET, SHIM_TOOLS, assert_gave_up_on_a_stall, assert_nothing_cached,
+    expected_version, gem_url, host_gem_path, lockfile, own_version, run_bounded, toolbox, world,
 };
 use crate::support::power::{Tmpfs, skip_loudly};
 use crate::support::{
-    Fault, Output, Server, assert_success, entries,
+    Fault, Output, Server, assert_success,
     proxy::Proxy,
     tls::{Pki, TlsServer},
     which,
@@ -139,16 +139,6 @@ impl RubyRoot {
         cmd.env("KAMAL_LAUNCHER_CLI", "1").arg("--version");
         cmd
     }
-}
-
-fn gem_url(base: &str) -> String {
-    format!("{base}{}", &host_gem_path()[1..])
-}
-
-fn assert_nothing_cached(app: &App, what: &str) {
-    let dir = app.cached_launcher(&own_version());
-    let left = entries(dir.parent().unwrap());
-    assert!(left.is_empty(), "{what}: left behind {left:?}");
 }
 
 fn assert_no_secret(root: &RubyRoot, out: &Output) {
@@ -472,19 +462,7 @@ fn a_ruby_only_root_gives_up_on_a_stall_and_says_what_failed_as_the_curl_path_do
         let mut cmd = root.launcher_version(&app, &server);
         cmd.env("BUNDLE_TIMEOUT", "1").env("BUNDLE_RETRY", "1");
         let out = run_bounded(cmd);
-        assert_eq!(out.code(), Some(1), "{shell:?}: {out}");
-        for needle in [
-            format!("could not download {}", gem_url(&server.url())),
-            "nothing arrived for 1s, after 2 attempts".to_string(),
-            "BUNDLE_TIMEOUT".to_string(),
-        ] {
-            assert!(
-                out.stderr.contains(&needle),
-                "{shell:?}: no {needle:?} in\n{out}"
-            );
-        }
-        assert_eq!(server.count(&host_gem_path()), 2, "{shell:?}: {out}");
-        assert_nothing_cached(&app, "stall");
+        assert_gave_up_on_a_stall(&format!("{shell:?}"), &out, &app, &server);
 
         // A status: the server's answer, and a 404 is not tried again.
         let app = App::new(&lockfile(Bundler::V269, Some(&own_version())));
