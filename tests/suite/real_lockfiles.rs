@@ -10,8 +10,7 @@ use crate::support;
 use std::path::{Path, PathBuf};
 
 use support::{
-    Launcher, assert_failure, assert_same_closure, clean_command, oracle_closure, plan_closure,
-    require_ruby,
+    Launcher, assert_failure, assert_same_closure, oracle_closure, plan_closure, require_ruby,
 };
 
 /// Platforms every lockfile is planned for, besides this Ruby's own.
@@ -61,11 +60,7 @@ fn fixture_lockfiles() -> Vec<PathBuf> {
 }
 
 fn local_platform() -> String {
-    let out = clean_command("ruby")
-        .args(["-e", "print Gem::Platform.local"])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap()
+    support::ruby_prints("print Gem::Platform.local")
 }
 
 fn check_all_platforms(lockfile: &Path) {

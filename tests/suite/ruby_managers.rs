@@ -173,11 +173,7 @@ fn envs(cache: &Path) -> usize {
 
 /// The ABI of the system Ruby behind REAL (3.1.0 on Debian 12, 3.3.0 in the trixie tier).
 fn system_abi() -> String {
-    let out = support::clean_command("ruby")
-        .args(["-e", "print RbConfig::CONFIG['ruby_version']"])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap()
+    support::ruby_prints("print RbConfig::CONFIG['ruby_version']")
 }
 
 fn abis(cache: &Path) -> Vec<String> {

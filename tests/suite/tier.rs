@@ -5,20 +5,13 @@
 use crate::pinned_launcher::{
     App, Bundler, host_gem_path, lockfile, own_version, run, system_path, world,
 };
-use crate::support::{self, Launcher, Server, assert_success, clean_command};
+use crate::support::{self, Launcher, Server, assert_success, clean_command, ruby_prints};
 use support::real::{REAL_KAMAL_VERSION, real_kamal};
-
-/// What `ruby -e CODE` prints, trimmed.
-fn ruby(code: &str) -> String {
-    let out = clean_command("ruby").args(["-e", code]).output().unwrap();
-    assert!(out.status.success(), "ruby -e {code}: {out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 /// The tier is what it says it is: a trixie run on the host's Ruby would pass and prove nothing.
 #[test]
 fn this_machine_runs_the_tier_it_names() {
-    let facts = ruby("print RUBY_VERSION, ' ', Gem::VERSION, ' ', Gem::Platform.local");
+    let facts = ruby_prints("print RUBY_VERSION, ' ', Gem::VERSION, ' ', Gem::Platform.local");
     let facts: Vec<&str> = facts.split(' ').collect();
     let bundler = clean_command("bundle").arg("-v").output().unwrap();
     let bundler = String::from_utf8_lossy(&bundler.stdout).trim().to_string();
@@ -63,7 +56,7 @@ fn the_real_kamal_installs_cold_then_runs_warm() {
     // The two native extensions of the closure load into this Ruby.
     for gem in ["ed25519", "bcrypt_pbkdf"] {
         let built = support::built_extension(&launcher, gem);
-        ruby(&format!("require {:?}", built.to_str().unwrap()));
+        ruby_prints(&format!("require {:?}", built.to_str().unwrap()));
     }
 
     for round in ["warm", "warm again (bytecode cached)"] {
@@ -86,7 +79,7 @@ fn the_real_kamal_installs_cold_then_runs_warm() {
 #[test]
 fn bundler_locks_this_machines_launcher_gem_and_the_shim_fetches_exactly_it() {
     let own = own_version();
-    let platform = ruby("print Gem::Platform.local");
+    let platform = ruby_prints("print Gem::Platform.local");
     assert_eq!(
         world().host_gem,
         format!("kamal-launcher-{own}-{platform}.gem"),

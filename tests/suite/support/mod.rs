@@ -117,3 +117,11 @@ pub fn built_extension(launcher: &Launcher, gem: &str) -> PathBuf {
         .next()
         .unwrap_or_else(|| panic!("{gem}: no extension built under {}", unit.display()))
 }
+
+/// What `ruby -e CODE` prints (this machine's Ruby, in a clean environment), trimmed: facts of the Ruby the tests
+/// run against (its platform, its ABI), never assumed.
+pub fn ruby_prints(code: &str) -> String {
+    let out = clean_command("ruby").args(["-e", code]).output().unwrap();
+    assert!(out.status.success(), "ruby -e {code}: {out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
